@@ -1,0 +1,53 @@
+// run_gateway(): config → Router, TLS context, per-worker upstream pools, Gateway handler.
+#include "app/app.h"
+
+#include <spdlog/spdlog.h>
+
+#include "api/gateway.h"
+#include "app/workers.h"
+#include "routing/router.h"
+#include "upstream/client.h"
+
+namespace sluice::app {
+
+int run_gateway(std::shared_ptr<const config::Config> config) {
+  const config::ServerConfig& sc = config->server;
+  RunOptions options;
+  options.host = sc.listen_host;
+  options.port = sc.listen_port;
+  options.threads = sc.threads;
+  options.limits.max_header_bytes = sc.max_header_bytes;
+  options.limits.max_body_bytes = sc.max_body_bytes;
+  options.limits.header_timeout = sc.header_timeout;
+  options.limits.body_timeout = sc.body_timeout;
+  options.limits.idle_timeout = sc.idle_timeout;
+  options.limits.max_connections = sc.max_connections;
+  options.drain_timeout = sc.drain_timeout;
+  options.banner = "sluice";
+
+  auto router = std::make_shared<const routing::Router>(config);
+  auto tls = upstream::make_tls_context(config->upstream.ca_file);
+  upstream::PoolLimits pool_limits;
+  pool_limits.max_idle_per_host = config->upstream.max_idle_per_host;
+  pool_limits.idle_timeout = config->upstream.idle_timeout;
+  pool_limits.max_connections_per_host = config->upstream.max_connections_per_host;
+  pool_limits.dns_ttl = config->upstream.dns_ttl;
+
+  http::ServerShared shared;
+  auto gateway = std::make_shared<api::Gateway>(router, &shared.draining);
+  for (const auto& route : config->routes) {
+    spdlog::info("route {} → {} target(s)", route.model, route.targets.size());
+  }
+  return serve(options,
+               [&](Worker& worker) -> http::Handler {
+                 auto pool = std::make_shared<upstream::Pool>(worker.io, pool_limits, tls);
+                 worker.state = pool;
+                 upstream::Pool* raw = pool.get();
+                 return [gateway, raw](http::Request& req, http::Responder& resp) {
+                   return gateway->handle(req, resp, *raw);
+                 };
+               },
+               shared);
+}
+
+}  // namespace sluice::app

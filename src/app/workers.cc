@@ -1,0 +1,86 @@
+// serve(): thread-per-core workers, blocked signals + sigwait on the main thread, drain.
+#include "app/workers.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <cstdio>
+#include <thread>
+
+namespace sluice::app {
+
+int serve(const RunOptions& options, const HandlerFactory& factory,
+          http::ServerShared& shared) {
+  // Block the shutdown signals in every thread; the main thread takes them with sigwait.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  int threads = options.threads > 0 ? options.threads
+                                    : static_cast<int>(std::thread::hardware_concurrency());
+  if (threads < 1) threads = 1;
+  std::vector<std::unique_ptr<Worker>> workers;
+  uint16_t port = options.port;
+  for (int i = 0; i < threads; ++i) {
+    auto w = std::make_unique<Worker>();
+    http::Handler handler = factory(*w);
+    w->server = std::make_unique<http::Server>(w->io, options.limits, std::move(handler), shared);
+    w->server->listen(options.host, port);
+    port = w->server->bound_port();  // the others join the same port
+    workers.push_back(std::move(w));
+  }
+  bool v6 = options.host.find(':') != std::string::npos;
+  std::printf("%s: listening on http://%s%s%s:%u\n", options.banner.c_str(), v6 ? "[" : "",
+              options.host.c_str(), v6 ? "]" : "", port);
+  std::fflush(stdout);
+
+  std::vector<std::thread> pool;
+  std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guards;
+  for (auto& w : workers) {
+    guards.emplace_back(w->io.get_executor());
+    pool.emplace_back([&io = w->io] {
+      for (;;) {
+        try {
+          io.run();
+          return;
+        } catch (const std::exception& e) {
+          spdlog::error("worker loop error: {}", e.what());
+        }
+      }
+    });
+  }
+
+  for (;;) {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (sig == SIGHUP) {
+      spdlog::info("SIGHUP received; configuration reload is not supported yet");
+      continue;
+    }
+    spdlog::info("signal {} received: draining (deadline {} ms)", sig,
+                 options.drain_timeout.count());
+    break;
+  }
+  shared.draining.store(true);
+  for (auto& w : workers) {
+    boost::asio::post(w->io, [&w] { w->server->begin_drain(); });
+  }
+  auto deadline = std::chrono::steady_clock::now() + options.drain_timeout;
+  while (shared.open_connections.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  size_t left = shared.open_connections.load();
+  if (left > 0) spdlog::warn("drain deadline passed; closing {} connections", left);
+  for (auto& w : workers) w->io.stop();
+  for (auto& t : pool) t.join();
+  workers.clear();
+  return 0;
+}
+
+}  // namespace sluice::app

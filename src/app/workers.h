@@ -1,0 +1,39 @@
+// Worker threads: one io_context + one Server per thread, all bound to the same address with
+// SO_REUSEPORT; signal handling and graceful drain shared by sluice and sluice-mock.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "http/server.h"
+
+namespace sluice::app {
+
+struct Worker {
+  boost::asio::io_context io{1};
+  std::unique_ptr<http::Server> server;
+  std::shared_ptr<void> state;  // per-worker state the handler uses (e.g. the upstream pool)
+};
+
+struct RunOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;
+  int threads = 1;
+  http::ServerLimits limits;
+  std::chrono::milliseconds drain_timeout{15'000};
+  std::string banner = "sluice";  // printed as "<banner>: listening on http://host:port"
+};
+
+/// Builds a handler for one worker; called once per worker on the main thread.
+using HandlerFactory = std::function<http::Handler(Worker& worker)>;
+
+/// Binds, prints the banner line, serves until SIGTERM/SIGINT, drains (in-flight requests and
+/// streams finish, up to drain_timeout) and returns 0. Throws on bind failure.
+int serve(const RunOptions& options, const HandlerFactory& factory,
+          http::ServerShared& shared);
+
+}  // namespace sluice::app

@@ -1,0 +1,79 @@
+// Incremental, zero-copy HTTP/1.1 head parsers for requests (from clients) and responses (from
+// upstreams). Pure functions over a byte buffer: no allocation, no I/O; fuzzed in tests/fuzz.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace sluice::http {
+
+struct Header {
+  std::string_view name;   // as sent (case preserved)
+  std::string_view value;  // leading/trailing spaces and tabs trimmed
+};
+
+inline constexpr size_t kMaxHeaders = 100;
+
+/// ASCII case-insensitive equality (header names, tokens).
+bool iequals(std::string_view a, std::string_view b);
+
+/// Does a comma-separated header value contain `token` (case-insensitive), e.g.
+/// Connection: keep-alive, Upgrade → has_token(v, "upgrade") is true.
+bool has_token(std::string_view value, std::string_view token);
+
+enum class ParseStatus {
+  complete,    // head parsed; `head_size` bytes consumed
+  incomplete,  // need more bytes (the caller enforces its own size limit)
+  error,       // malformed; `error` says why
+};
+
+/// How the message body is framed, derived from the headers.
+enum class BodyFraming { none, content_length, chunked, until_close };
+
+struct RequestHead {
+  std::string_view method;
+  std::string_view target;   // as sent, e.g. "/v1/models?x=1"
+  std::string_view path;     // target up to '?'
+  std::string_view query;    // after '?', without it
+  int version_minor = 1;     // HTTP/1.<minor>
+  std::array<Header, kMaxHeaders> headers;
+  size_t header_count = 0;
+  size_t head_size = 0;      // bytes of request line + headers + CRLF CRLF
+  BodyFraming framing = BodyFraming::none;
+  uint64_t content_length = 0;
+  bool keep_alive = true;        // HTTP/1.1 default, Connection: close / HTTP/1.0 rules applied
+  bool expect_continue = false;  // Expect: 100-continue
+  const char* error = nullptr;   // static string when status == error
+  int error_status = 400;        // 400, 431 (too many headers), 501 (unsupported framing)
+
+  /// First header named `name` (case-insensitive), or empty.
+  std::string_view header(std::string_view name) const;
+};
+
+/// Parses a request head at the start of `data`. Lenient on bare LF line endings, strict on
+/// everything a request smuggler could use: conflicting Content-Length, Content-Length with
+/// Transfer-Encoding, obs-fold, spaces before the colon, non-token method, control characters.
+ParseStatus parse_request_head(std::string_view data, RequestHead& out);
+
+struct ResponseHead {
+  int status = 0;
+  int version_minor = 1;
+  std::string_view reason;
+  std::array<Header, kMaxHeaders> headers;
+  size_t header_count = 0;
+  size_t head_size = 0;
+  BodyFraming framing = BodyFraming::until_close;
+  uint64_t content_length = 0;
+  bool keep_alive = true;
+  const char* error = nullptr;
+
+  std::string_view header(std::string_view name) const;
+};
+
+/// Parses a response head. `request_was_head` forces BodyFraming::none (as do 1xx/204/304).
+ParseStatus parse_response_head(std::string_view data, ResponseHead& out,
+                                bool request_was_head = false);
+
+}  // namespace sluice::http

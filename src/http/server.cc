@@ -1,0 +1,581 @@
+// Server and Connection: accept loop, request reading with limits and timeouts, keep-alive,
+// pipelining, 100-continue, chunked request bodies, graceful drain, and the Responder writes.
+#include "http/server.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <cstring>
+#include <ctime>
+#include <random>
+
+#include "http/deadline.h"
+#include "http/parse/chunked.h"
+
+namespace sluice::http {
+
+namespace {
+
+constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+constexpr size_t kInitialBuffer = 16 * 1024;
+constexpr size_t kWatchBufferLimit = 64 * 1024;  // pipelined bytes kept while a response runs
+
+bool valid_request_id(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    if (c <= 0x20 || c >= 0x7f) return false;
+  }
+  return true;
+}
+
+// 32 hex characters: a per-thread random prefix and a counter. Unique and cheap.
+void generate_request_id(char (&out)[33]) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  thread_local uint64_t prefix = std::random_device{}() * 0x9E3779B97F4A7C15ull ^
+                                 static_cast<uint64_t>(std::random_device{}());
+  thread_local uint64_t counter = 0;
+  uint64_t words[2] = {prefix, ++counter * 0xD6E8FEB86659FD93ull};
+  for (int w = 0; w < 2; ++w) {
+    for (int i = 0; i < 16; ++i) out[w * 16 + i] = kHex[(words[w] >> (60 - 4 * i)) & 15];
+  }
+  out[32] = 0;
+}
+
+}  // namespace
+
+std::string_view reason_phrase(int status) {
+  switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 402: return "Payment Required";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Status";
+  }
+}
+
+std::string_view http_date() {
+  thread_local time_t cached_second = 0;
+  thread_local char buf[40];
+  thread_local size_t len = 0;
+  time_t now = time(nullptr);
+  if (now != cached_second) {
+    cached_second = now;
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    len = strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  }
+  return {buf, len};
+}
+
+// One client connection. Owns its input buffer; requests and their bodies are views into it.
+class Connection {
+ public:
+  Connection(Server& server, tcp::socket socket)
+      : server_(server),
+        socket_(std::move(socket)),
+        deadline_(socket_.get_executor(), [this] { on_deadline(); }) {
+    buf_.reset(new char[kInitialBuffer]);
+    cap_ = kInitialBuffer;
+    server_.connections_.push_front(this);
+    self_it_ = server_.connections_.begin();
+  }
+
+  ~Connection() {
+    server_.connections_.erase(self_it_);
+    server_.shared_.open_connections.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  asio::awaitable<void> run();
+
+  // Called by Server::begin_drain: idle connections close now, busy ones after the response.
+  void drain() {
+    if (idle_) {
+      boost::system::error_code ec;
+      socket_.cancel(ec);
+    }
+  }
+
+ private:
+  friend class Responder;
+
+  void on_deadline() {
+    boost::system::error_code ec;
+    socket_.cancel(ec);
+  }
+
+  void ensure_capacity(size_t needed) {
+    if (needed <= cap_) return;
+    size_t cap = cap_;
+    while (cap < needed) cap *= 2;
+    std::unique_ptr<char[]> bigger(new char[cap]);
+    std::memcpy(bigger.get(), buf_.get(), size_);
+    buf_ = std::move(bigger);
+    cap_ = cap;
+  }
+
+  // Reads at least one more byte into buf_ at size_. False on EOF, error or deadline.
+  asio::awaitable<bool> read_more(size_t want_capacity) {
+    ensure_capacity(std::max(want_capacity, size_ + 4096));
+    auto [ec, n] = co_await socket_.async_read_some(
+        asio::buffer(buf_.get() + size_, cap_ - size_ - kBodyPadding), use_nothrow);
+    if (ec) co_return false;
+    size_ += n;
+    co_return true;
+  }
+
+  asio::awaitable<bool> write_all(std::string_view a, std::string_view b = {},
+                                  std::string_view c = {}) {
+    std::array<asio::const_buffer, 3> bufs{asio::buffer(a.data(), a.size()),
+                                          asio::buffer(b.data(), b.size()),
+                                          asio::buffer(c.data(), c.size())};
+    // A write must finish within the idle timeout: a client that stops reading does not pin us.
+    deadline_.expire_after(server_.limits_.idle_timeout);
+    auto [ec, n] = co_await asio::async_write(socket_, bufs, use_nothrow);
+    deadline_.clear();
+    if (ec) {
+      write_failed_ = true;
+      co_return false;
+    }
+    co_return true;
+  }
+
+  // Sends a complete error response (used before a Request exists) and marks close.
+  asio::awaitable<void> reply_error_and_close(const Error& error) {
+    ErrorResponse r = to_response(error);
+    std::string head;
+    render_head(head, r.status, "application/json", r.body.size(), true, {});
+    co_await write_all(head, r.body);
+    close_ = true;
+  }
+
+  void render_head(std::string& out, int status, std::string_view content_type,
+                   int64_t content_length, bool close, std::string_view extra) {
+    out.clear();
+    out += "HTTP/1.1 ";
+    out += std::to_string(status);
+    out += ' ';
+    out += reason_phrase(status);
+    out += "\r\nDate: ";
+    out += http_date();
+    if (!content_type.empty()) {
+      out += "\r\nContent-Type: ";
+      out += content_type;
+    }
+    if (content_length >= 0) {
+      out += "\r\nContent-Length: ";
+      out += std::to_string(content_length);
+    } else {
+      out += "\r\nTransfer-Encoding: chunked";
+    }
+    if (!request_id_.empty()) {
+      out += "\r\nx-request-id: ";
+      out += request_id_;
+    }
+    if (close) out += "\r\nConnection: close";
+    out += "\r\n";
+    out += extra;
+    out += "\r\n";
+  }
+
+  bool should_close(const Responder& r) const {
+    return close_ || r.close_after_ || !head_.keep_alive || server_.draining_ || write_failed_;
+  }
+
+  asio::awaitable<bool> read_body();
+
+  Server& server_;
+  tcp::socket socket_;
+  Deadline deadline_;
+  std::unique_ptr<char[]> buf_;
+  size_t cap_ = 0;
+  size_t size_ = 0;
+  size_t consumed_ = 0;        // bytes of buf_ taken by the current request (head + body)
+  std::string watch_buf_;      // bytes read by the client watcher during a response
+  RequestHead head_;
+  std::string_view body_;
+  std::string request_id_;
+  std::string out_;            // response head scratch, reused
+  char chunk_line_[24];
+  bool idle_ = false;
+  bool close_ = false;
+  bool write_failed_ = false;
+  bool client_gone_ = false;
+  std::list<Connection*>::iterator self_it_;
+};
+
+asio::awaitable<bool> Connection::read_body() {
+  const ServerLimits& limits = server_.limits_;
+  size_t head_size = head_.head_size;
+  if (head_.framing == BodyFraming::content_length) {
+    if (head_.content_length > limits.max_body_bytes) {
+      co_await reply_error_and_close(make_error(
+          Errc::payload_too_large, "Request body of " + std::to_string(head_.content_length) +
+                                       " bytes exceeds the limit of " +
+                                       std::to_string(limits.max_body_bytes) + " bytes"));
+      co_return false;
+    }
+    size_t need = head_size + head_.content_length;
+    if (size_ < need) {
+      if (head_.expect_continue) {
+        static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+        if (!co_await write_all(kContinue)) co_return false;
+      }
+      deadline_.expire_after(limits.body_timeout);
+      while (size_ < need) {
+        if (!co_await read_more(need + kBodyPadding)) {
+          if (deadline_.fired()) {
+            co_await reply_error_and_close(
+                make_error(Errc::request_timeout, "Timed out reading the request body"));
+          }
+          co_return false;
+        }
+      }
+      deadline_.clear();
+    }
+    ensure_capacity(need + kBodyPadding);
+    body_ = std::string_view(buf_.get() + head_size, head_.content_length);
+    consumed_ = need;
+    co_return true;
+  }
+  if (head_.framing == BodyFraming::chunked) {
+    // Decode in place: payload is compacted to start right after the head.
+    ChunkedDecoder decoder;
+    size_t payload_end = head_size;
+    size_t raw_pos = head_size;
+    bool sent_continue = false;
+    deadline_.expire_after(limits.body_timeout);
+    for (;;) {
+      size_t payload_n = 0;
+      size_t used = decoder.decode(buf_.get() + raw_pos, size_ - raw_pos, payload_n);
+      std::memmove(buf_.get() + payload_end, buf_.get() + raw_pos, payload_n);
+      payload_end += payload_n;
+      raw_pos += used;
+      if (decoder.failed()) {
+        co_await reply_error_and_close(make_error(
+            Errc::bad_request, std::string("Malformed chunked request body: ") +
+                                   (decoder.error() ? decoder.error() : "invalid")));
+        co_return false;
+      }
+      if (payload_end - head_size > limits.max_body_bytes) {
+        co_await reply_error_and_close(make_error(
+            Errc::payload_too_large, "Request body exceeds the limit of " +
+                                         std::to_string(limits.max_body_bytes) + " bytes"));
+        co_return false;
+      }
+      if (decoder.done()) break;
+      // Everything up to raw_pos is decoded; move the undecoded tail down to payload_end.
+      std::memmove(buf_.get() + payload_end, buf_.get() + raw_pos, size_ - raw_pos);
+      size_ = payload_end + (size_ - raw_pos);
+      raw_pos = payload_end;
+      if (head_.expect_continue && !sent_continue) {
+        sent_continue = true;
+        static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+        if (!co_await write_all(kContinue)) co_return false;
+      }
+      if (!co_await read_more(size_ + 4096)) {
+        if (deadline_.fired()) {
+          co_await reply_error_and_close(
+              make_error(Errc::request_timeout, "Timed out reading the request body"));
+        }
+        co_return false;
+      }
+    }
+    deadline_.clear();
+    // Pipelined bytes after the message move to just after the payload.
+    size_t rest = size_ - raw_pos;
+    std::memmove(buf_.get() + payload_end, buf_.get() + raw_pos, rest);
+    size_ = payload_end + rest;
+    ensure_capacity(size_ + kBodyPadding);
+    body_ = std::string_view(buf_.get() + head_size, payload_end - head_size);
+    consumed_ = payload_end;
+    co_return true;
+  }
+  body_ = std::string_view(buf_.get() + head_size, 0);
+  consumed_ = head_size;
+  ensure_capacity(head_size + kBodyPadding);
+  co_return true;
+}
+
+asio::awaitable<void> Connection::run() {
+  const ServerLimits& limits = server_.limits_;
+  boost::system::error_code ignored;
+  socket_.set_option(tcp::no_delay(true), ignored);
+  for (;;) {
+    // 1. Wait for a complete request head (idle timeout while nothing arrived, then the
+    //    header timeout from the first byte: a slowloris client is cut off).
+    ParseStatus st = size_ > 0 ? parse_request_head({buf_.get(), size_}, head_)
+                               : ParseStatus::incomplete;
+    if (st == ParseStatus::incomplete) {
+      if (server_.draining_ && size_ == 0) break;
+      idle_ = size_ == 0;
+      deadline_.expire_after(size_ == 0 ? limits.idle_timeout : limits.header_timeout);
+      bool started = size_ > 0;
+      while (st == ParseStatus::incomplete) {
+        if (size_ >= limits.max_header_bytes) {
+          co_await reply_error_and_close(make_error(
+              Errc::headers_too_large, "Request head exceeds the limit of " +
+                                           std::to_string(limits.max_header_bytes) + " bytes"));
+          break;
+        }
+        if (!co_await read_more(size_ + 4096)) {
+          if (deadline_.fired() && started) {
+            co_await reply_error_and_close(
+                make_error(Errc::request_timeout, "Timed out reading the request head"));
+          }
+          close_ = true;
+          break;
+        }
+        if (!started) {
+          started = true;
+          idle_ = false;
+          deadline_.expire_after(limits.header_timeout);
+        }
+        st = parse_request_head({buf_.get(), size_}, head_);
+      }
+      idle_ = false;
+      deadline_.clear();
+      if (close_) break;
+    }
+    if (st == ParseStatus::error) {
+      Error e = make_error(Errc::bad_request,
+                           std::string("Malformed HTTP request: ") +
+                               (head_.error ? head_.error : "invalid"));
+      if (head_.error_status == 431) e.code = Errc::headers_too_large;
+      if (head_.error_status == 501 || head_.error_status == 505) {
+        e.code = Errc::bad_request;  // reported as 400 with the reason; never guessed further
+      }
+      co_await reply_error_and_close(e);
+      break;
+    }
+    if (head_.head_size > limits.max_header_bytes) {
+      co_await reply_error_and_close(make_error(
+          Errc::headers_too_large, "Request head exceeds the limit of " +
+                                       std::to_string(limits.max_header_bytes) + " bytes"));
+      break;
+    }
+    // 2. Request id: the client's when it is sane, else a fresh one.
+    std::string_view client_id = head_.header("x-request-id");
+    if (valid_request_id(client_id)) {
+      request_id_.assign(client_id);
+    } else {
+      char id[33];
+      generate_request_id(id);
+      request_id_.assign(id, 32);
+    }
+    // 3. Body, then the handler.
+    if (!co_await read_body()) break;
+    Request request;
+    request.head = &head_;
+    request.body = body_;
+    request.request_id = request_id_;
+    Responder responder(*this);
+    co_await server_.handler_(request, responder);
+    if (!responder.responded_ && !write_failed_ && !client_gone_) {
+      co_await responder.send_error(make_error(Errc::internal, "Handler produced no response"));
+    }
+    if (should_close(responder) || client_gone_) break;
+    // 4. Keep-alive: drop this request's bytes, keep pipelined ones, add what the watcher read.
+    size_t rest = size_ - consumed_;
+    if (rest > 0) std::memmove(buf_.get(), buf_.get() + consumed_, rest);
+    size_ = rest;
+    consumed_ = 0;
+    if (!watch_buf_.empty()) {
+      ensure_capacity(size_ + watch_buf_.size() + kBodyPadding);
+      std::memcpy(buf_.get() + size_, watch_buf_.data(), watch_buf_.size());
+      size_ += watch_buf_.size();
+      watch_buf_.clear();
+    }
+    request_id_.clear();
+  }
+  deadline_.clear();
+  socket_.shutdown(tcp::socket::shutdown_send, ignored);
+  socket_.close(ignored);
+}
+
+// ---- Responder ----
+
+asio::awaitable<bool> Responder::send(int status, std::string_view content_type,
+                                      std::string_view body, std::string_view extra_headers) {
+  responded_ = true;
+  status_ = status;
+  Connection& c = conn_;
+  bool close = c.should_close(*this);
+  c.render_head(c.out_, status, content_type, static_cast<int64_t>(body.size()), close,
+                extra_headers);
+  if (c.head_.method == "HEAD") body = {};
+  co_return co_await c.write_all(c.out_, body);
+}
+
+asio::awaitable<bool> Responder::send_error(const Error& error) {
+  ErrorResponse r = to_response(error);
+  std::string extra;
+  if (r.retry_after_seconds > 0) {
+    extra = "Retry-After: " + std::to_string(r.retry_after_seconds) + "\r\n";
+  }
+  if (r.status == 405) {
+    // The caller may add Allow itself; a generic one is better than none.
+  }
+  co_return co_await send(r.status, "application/json", r.body, extra);
+}
+
+asio::awaitable<bool> Responder::begin_stream(int status, std::string_view content_type,
+                                              std::string_view extra_headers) {
+  responded_ = true;
+  streaming_ = true;
+  status_ = status;
+  Connection& c = conn_;
+  c.render_head(c.out_, status, content_type, -1, c.should_close(*this), extra_headers);
+  co_return co_await c.write_all(c.out_);
+}
+
+asio::awaitable<bool> Responder::write_chunk(std::string_view data) {
+  if (data.empty()) co_return true;  // an empty chunk would end the body
+  Connection& c = conn_;
+  int n = snprintf(c.chunk_line_, sizeof c.chunk_line_, "%zx\r\n", data.size());
+  co_return co_await c.write_all(std::string_view(c.chunk_line_, n), data, "\r\n");
+}
+
+asio::awaitable<bool> Responder::end_stream(bool close) {
+  if (close) close_after_ = true;
+  co_return co_await conn_.write_all("0\r\n\r\n");
+}
+
+void Responder::abort(bool reset) {
+  Connection& c = conn_;
+  responded_ = true;
+  c.close_ = true;
+  c.write_failed_ = true;
+  boost::system::error_code ec;
+  if (reset) c.socket_.set_option(asio::socket_base::linger(true, 0), ec);
+  c.socket_.close(ec);
+}
+
+bool Responder::client_gone() const { return conn_.client_gone_ || conn_.write_failed_; }
+
+asio::awaitable<bool> Responder::run_until_client_gone(asio::awaitable<void> work) {
+  using namespace asio::experimental::awaitable_operators;
+  Connection& c = conn_;
+  // The watcher reads ahead on the client socket. Bytes that arrive are the next pipelined
+  // request: keep them (bounded). EOF or an error means the client left.
+  auto watch = [&c]() -> asio::awaitable<void> {
+    char tmp[4096];
+    for (;;) {
+      if (c.watch_buf_.size() >= kWatchBufferLimit) {
+        // Enough read-ahead; stop reading but keep waiting (cancelled when work ends).
+        asio::steady_timer forever(c.socket_.get_executor(),
+                                   std::chrono::steady_clock::time_point::max());
+        co_await forever.async_wait(use_nothrow);
+        co_return;
+      }
+      auto [ec, n] = co_await c.socket_.async_read_some(asio::buffer(tmp), use_nothrow);
+      if (ec == asio::error::operation_aborted) co_return;
+      if (ec) {
+        c.client_gone_ = true;
+        co_return;
+      }
+      c.watch_buf_.append(tmp, n);
+    }
+  };
+  co_await (std::move(work) || watch());
+  co_return c.client_gone_;
+}
+
+// ---- Server ----
+
+Server::Server(asio::io_context& io, ServerLimits limits, Handler handler, ServerShared& shared)
+    : io_(io), limits_(limits), handler_(std::move(handler)), shared_(shared), acceptor_(io) {}
+
+Server::~Server() = default;
+
+void Server::listen(const std::string& host, uint16_t port) {
+  tcp::endpoint ep(asio::ip::make_address(host), port);
+  acceptor_.open(ep.protocol());
+  acceptor_.set_option(tcp::acceptor::reuse_address(true));
+  int one = 1;
+  if (::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    throw std::runtime_error("setsockopt(SO_REUSEPORT) failed");
+  }
+  acceptor_.bind(ep);
+  acceptor_.listen(asio::socket_base::max_listen_connections);
+  port_ = acceptor_.local_endpoint().port();
+  asio::co_spawn(io_, accept_loop(), asio::detached);
+}
+
+asio::awaitable<void> Server::accept_loop() {
+  for (;;) {
+    auto [ec, socket] = co_await acceptor_.async_accept(use_nothrow);
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+      // EMFILE and friends: back off briefly instead of spinning.
+      spdlog::warn("accept failed: {}", ec.message());
+      asio::steady_timer pause(io_, std::chrono::milliseconds(50));
+      co_await pause.async_wait(use_nothrow);
+      continue;
+    }
+    if (draining_) {
+      boost::system::error_code ignored;
+      socket.close(ignored);
+      continue;
+    }
+    size_t open = shared_.open_connections.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (open > limits_.max_connections) {
+      shared_.open_connections.fetch_sub(1, std::memory_order_relaxed);
+      boost::system::error_code ignored;
+      socket.close(ignored);
+      continue;
+    }
+    auto conn = std::make_unique<Connection>(*this, std::move(socket));
+    Connection* raw = conn.release();
+    asio::co_spawn(io_, raw->run(), [raw](std::exception_ptr e) {
+      if (e) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          spdlog::error("connection failed: {}", ex.what());
+        }
+      }
+      delete raw;
+    });
+  }
+}
+
+void Server::begin_drain() {
+  draining_ = true;
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+  for (Connection* c : connections_) c->drain();
+}
+
+}  // namespace sluice::http

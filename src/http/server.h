@@ -1,0 +1,135 @@
+// HTTP/1.1 server: one Server per worker thread, each with its own SO_REUSEPORT acceptor on the
+// shared address. Connections are coroutines that parse requests in place (zero-copy heads,
+// contiguous padded bodies), call the Handler, and write responses in one gathered write.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <functional>
+#include <list>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/error.h"
+#include "http/parse/http_head.h"
+
+namespace sluice::http {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+/// Readable bytes guaranteed after the end of every request body (simdjson needs 64).
+inline constexpr size_t kBodyPadding = 64;
+
+struct ServerLimits {
+  size_t max_header_bytes = 64 * 1024;
+  size_t max_body_bytes = 16 * 1024 * 1024;
+  std::chrono::milliseconds header_timeout{10'000};
+  std::chrono::milliseconds body_timeout{60'000};
+  std::chrono::milliseconds idle_timeout{60'000};
+  size_t max_connections = 20'000;
+};
+
+struct Request {
+  const RequestHead* head = nullptr;
+  std::string_view body;        // followed by at least kBodyPadding readable bytes
+  std::string_view request_id;  // client's x-request-id when valid, else generated
+  std::string_view method() const { return head->method; }
+  std::string_view path() const { return head->path; }
+  std::string_view header(std::string_view name) const { return head->header(name); }
+};
+
+class Connection;
+
+/// The handler's way to answer. Exactly one of send()/send_error() or a stream
+/// (begin_stream, write_chunk..., end_stream) per request. Every call suspends until written;
+/// false means the client is gone (the handler should stop and clean up).
+class Responder {
+ public:
+  explicit Responder(Connection& c) : conn_(c) {}
+
+  /// Whole response in one write. `extra_headers` are complete "Name: value\r\n" lines.
+  asio::awaitable<bool> send(int status, std::string_view content_type, std::string_view body,
+                             std::string_view extra_headers = {});
+  /// An error in OpenAI's shape (status, body and Retry-After from to_response()).
+  asio::awaitable<bool> send_error(const Error& error);
+
+  /// Starts a chunked response (headers flushed at once).
+  asio::awaitable<bool> begin_stream(int status, std::string_view content_type,
+                                     std::string_view extra_headers = {});
+  /// Writes `data` as one chunk, flushed immediately.
+  asio::awaitable<bool> write_chunk(std::string_view data);
+  /// Ends the chunked body. After an abnormal end pass `close = true` to close the connection.
+  asio::awaitable<bool> end_stream(bool close = false);
+
+  /// Runs `work` while watching the client socket: if the client closes first, `work` is
+  /// cancelled (its pending operations complete with operation_aborted) and true is returned.
+  asio::awaitable<bool> run_until_client_gone(asio::awaitable<void> work);
+
+  bool responded() const { return responded_; }
+  bool streaming() const { return streaming_; }
+  bool client_gone() const;
+  int status() const { return status_; }
+  /// Ask for the connection to be closed after this response.
+  void close_after() { close_after_ = true; }
+  /// Closes the connection now, mid-response (fault injection in sluice-mock); `reset` sends
+  /// a TCP RST instead of a FIN.
+  void abort(bool reset = false);
+
+ private:
+  friend class Connection;
+  Connection& conn_;
+  bool responded_ = false;
+  bool streaming_ = false;
+  bool close_after_ = false;
+  int status_ = 0;
+};
+
+using Handler = std::function<asio::awaitable<void>(Request&, Responder&)>;
+
+/// Per-process connection accounting shared by all workers (max_connections, drain).
+struct ServerShared {
+  std::atomic<size_t> open_connections{0};
+  std::atomic<bool> draining{false};
+};
+
+class Server {
+ public:
+  Server(asio::io_context& io, ServerLimits limits, Handler handler, ServerShared& shared);
+  ~Server();
+
+  /// Binds with SO_REUSEPORT (so every worker may bind the same address) and starts accepting.
+  /// Port 0 picks an ephemeral port; pass the port the first worker got to the others.
+  void listen(const std::string& host, uint16_t port);
+  uint16_t bound_port() const { return port_; }
+
+  /// Stops accepting, closes idle keep-alive connections, and asks busy ones to close after
+  /// their current response. Call on this server's io_context thread.
+  void begin_drain();
+  size_t connection_count() const { return connections_.size(); }
+
+ private:
+  friend class Connection;
+  asio::awaitable<void> accept_loop();
+
+  asio::io_context& io_;
+  ServerLimits limits_;
+  Handler handler_;
+  ServerShared& shared_;
+  tcp::acceptor acceptor_;
+  uint16_t port_ = 0;
+  bool draining_ = false;
+  std::list<Connection*> connections_;
+};
+
+/// "Sat, 01 Jan 2026 00:00:00 GMT" for the current second, cached per thread.
+std::string_view http_date();
+
+/// Reason phrase for a status code ("OK", "Not Found", ...).
+std::string_view reason_phrase(int status);
+
+}  // namespace sluice::http

@@ -1,0 +1,286 @@
+// sluice-mock handler: OpenAI-shaped answers, per-request latency, token pacing and faults.
+#include "mock/mock_server.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <charconv>
+#include <chrono>
+
+#include "providers/openai_format.h"
+#include "providers/request.h"
+
+namespace sluice::mock {
+
+namespace asio = boost::asio;
+using providers::Operation;
+
+namespace {
+
+constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+
+int header_int(const http::Request& req, std::string_view name, int fallback) {
+  std::string_view v = req.header(name);
+  if (v.empty()) return fallback;
+  int out = fallback;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  return ec == std::errc() ? out : fallback;
+}
+
+asio::awaitable<void> sleep_ms(int ms) {
+  if (ms <= 0) co_return;
+  asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(ms));
+  co_await t.async_wait(use_nothrow);
+}
+
+struct Fault {
+  enum Kind { none, drop, stall, malformed, truncate, reset } kind = none;
+  int after = 0;
+};
+
+Fault parse_fault(std::string_view v) {
+  Fault f;
+  auto with_count = [&](std::string_view prefix, Fault::Kind k) {
+    if (v.starts_with(prefix)) {
+      f.kind = k;
+      std::string_view n = v.substr(prefix.size());
+      std::from_chars(n.data(), n.data() + n.size(), f.after);
+      return true;
+    }
+    return false;
+  };
+  if (with_count("drop-after:", Fault::drop) || with_count("stall-after:", Fault::stall)) return f;
+  if (v == "malformed") f.kind = Fault::malformed;
+  if (v == "truncate") f.kind = Fault::truncate;
+  if (v == "reset") f.kind = Fault::reset;
+  if (v == "drop") f.kind = Fault::drop;
+  if (v == "stall") f.kind = Fault::stall;
+  return f;
+}
+
+void record_last(MockStats& stats, const http::Request& req) {
+  std::string j = R"({"method":")";
+  append_json_escaped(j, req.method());
+  j += R"(","path":")";
+  append_json_escaped(j, req.head->target);
+  j += R"(","headers":{)";
+  for (size_t i = 0; i < req.head->header_count; ++i) {
+    if (i) j += ',';
+    std::string name(req.head->headers[i].name);
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    j += '"';
+    append_json_escaped(j, name);
+    j += R"(":")";
+    append_json_escaped(j, req.head->headers[i].value);
+    j += '"';
+  }
+  j += R"(},"body":")";
+  append_json_escaped(j, req.body);
+  j += "\"}";
+  std::lock_guard lock(stats.last_mutex);
+  stats.last = std::move(j);
+}
+
+std::string stats_json(const MockStats& s) {
+  return R"({"requests":)" + std::to_string(s.requests.load()) +
+         R"(,"streams_started":)" + std::to_string(s.streams_started.load()) +
+         R"(,"streams_completed":)" + std::to_string(s.streams_completed.load()) +
+         R"(,"cancelled":)" + std::to_string(s.cancelled.load()) + R"(,"active":)" +
+         std::to_string(s.active.load()) + "}";
+}
+
+std::string words_text(int n) {
+  std::string t;
+  for (int i = 1; i <= n; ++i) {
+    if (i > 1) t += ' ';
+    t += 'w';
+    t += std::to_string(i);
+  }
+  return t;
+}
+
+struct ActiveGuard {
+  explicit ActiveGuard(MockStats& s) : s_(s) { s_.active++; }
+  ~ActiveGuard() { s_.active--; }
+  MockStats& s_;
+};
+
+class MockHandler {
+ public:
+  MockHandler(const MockOptions& o, MockStats& s) : opt_(o), stats_(s) {}
+
+  asio::awaitable<void> operator()(http::Request& req, http::Responder& resp) {
+    std::string_view path = req.path();
+    if (path == "/mock/stats") {
+      co_await resp.send(200, "application/json", stats_json(stats_));
+      co_return;
+    }
+    if (path == "/mock/last") {
+      std::string last;
+      {
+        std::lock_guard lock(stats_.last_mutex);
+        last = stats_.last.empty() ? "{}" : stats_.last;
+      }
+      co_await resp.send(200, "application/json", last);
+      co_return;
+    }
+    if (path == "/mock/reset") {
+      stats_.requests = 0;
+      stats_.streams_started = 0;
+      stats_.streams_completed = 0;
+      stats_.cancelled = 0;
+      co_await resp.send(200, "application/json", R"({"reset":true})");
+      co_return;
+    }
+    if (path == "/v1/models" || path == "/models") {
+      co_await resp.send(200, "application/json",
+                         R"({"object":"list","data":[{"id":"mock-model","object":"model",)"
+                         R"("created":0,"owned_by":"sluice-mock"}]})");
+      co_return;
+    }
+    Operation op;
+    if (path.ends_with("/chat/completions")) {
+      op = Operation::chat;
+    } else if (path.ends_with("/completions")) {
+      op = Operation::completions;
+    } else if (path.ends_with("/embeddings")) {
+      op = Operation::embeddings;
+    } else {
+      co_await resp.send_error(make_error(Errc::not_found, "mock: unknown path"));
+      co_return;
+    }
+    stats_.requests++;
+    record_last(stats_, req);
+    ActiveGuard active(stats_);
+    int latency = header_int(req, "x-mock-latency-ms", opt_.latency_ms);
+    Fault fault = parse_fault(req.header("x-mock-fault"));
+    int status = header_int(req, "x-mock-status", 200);
+    bool simple = latency <= 0 && fault.kind == Fault::none && status == 200;
+    if (simple) {
+      co_await answer(op, req, resp);
+      co_return;
+    }
+    bool gone = co_await resp.run_until_client_gone([&]() -> asio::awaitable<void> {
+      try {
+        co_await sleep_ms(latency);
+        if (fault.kind == Fault::reset) {
+          resp.abort(true);
+          co_return;
+        }
+        if (status != 200) {
+          std::string body = openai_error_body("mock error " + std::to_string(status),
+                                               "mock_error", "", "mock_" + std::to_string(status));
+          std::string extra;
+          std::string_view ra = req.header("x-mock-retry-after");
+          if (!ra.empty()) extra = "Retry-After: " + std::string(ra) + "\r\n";
+          co_await resp.send(status, "application/json", body, extra);
+          co_return;
+        }
+        co_await answer(op, req, resp, fault);
+      } catch (const boost::system::system_error&) {
+        // cancelled because the peer left
+      }
+    }());
+    if (gone || resp.client_gone()) stats_.cancelled++;
+  }
+
+ private:
+  asio::awaitable<void> answer(Operation op, http::Request& req, http::Responder& resp,
+                               Fault fault = {}) {
+    providers::ParsedRequest parsed;
+    if (auto r = providers::parse_request(op, req.body, parsed); !r) {
+      co_await resp.send_error(r.error());
+      co_return;
+    }
+    if (fault.kind == Fault::malformed) {
+      co_await resp.send(200, "application/json", R"({"id": "broken", "choices": [)");
+      co_return;
+    }
+    if (op == Operation::embeddings) {
+      auto inputs = providers::extract_embedding_inputs(req.body);
+      if (!inputs) {
+        co_await resp.send_error(inputs.error());
+        co_return;
+      }
+      co_await resp.send(200, "application/json",
+                         providers::embeddings_response(parsed.model, inputs->inputs,
+                                                        inputs->encoding_format == "base64"));
+      co_return;
+    }
+    int tokens = header_int(req, "x-mock-tokens", opt_.tokens);
+    int ttft = header_int(req, "x-mock-ttft-ms", opt_.ttft_ms);
+    int itl = header_int(req, "x-mock-itl-ms", opt_.itl_ms);
+    int64_t n = ++counter_;
+    std::string id = (op == Operation::chat ? "chatcmpl-mock-" : "cmpl-mock-") + std::to_string(n);
+    providers::CompletionShape shape{op, id, parsed.model,
+                                     std::chrono::duration_cast<std::chrono::seconds>(
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count()};
+    providers::Usage usage{std::max<int64_t>(1, static_cast<int64_t>(req.body.size() / 4)),
+                           tokens};
+    if (!parsed.stream) {
+      if (fault.kind == Fault::drop) {
+        resp.abort();
+        co_return;
+      }
+      if (fault.kind == Fault::stall) {
+        asio::steady_timer forever(co_await asio::this_coro::executor,
+                                   std::chrono::hours(24));
+        co_await forever.async_wait(use_nothrow);
+        co_return;
+      }
+      co_await sleep_ms(ttft);
+      std::string body = providers::unary_completion(shape, words_text(tokens), usage);
+      if (fault.kind == Fault::truncate) {
+        std::string extra;
+        // Declares more than it sends, then closes: a truncated response.
+        co_await resp.send(200, "application/json", body.substr(0, body.size() / 2),
+                           "X-Mock-Truncated: 1\r\n");
+        resp.abort();
+        co_return;
+      }
+      co_await resp.send(200, "application/json", body);
+      co_return;
+    }
+    stats_.streams_started++;
+    if (!co_await resp.begin_stream(200, "text/event-stream", "Cache-Control: no-cache\r\n")) {
+      co_return;
+    }
+    if (op == Operation::chat) {
+      if (!co_await resp.write_chunk(providers::chunk_event(shape, "", true))) co_return;
+    }
+    for (int i = 1; i <= tokens; ++i) {
+      if ((fault.kind == Fault::drop || fault.kind == Fault::stall) && i > fault.after) {
+        if (fault.kind == Fault::drop) {
+          resp.abort();
+          co_return;
+        }
+        asio::steady_timer forever(co_await asio::this_coro::executor, std::chrono::hours(24));
+        co_await forever.async_wait(use_nothrow);
+        co_return;
+      }
+      co_await sleep_ms(i == 1 ? ttft : itl);
+      std::string piece = "w" + std::to_string(i) + " ";
+      if (!co_await resp.write_chunk(providers::chunk_event(shape, piece))) co_return;
+    }
+    std::string tail = providers::chunk_event(shape, "", false, "stop");
+    if (parsed.include_usage) tail += providers::usage_event(shape, usage);
+    tail += providers::kDoneEvent;
+    if (!co_await resp.write_chunk(tail)) co_return;
+    if (co_await resp.end_stream()) stats_.streams_completed++;
+  }
+
+  MockOptions opt_;
+  MockStats& stats_;
+  int64_t counter_ = 0;
+};
+
+}  // namespace
+
+http::Handler make_mock_handler(const MockOptions& options, MockStats& stats) {
+  auto handler = std::make_shared<MockHandler>(options, stats);
+  return [handler](http::Request& req, http::Responder& resp) { return (*handler)(req, resp); };
+}
+
+}  // namespace sluice::mock

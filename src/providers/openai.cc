@@ -1,0 +1,103 @@
+// OpenAI-compatible request encoding: path (plain or Azure style), auth, forwarded headers.
+#include "providers/openai.h"
+
+#include "common/error.h"
+
+namespace sluice::providers {
+
+using http::iequals;
+
+bool is_forwarded_header(std::string_view name, std::string_view connection_header) {
+  static constexpr std::string_view kDropped[] = {
+      "connection",     "keep-alive",        "proxy-connection", "te",
+      "trailer",        "transfer-encoding", "upgrade",          "proxy-authorization",
+      "proxy-authenticate", "host",          "content-length",   "authorization",
+      "x-api-key",      "api-key",           "cookie",           "accept-encoding",
+      "expect",         "http2-settings"};
+  for (std::string_view d : kDropped) {
+    if (iequals(name, d)) return false;
+  }
+  if (name.size() >= 9 && iequals(name.substr(0, 9), "x-sluice-")) return false;
+  if (!connection_header.empty() && http::has_token(connection_header, name)) return false;
+  return true;
+}
+
+void encode_openai_request(const ParsedRequest& request, const config::TargetConfig& target,
+                           const http::RequestHead& client_head, std::string_view request_id,
+                           EncodedRequest& out) {
+  std::string_view body = request.body;
+  out.body_prefix = body.substr(0, request.model_begin);
+  out.body_suffix = body.substr(request.model_end);
+  if (target.model.empty()) {
+    out.model_token.assign(body.substr(request.model_begin,
+                                       request.model_end - request.model_begin));
+  } else {
+    out.model_token = "\"";
+    append_json_escaped(out.model_token, target.model);
+    out.model_token += '"';
+  }
+  std::string& h = out.head;
+  h.clear();
+  h.reserve(512);
+  h += "POST ";
+  if (target.api_style == config::ApiStyle::azure) {
+    const std::string& deployment = target.model.empty() ? request.model : target.model;
+    h += target.base_path;
+    h += "/openai/deployments/";
+    h += deployment;
+    h += operation_path(request.op);
+    h += "?api-version=";
+    h += target.api_version;
+  } else {
+    h += target.base_path;
+    h += operation_path(request.op);
+  }
+  h += " HTTP/1.1\r\nHost: ";
+  h += target.host;
+  if ((target.tls && target.port != 443) || (!target.tls && target.port != 80)) {
+    h += ':';
+    h += std::to_string(target.port);
+  }
+  h += "\r\nContent-Length: ";
+  h += std::to_string(out.body_size());
+  if (!target.api_key.empty()) {
+    if (target.api_style == config::ApiStyle::azure) {
+      h += "\r\napi-key: ";
+    } else {
+      h += "\r\nAuthorization: Bearer ";
+    }
+    h += target.api_key;
+  }
+  h += "\r\n";
+  std::string_view connection = client_head.header("connection");
+  bool have_content_type = false;
+  bool have_request_id = false;
+  for (size_t i = 0; i < client_head.header_count; ++i) {
+    const http::Header& hd = client_head.headers[i];
+    if (!is_forwarded_header(hd.name, connection)) continue;
+    if (target.headers.count(std::string(hd.name))) continue;  // the target's own wins
+    if (iequals(hd.name, "content-type")) have_content_type = true;
+    if (iequals(hd.name, "x-request-id")) {
+      have_request_id = true;
+      continue;  // re-added below with the resolved id
+    }
+    h += hd.name;
+    h += ": ";
+    h += hd.value;
+    h += "\r\n";
+  }
+  (void)have_request_id;
+  if (!have_content_type) h += "Content-Type: application/json\r\n";
+  h += "x-request-id: ";
+  h += request_id;
+  h += "\r\n";
+  for (const auto& [name, value] : target.headers) {
+    h += name;
+    h += ": ";
+    h += value;
+    h += "\r\n";
+  }
+  h += "\r\n";
+}
+
+}  // namespace sluice::providers

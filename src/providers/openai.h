@@ -1,0 +1,35 @@
+// The `openai` provider: any OpenAI-compatible upstream (OpenAI, Azure OpenAI path style, vLLM,
+// Ollama, llama.cpp server, Together, ...). Same protocol in and out, so the request body is
+// forwarded as is, with only the model token spliced when the route rewrites it.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "config/config.h"
+#include "http/parse/http_head.h"
+#include "providers/request.h"
+
+namespace sluice::providers {
+
+/// The upstream request as three body pieces around the (possibly rewritten) model token plus
+/// a rendered head: written in one gathered write, never copied.
+struct EncodedRequest {
+  std::string head;
+  std::string_view body_prefix;  // body[0, model_begin)
+  std::string model_token;       // "\"upstream-model\"" (JSON string) or the original token
+  std::string_view body_suffix;  // body[model_end, end)
+  size_t body_size() const { return body_prefix.size() + model_token.size() + body_suffix.size(); }
+};
+
+/// True for client headers that are forwarded upstream: everything but hop-by-hop headers
+/// (including those nominated by Connection), Host, framing, credentials (Authorization,
+/// x-api-key, api-key, Cookie), Accept-Encoding (the gateway reads the body) and x-sluice-*.
+bool is_forwarded_header(std::string_view name, std::string_view connection_header);
+
+/// Renders the upstream request for `target`.
+void encode_openai_request(const ParsedRequest& request, const config::TargetConfig& target,
+                           const http::RequestHead& client_head, std::string_view request_id,
+                           EncodedRequest& out);
+
+}  // namespace sluice::providers
