@@ -324,18 +324,16 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
     }
   };
 
-  auto guarded = [&]() -> asio::awaitable<void> {
-    try {
-      co_await exchange();
-    } catch (const boost::system::system_error& e) {
-      // Cancellation after the client left surfaces as operation_aborted: nothing to answer.
-      if (e.code() != asio::error::operation_aborted) {
-        spdlog::error("request {}: {}", request.request_id, e.what());
-      }
-    }
-  };
-  bool gone = co_await responder.run_until_client_gone(guarded());
-  if (gone) {
+  // A client that leaves cancels the upstream exchange at once (its socket is cancelled and
+  // the call discards the connection, which the upstream sees as a close).
+  responder.watch_client([&call] { call.cancel(); });
+  try {
+    co_await exchange();
+  } catch (const boost::system::system_error& e) {
+    spdlog::error("request {}: {}", request.request_id, e.what());
+  }
+  co_await responder.stop_watching();
+  if (responder.client_gone()) {
     spdlog::debug("request {}: client disconnected; upstream request cancelled",
                   request.request_id);
     responder.close_after();

@@ -215,6 +215,40 @@ class Connection {
 
   asio::awaitable<bool> read_body();
 
+  // The client watch: one outstanding read while a response is produced (see watch_client).
+  void start_watch_read() {
+    watch_pending_ = true;
+    socket_.async_read_some(
+        asio::buffer(watch_chunk_), [this](const boost::system::error_code& ec, size_t n) {
+          watch_pending_ = false;
+          if (!ec) {
+            watch_buf_.append(watch_chunk_, n);
+            // Keep reading ahead (bounded); beyond the bound, stop: the client can wait.
+            if (watching_ && watch_buf_.size() < kWatchBufferLimit) {
+              start_watch_read();
+              return;
+            }
+          } else if (ec != asio::error::operation_aborted) {
+            client_gone_ = true;
+            if (watching_ && on_gone_) on_gone_();
+          }
+          if (watch_waiter_) watch_waiter_->cancel();
+        });
+  }
+
+  asio::awaitable<void> stop_watch() {
+    watching_ = false;
+    on_gone_ = nullptr;
+    if (!watch_pending_) co_return;
+    boost::system::error_code ec;
+    socket_.cancel(ec);
+    asio::steady_timer waiter(socket_.get_executor(),
+                              std::chrono::steady_clock::time_point::max());
+    watch_waiter_ = &waiter;
+    while (watch_pending_) co_await waiter.async_wait(use_nothrow);
+    watch_waiter_ = nullptr;
+  }
+
   Server& server_;
   tcp::socket socket_;
   Deadline deadline_;
@@ -232,6 +266,11 @@ class Connection {
   bool close_ = false;
   bool write_failed_ = false;
   bool client_gone_ = false;
+  bool watching_ = false;
+  bool watch_pending_ = false;
+  std::function<void()> on_gone_;
+  asio::steady_timer* watch_waiter_ = nullptr;
+  char watch_chunk_[2048];
   std::list<Connection*>::iterator self_it_;
 };
 
@@ -402,6 +441,7 @@ asio::awaitable<void> Connection::run() {
     request.request_id = request_id_;
     Responder responder(*this);
     co_await server_.handler_(request, responder);
+    if (watching_ || watch_pending_) co_await stop_watch();
     if (!responder.responded_ && !write_failed_ && !client_gone_) {
       co_await responder.send_error(make_error(Errc::internal, "Handler produced no response"));
     }
@@ -484,33 +524,14 @@ void Responder::abort(bool reset) {
 
 bool Responder::client_gone() const { return conn_.client_gone_ || conn_.write_failed_; }
 
-asio::awaitable<bool> Responder::run_until_client_gone(asio::awaitable<void> work) {
-  using namespace asio::experimental::awaitable_operators;
+void Responder::watch_client(std::function<void()> on_gone) {
   Connection& c = conn_;
-  // The watcher reads ahead on the client socket. Bytes that arrive are the next pipelined
-  // request: keep them (bounded). EOF or an error means the client left.
-  auto watch = [&c]() -> asio::awaitable<void> {
-    char tmp[4096];
-    for (;;) {
-      if (c.watch_buf_.size() >= kWatchBufferLimit) {
-        // Enough read-ahead; stop reading but keep waiting (cancelled when work ends).
-        asio::steady_timer forever(c.socket_.get_executor(),
-                                   std::chrono::steady_clock::time_point::max());
-        co_await forever.async_wait(use_nothrow);
-        co_return;
-      }
-      auto [ec, n] = co_await c.socket_.async_read_some(asio::buffer(tmp), use_nothrow);
-      if (ec == asio::error::operation_aborted) co_return;
-      if (ec) {
-        c.client_gone_ = true;
-        co_return;
-      }
-      c.watch_buf_.append(tmp, n);
-    }
-  };
-  co_await (std::move(work) || watch());
-  co_return c.client_gone_;
+  c.on_gone_ = std::move(on_gone);
+  c.watching_ = true;
+  if (!c.watch_pending_) c.start_watch_read();
 }
+
+asio::awaitable<void> Responder::stop_watching() { co_await conn_.stop_watch(); }
 
 // ---- Server ----
 

@@ -66,9 +66,13 @@ class Responder {
   /// Ends the chunked body. After an abnormal end pass `close = true` to close the connection.
   asio::awaitable<bool> end_stream(bool close = false);
 
-  /// Runs `work` while watching the client socket: if the client closes first, `work` is
-  /// cancelled (its pending operations complete with operation_aborted) and true is returned.
-  asio::awaitable<bool> run_until_client_gone(asio::awaitable<void> work);
+  /// Starts watching the client socket while the response is produced: if the client closes,
+  /// client_gone() becomes true and `on_gone` runs once (it should cancel the upstream I/O).
+  /// Bytes that arrive meanwhile are kept as the next pipelined request. The server stops the
+  /// watch when the handler returns; stop_watching() does it earlier. One read, no coroutine.
+  void watch_client(std::function<void()> on_gone);
+  /// Stops the watch and suspends until its pending read has completed.
+  asio::awaitable<void> stop_watching();
 
   bool responded() const { return responded_; }
   bool streaming() const { return streaming_; }

@@ -28,10 +28,13 @@ int header_int(const http::Request& req, std::string_view name, int fallback) {
   return ec == std::errc() ? out : fallback;
 }
 
-asio::awaitable<void> sleep_ms(int ms) {
-  if (ms <= 0) co_return;
-  asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(ms));
-  co_await t.async_wait(use_nothrow);
+// Sleeps on the request's timer; false if the peer left meanwhile (the timer was cancelled).
+asio::awaitable<bool> sleep_ms(asio::steady_timer& timer, const http::Responder& resp, int ms) {
+  if (resp.client_gone()) co_return false;
+  if (ms <= 0) co_return true;
+  timer.expires_after(std::chrono::milliseconds(ms));
+  co_await timer.async_wait(use_nothrow);
+  co_return !resp.client_gone();
 }
 
 struct Fault {
@@ -158,36 +161,34 @@ class MockHandler {
     int status = header_int(req, "x-mock-status", 200);
     bool simple = latency <= 0 && fault.kind == Fault::none && status == 200;
     if (simple) {
-      co_await answer(op, req, resp);
+      co_await answer(op, req, resp, nullptr);
       co_return;
     }
-    bool gone = co_await resp.run_until_client_gone([&]() -> asio::awaitable<void> {
-      try {
-        co_await sleep_ms(latency);
-        if (fault.kind == Fault::reset) {
-          resp.abort(true);
-          co_return;
-        }
-        if (status != 200) {
-          std::string body = openai_error_body("mock error " + std::to_string(status),
-                                               "mock_error", "", "mock_" + std::to_string(status));
-          std::string extra;
-          std::string_view ra = req.header("x-mock-retry-after");
-          if (!ra.empty()) extra = "Retry-After: " + std::string(ra) + "\r\n";
-          co_await resp.send(status, "application/json", body, extra);
-          co_return;
-        }
-        co_await answer(op, req, resp, fault);
-      } catch (const boost::system::system_error&) {
-        // cancelled because the peer left
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    resp.watch_client([&timer] { timer.cancel(); });
+    if (co_await sleep_ms(timer, resp, latency)) {
+      if (fault.kind == Fault::reset) {
+        resp.abort(true);
+      } else if (status != 200) {
+        std::string body = openai_error_body("mock error " + std::to_string(status),
+                                             "mock_error", "", "mock_" + std::to_string(status));
+        std::string extra;
+        std::string_view ra = req.header("x-mock-retry-after");
+        if (!ra.empty()) extra = "Retry-After: " + std::string(ra) + "\r\n";
+        co_await resp.send(status, "application/json", body, extra);
+      } else {
+        co_await answer(op, req, resp, &timer, fault);
       }
-    }());
-    if (gone || resp.client_gone()) stats_.cancelled++;
+    }
+    co_await resp.stop_watching();
+    bool gone = resp.client_gone();
+    if (gone) stats_.cancelled++;
   }
 
  private:
+  // `timer` is the request's cancellable sleeper (nullptr on the no-delay fast path).
   asio::awaitable<void> answer(Operation op, http::Request& req, http::Responder& resp,
-                               Fault fault = {}) {
+                               asio::steady_timer* timer, Fault fault = {}) {
     providers::ParsedRequest parsed;
     if (auto r = providers::parse_request(op, req.body, parsed); !r) {
       co_await resp.send_error(r.error());
@@ -225,12 +226,10 @@ class MockHandler {
         co_return;
       }
       if (fault.kind == Fault::stall) {
-        asio::steady_timer forever(co_await asio::this_coro::executor,
-                                   std::chrono::hours(24));
-        co_await forever.async_wait(use_nothrow);
+        co_await sleep_ms(*timer, resp, 24 * 3600 * 1000);
         co_return;
       }
-      co_await sleep_ms(ttft);
+      if (ttft > 0 && (timer == nullptr || !co_await sleep_ms(*timer, resp, ttft))) co_return;
       std::string body = providers::unary_completion(shape, words_text(tokens), usage);
       if (fault.kind == Fault::truncate) {
         std::string extra;
@@ -247,24 +246,39 @@ class MockHandler {
     if (!co_await resp.begin_stream(200, "text/event-stream", "Cache-Control: no-cache\r\n")) {
       co_return;
     }
-    if (op == Operation::chat) {
-      if (!co_await resp.write_chunk(providers::chunk_event(shape, "", true))) co_return;
+    std::string batch;
+    if (op == Operation::chat) batch = providers::chunk_event(shape, "", true);
+    bool paced = ttft > 0 || itl > 0 || fault.kind != Fault::none;
+    if (paced) {
+      if (!co_await resp.write_chunk(batch)) co_return;
+      batch.clear();
     }
     for (int i = 1; i <= tokens; ++i) {
       if ((fault.kind == Fault::drop || fault.kind == Fault::stall) && i > fault.after) {
+        if (!batch.empty() && !co_await resp.write_chunk(batch)) co_return;
         if (fault.kind == Fault::drop) {
           resp.abort();
           co_return;
         }
-        asio::steady_timer forever(co_await asio::this_coro::executor, std::chrono::hours(24));
-        co_await forever.async_wait(use_nothrow);
+        co_await sleep_ms(*timer, resp, 24 * 3600 * 1000);
         co_return;
       }
-      co_await sleep_ms(i == 1 ? ttft : itl);
+      int delay = i == 1 ? ttft : itl;
       std::string piece = "w" + std::to_string(i) + " ";
+      if (delay <= 0) {
+        // No pacing: batch events and write them together (a cheap mock measures proxies).
+        batch += providers::chunk_event(shape, piece);
+        continue;
+      }
+      if (!batch.empty()) {
+        if (!co_await resp.write_chunk(batch)) co_return;
+        batch.clear();
+      }
+      if (timer == nullptr || !co_await sleep_ms(*timer, resp, delay)) co_return;
       if (!co_await resp.write_chunk(providers::chunk_event(shape, piece))) co_return;
     }
-    std::string tail = providers::chunk_event(shape, "", false, "stop");
+    std::string tail = std::move(batch);
+    tail += providers::chunk_event(shape, "", false, "stop");
     if (parsed.include_usage) tail += providers::usage_event(shape, usage);
     tail += providers::kDoneEvent;
     if (!co_await resp.write_chunk(tail)) co_return;

@@ -250,7 +250,7 @@ Error Call::timeout_or(Errc code, std::string what) {
 asio::awaitable<Result<void>> Call::start(std::span<const asio::const_buffer> request) {
   bool retry_on_fresh = false;
   auto r = co_await exchange(request, &retry_on_fresh);
-  if (!r.ok() && retry_on_fresh) {
+  if (!r.ok() && retry_on_fresh && !cancelled_) {
     // The pooled connection had been closed by the upstream before it saw our request
     // (no byte came back): the request was not processed, so one retry is safe.
     r = co_await exchange(request, nullptr);
@@ -375,7 +375,7 @@ asio::awaitable<Result<std::string_view>> Call::read_some() {
       co_return std::string_view{};
     }
     if (ec) {
-      if (ec == asio::error::operation_aborted && !conn_->deadline_.fired()) {
+      if (cancelled_ || (ec == asio::error::operation_aborted && !conn_->deadline_.fired())) {
         co_return make_error(Errc::internal, "Upstream read cancelled");
       }
       co_return timeout_or(Errc::upstream_protocol,
@@ -410,6 +410,11 @@ asio::awaitable<Result<std::string_view>> Call::read_all(size_t limit) {
     if (body_done_) break;
   }
   co_return std::string_view(accumulated_);
+}
+
+void Call::cancel() {
+  cancelled_ = true;
+  if (conn_) conn_->cancel();
 }
 
 void Call::finish() {

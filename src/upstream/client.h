@@ -109,6 +109,10 @@ class Call {
 
   bool body_complete() const { return body_done_; }
 
+  /// Cancels pending I/O (the client left): the current operation fails and the connection
+  /// is discarded rather than pooled.
+  void cancel();
+
  private:
   asio::awaitable<Result<void>> exchange(std::span<const asio::const_buffer> request,
                                          bool* retry_on_fresh);
@@ -125,6 +129,7 @@ class Call {
   size_t body_start_ = 0;        // offset in the connection buffer of undelivered body bytes
   bool body_done_ = false;
   bool head_parsed_ = false;
+  bool cancelled_ = false;
   std::string accumulated_;      // read_all when the body spans several reads
   const char* phase_ = "connect";
 };
