@@ -53,7 +53,10 @@ void encode_openai_request(const ParsedRequest& request, const config::TargetCon
     h += operation_path(request.op);
   }
   h += " HTTP/1.1\r\nHost: ";
+  bool v6 = target.host.find(':') != std::string::npos;
+  if (v6) h += '[';
   h += target.host;
+  if (v6) h += ']';
   if ((target.tls && target.port != 443) || (!target.tls && target.port != 80)) {
     h += ':';
     h += std::to_string(target.port);
