@@ -14,7 +14,8 @@
 namespace sluice::app {
 
 struct Worker {
-  boost::asio::io_context io{1};
+  // One thread per io_context and sockets touched only by it: no reactor locking needed.
+  boost::asio::io_context io{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   std::unique_ptr<http::Server> server;
   std::shared_ptr<void> state;  // per-worker state the handler uses (e.g. the upstream pool)
 };
