@@ -10,7 +10,7 @@ PACKAGES=(
   libboost1.81-dev libboost-json1.81-dev libsimdjson-dev libyaml-cpp-dev libssl-dev
   libspdlog-dev libfmt-dev libcli11-dev
   # tests
-  libgtest-dev libgmock-dev python3 python3-pytest curl
+  libgtest-dev libgmock-dev python3 python3-pytest curl openssl
   # benchmark peers and load generator
   nginx-light haproxy wrk
 )

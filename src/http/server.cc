@@ -199,10 +199,14 @@ class Connection {
     } else {
       out += "\r\nTransfer-Encoding: chunked";
     }
-    if (!request_id_.empty()) {
-      out += "\r\nx-request-id: ";
-      out += request_id_;
+    if (request_id_.empty()) {
+      // An error before the request was parsed still gets an id to quote in a bug report.
+      char id[33];
+      generate_request_id(id);
+      request_id_.assign(id, 32);
     }
+    out += "\r\nx-request-id: ";
+    out += request_id_;
     if (close) out += "\r\nConnection: close";
     out += "\r\n";
     out += extra;
