@@ -173,6 +173,10 @@ asio::awaitable<void> Gateway::get_model(std::string_view id, http::Responder& r
 
 asio::awaitable<void> Gateway::serve_demo(const providers::ParsedRequest& parsed,
                                           http::Responder& responder) {
+  if (auto valid = providers::validate_json(parsed.body); !valid) {
+    co_await responder.send_error(valid.error());
+    co_return;
+  }
   std::string model = parsed.model;
   if (parsed.op == Operation::embeddings) {
     auto inputs = providers::extract_embedding_inputs(parsed.body);
@@ -292,9 +296,12 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
             err.code == Errc::upstream_timeout ? "upstream_timeout" : "upstream_stream_error";
         spdlog::warn("request {}: stream from {} failed: {}", request.request_id, origin.key,
                      err.message);
-        co_await responder.write_chunk(stream_error_event(
-            "The upstream stream failed before it finished: " + err.message, code));
-        co_await responder.end_stream(true);
+        std::string event = stream_error_event(
+            "The upstream stream failed before it finished: " + err.message, code);
+        co_await responder.write_chunk(event);
+        // The client's connection is healthy and the chunked body ends cleanly, so it stays
+        // usable; only the upstream connection is discarded.
+        co_await responder.end_stream();
         co_return;
       }
       std::string_view bytes = *piece;

@@ -79,7 +79,11 @@ int serve(const RunOptions& options, const HandlerFactory& factory,
   if (left > 0) spdlog::warn("drain deadline passed; closing {} connections", left);
   for (auto& w : workers) w->io.stop();
   for (auto& t : pool) t.join();
-  workers.clear();
+  guards.clear();
+  // The workers are left to process exit on purpose: destroying an io_context with suspended
+  // connection coroutines (past the drain deadline) would run their frames' destructors
+  // against already-destroyed servers. Callers exit right after serve() returns.
+  for (auto& w : workers) (void)w.release();
   return 0;
 }
 

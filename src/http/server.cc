@@ -218,6 +218,7 @@ class Connection {
   }
 
   asio::awaitable<bool> read_body();
+  asio::awaitable<bool> read_body_into_buffer();
 
   // The client watch: one outstanding read while a response is produced (see watch_client).
   void start_watch_read() {
@@ -279,6 +280,17 @@ class Connection {
 };
 
 asio::awaitable<bool> Connection::read_body() {
+  const char* buffer_before = buf_.get();
+  bool ok = co_await read_body_into_buffer();
+  if (ok && buf_.get() != buffer_before) {
+    // The buffer grew while the body arrived: the head's views must point into the new one.
+    // The head bytes are unchanged at the front, so parsing them again cannot fail.
+    parse_request_head({buf_.get(), head_.head_size}, head_);
+  }
+  co_return ok;
+}
+
+asio::awaitable<bool> Connection::read_body_into_buffer() {
   const ServerLimits& limits = server_.limits_;
   size_t head_size = head_.head_size;
   if (head_.framing == BodyFraming::content_length) {
@@ -514,6 +526,11 @@ asio::awaitable<bool> Responder::write_chunk(std::string_view data) {
 asio::awaitable<bool> Responder::end_stream(bool close) {
   if (close) close_after_ = true;
   co_return co_await conn_.write_all("0\r\n\r\n");
+}
+
+asio::awaitable<bool> Responder::write_raw(std::string_view bytes) {
+  responded_ = true;
+  co_return co_await conn_.write_all(bytes);
 }
 
 void Responder::abort(bool reset) {

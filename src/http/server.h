@@ -80,6 +80,8 @@ class Responder {
   int status() const { return status_; }
   /// Ask for the connection to be closed after this response.
   void close_after() { close_after_ = true; }
+  /// Writes bytes as they are, bypassing HTTP framing (fault injection in sluice-mock only).
+  asio::awaitable<bool> write_raw(std::string_view bytes);
   /// Closes the connection now, mid-response (fault injection in sluice-mock); `reset` sends
   /// a TCP RST instead of a FIN.
   void abort(bool reset = false);

@@ -159,7 +159,10 @@ class MockHandler {
     int latency = header_int(req, "x-mock-latency-ms", opt_.latency_ms);
     Fault fault = parse_fault(req.header("x-mock-fault"));
     int status = header_int(req, "x-mock-status", 200);
-    bool simple = latency <= 0 && fault.kind == Fault::none && status == 200;
+    // The fast path (no timer, no client watch) is only for answers with no waiting at all.
+    bool simple = latency <= 0 && fault.kind == Fault::none && status == 200 &&
+                  header_int(req, "x-mock-ttft-ms", opt_.ttft_ms) <= 0 &&
+                  header_int(req, "x-mock-itl-ms", opt_.itl_ms) <= 0;
     if (simple) {
       co_await answer(op, req, resp, nullptr);
       co_return;
@@ -232,10 +235,11 @@ class MockHandler {
       if (ttft > 0 && (timer == nullptr || !co_await sleep_ms(*timer, resp, ttft))) co_return;
       std::string body = providers::unary_completion(shape, words_text(tokens), usage);
       if (fault.kind == Fault::truncate) {
-        std::string extra;
-        // Declares more than it sends, then closes: a truncated response.
-        co_await resp.send(200, "application/json", body.substr(0, body.size() / 2),
-                           "X-Mock-Truncated: 1\r\n");
+        // Declares the whole length, sends half, then closes: a truncated response.
+        std::string wire = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                           std::to_string(body.size()) + "\r\n\r\n" +
+                           body.substr(0, body.size() / 2);
+        co_await resp.write_raw(wire);
         resp.abort();
         co_return;
       }

@@ -1,11 +1,29 @@
 // OpenAI-compatible request encoding: path (plain or Azure style), auth, forwarded headers.
 #include "providers/openai.h"
 
+#include <algorithm>
+
 #include "common/error.h"
 
 namespace sluice::providers {
 
 using http::iequals;
+
+void append_path_segment(std::string& out, std::string_view segment) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (unsigned char c : segment) {
+    bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                      (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+    // "." and ".." alone would walk the path: encode dots when the segment is only dots.
+    if (unreserved && !(c == '.' && segment.find_first_not_of('.') == std::string_view::npos)) {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+}
 
 bool is_forwarded_header(std::string_view name, std::string_view connection_header) {
   static constexpr std::string_view kDropped[] = {
@@ -44,7 +62,7 @@ void encode_openai_request(const ParsedRequest& request, const config::TargetCon
     const std::string& deployment = target.model.empty() ? request.model : target.model;
     h += target.base_path;
     h += "/openai/deployments/";
-    h += deployment;
+    append_path_segment(h, deployment);
     h += operation_path(request.op);
     h += "?api-version=";
     h += target.api_version;
@@ -72,13 +90,25 @@ void encode_openai_request(const ParsedRequest& request, const config::TargetCon
     h += target.api_key;
   }
   h += "\r\n";
-  std::string_view connection = client_head.header("connection");
-  bool have_content_type = false;
+  // Every Connection header nominates hop-by-hop headers, not only the first.
+  std::string connection;
+  for (size_t i = 0; i < client_head.header_count; ++i) {
+    if (iequals(client_head.headers[i].name, "connection")) {
+      if (!connection.empty()) connection += ',';
+      connection += client_head.headers[i].value;
+    }
+  }
+  bool have_content_type =  // a target Content-Type replaces the client's and the default
+      std::any_of(target.headers.begin(), target.headers.end(),
+                  [](const auto& kv) { return iequals(kv.first, "content-type"); });
   bool have_request_id = false;
   for (size_t i = 0; i < client_head.header_count; ++i) {
     const http::Header& hd = client_head.headers[i];
     if (!is_forwarded_header(hd.name, connection)) continue;
-    if (target.headers.count(std::string(hd.name))) continue;  // the target's own wins
+    if (std::any_of(target.headers.begin(), target.headers.end(),
+                    [&](const auto& kv) { return iequals(kv.first, hd.name); })) {
+      continue;  // the target's own wins (header names ignore case)
+    }
     if (iequals(hd.name, "content-type")) have_content_type = true;
     if (iequals(hd.name, "x-request-id")) {
       have_request_id = true;

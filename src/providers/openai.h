@@ -27,6 +27,10 @@ struct EncodedRequest {
 /// x-api-key, api-key, Cookie), Accept-Encoding (the gateway reads the body) and x-sluice-*.
 bool is_forwarded_header(std::string_view name, std::string_view connection_header);
 
+/// Appends `segment` percent-encoded (RFC 3986 unreserved characters kept), so a client-chosen
+/// name can never add path segments, a query, or bytes that break the request line.
+void append_path_segment(std::string& out, std::string_view segment);
+
 /// Renders the upstream request for `target`.
 void encode_openai_request(const ParsedRequest& request, const config::TargetConfig& target,
                            const http::RequestHead& client_head, std::string_view request_id,

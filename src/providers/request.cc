@@ -127,6 +127,14 @@ Result<void> parse_request(Operation op, std::string_view body, ParsedRequest& o
   return {};
 }
 
+Result<void> validate_json(std::string_view body) {
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  auto ec = parser.parse(body.data(), body.size(), false).get(root);
+  if (ec) return json_error(ec);
+  return {};
+}
+
 namespace {
 
 // Text of a chat `content`: a string, or the concatenated text parts of an array.

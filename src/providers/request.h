@@ -30,6 +30,10 @@ struct ParsedRequest {
 /// missing/empty/non-string model, non-boolean stream.
 Result<void> parse_request(Operation op, std::string_view body, ParsedRequest& out);
 
+/// Full validation of the whole document (parse_request only checks what it reads). Used where
+/// the gateway itself answers (demo), since no upstream will reject a malformed body for it.
+Result<void> validate_json(std::string_view body);
+
 /// The text a demo answer is built from: the last user message (chat), the prompt
 /// (completions). Empty when absent. `body` padded as above.
 std::string extract_prompt(Operation op, std::string_view body);
