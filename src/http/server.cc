@@ -28,7 +28,6 @@ namespace {
 
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kInitialBuffer = 16 * 1024;
-constexpr size_t kWatchBufferLimit = 64 * 1024;  // pipelined bytes kept while a response runs
 
 bool valid_request_id(std::string_view id) {
   if (id.empty() || id.size() > 128) return false;
@@ -220,25 +219,28 @@ class Connection {
   asio::awaitable<bool> read_body();
   asio::awaitable<bool> read_body_into_buffer();
 
-  // The client watch: one outstanding read while a response is produced (see watch_client).
+  // The client watch: while a response is produced, wait for the client socket to become
+  // readable (no syscall: asio does not attempt a wait speculatively), then peek. EOF or an
+  // error means the client left; bytes mean a pipelined request, which stays in the kernel
+  // buffer for the next loop iteration (the watch ends: an active client is not leaving).
   void start_watch_read() {
     watch_pending_ = true;
-    socket_.async_read_some(
-        asio::buffer(watch_chunk_), [this](const boost::system::error_code& ec, size_t n) {
-          watch_pending_ = false;
-          if (!ec) {
-            watch_buf_.append(watch_chunk_, n);
-            // Keep reading ahead (bounded); beyond the bound, stop: the client can wait.
-            if (watching_ && watch_buf_.size() < kWatchBufferLimit) {
-              start_watch_read();
-              return;
-            }
-          } else if (ec != asio::error::operation_aborted) {
-            client_gone_ = true;
-            if (watching_ && on_gone_) on_gone_();
-          }
-          if (watch_waiter_) watch_waiter_->cancel();
-        });
+    socket_.async_wait(tcp::socket::wait_read, [this](const boost::system::error_code& ec) {
+      watch_pending_ = false;
+      if (!ec && watching_) {
+        char probe;
+        ssize_t n = ::recv(socket_.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+          start_watch_read();  // spurious wake-up
+          return;
+        }
+        if (n <= 0) {
+          client_gone_ = true;
+          if (on_gone_) on_gone_();
+        }
+      }
+      if (watch_waiter_) watch_waiter_->cancel();
+    });
   }
 
   asio::awaitable<void> stop_watch() {
@@ -261,7 +263,6 @@ class Connection {
   size_t cap_ = 0;
   size_t size_ = 0;
   size_t consumed_ = 0;        // bytes of buf_ taken by the current request (head + body)
-  std::string watch_buf_;      // bytes read by the client watcher during a response
   RequestHead head_;
   std::string_view body_;
   std::string request_id_;
@@ -275,7 +276,6 @@ class Connection {
   bool watch_pending_ = false;
   std::function<void()> on_gone_;
   asio::steady_timer* watch_waiter_ = nullptr;
-  char watch_chunk_[2048];
   std::list<Connection*>::iterator self_it_;
 };
 
@@ -462,17 +462,11 @@ asio::awaitable<void> Connection::run() {
       co_await responder.send_error(make_error(Errc::internal, "Handler produced no response"));
     }
     if (should_close(responder) || client_gone_) break;
-    // 4. Keep-alive: drop this request's bytes, keep pipelined ones, add what the watcher read.
+    // 4. Keep-alive: drop this request's bytes, keep pipelined ones.
     size_t rest = size_ - consumed_;
     if (rest > 0) std::memmove(buf_.get(), buf_.get() + consumed_, rest);
     size_ = rest;
     consumed_ = 0;
-    if (!watch_buf_.empty()) {
-      ensure_capacity(size_ + watch_buf_.size() + kBodyPadding);
-      std::memcpy(buf_.get() + size_, watch_buf_.data(), watch_buf_.size());
-      size_ += watch_buf_.size();
-      watch_buf_.clear();
-    }
     request_id_.clear();
   }
   deadline_.clear();

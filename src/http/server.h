@@ -68,8 +68,9 @@ class Responder {
 
   /// Starts watching the client socket while the response is produced: if the client closes,
   /// client_gone() becomes true and `on_gone` runs once (it should cancel the upstream I/O).
-  /// Bytes that arrive meanwhile are kept as the next pipelined request. The server stops the
-  /// watch when the handler returns; stop_watching() does it earlier. One read, no coroutine.
+  /// Bytes that arrive meanwhile (a pipelined request) end the watch and are left for the next
+  /// request. The server stops the watch when the handler returns; stop_watching() does it
+  /// earlier. One readiness wait, no coroutine, no extra syscall unless the socket wakes.
   void watch_client(std::function<void()> on_gone);
   /// Stops the watch and suspends until its pending read has completed.
   asio::awaitable<void> stop_watching();
