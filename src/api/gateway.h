@@ -1,20 +1,44 @@
-// The OpenAI-compatible API surface: endpoint dispatch, request decoding, routing, and the
-// unary/streaming proxy to upstream targets (or the built-in demo provider).
+// The OpenAI-compatible API surface: endpoint dispatch, request decoding, and the resilient
+// proxy (attempt loop over targets and fallbacks: retries with backoff, breakers, concurrency
+// limits, balancing) to upstream targets or the built-in demo provider.
 #pragma once
 
 #include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <memory>
+#include <optional>
 #include <unordered_map>
+#include <vector>
 
 #include "http/server.h"
 #include "providers/request.h"
+#include "routing/balancer.h"
 #include "routing/router.h"
+#include "routing/target_state.h"
 #include "upstream/client.h"
+#include "upstream/limiter.h"
 
 namespace sluice::api {
 
 namespace asio = boost::asio;
+
+/// Live state of one target: breaker, budget, counters, concurrency limit, origin.
+struct TargetRuntime {
+  TargetRuntime(const config::TargetConfig& target, const config::RouteConfig& route);
+  routing::TargetState state;
+  upstream::ConcurrencyLimiter limiter;
+  upstream::Origin origin;  // openai targets only
+};
+
+/// Live state of one route: its targets, balancer and resolved fallbacks.
+struct RouteRuntime {
+  const config::RouteConfig* route = nullptr;
+  std::vector<std::unique_ptr<TargetRuntime>> targets;
+  std::vector<routing::TargetState*> states;  // parallel to targets, for the balancer
+  std::unique_ptr<routing::Balancer> balancer;
+};
+
+struct ProxyContext;
 
 class Gateway {
  public:
@@ -25,17 +49,25 @@ class Gateway {
   asio::awaitable<void> handle(http::Request& request, http::Responder& responder,
                                upstream::Pool& pool);
 
+  /// Runtime state for admin views and tests (stable for the Gateway's lifetime).
+  const std::vector<std::unique_ptr<RouteRuntime>>& routes() const { return routes_; }
+
  private:
+  struct AttemptResult;
   asio::awaitable<void> proxy(providers::Operation op, http::Request& request,
                               http::Responder& responder, upstream::Pool& pool);
+  asio::awaitable<AttemptResult> attempt(ProxyContext& ctx, TargetRuntime& target,
+                                         std::string_view model_override);
   asio::awaitable<void> serve_demo(const providers::ParsedRequest& parsed,
                                    http::Responder& responder);
   asio::awaitable<void> list_models(http::Responder& responder);
   asio::awaitable<void> get_model(std::string_view id, http::Responder& responder);
+  asio::awaitable<void> admin_upstreams(http::Request& request, http::Responder& responder);
+  RouteRuntime* runtime_for(const config::RouteConfig* route);
 
   std::shared_ptr<const routing::Router> router_;
   const std::atomic<bool>* draining_;
-  std::unordered_map<const config::TargetConfig*, upstream::Origin> origins_;
+  std::vector<std::unique_ptr<RouteRuntime>> routes_;  // parallel to config routes
 };
 
 }  // namespace sluice::api

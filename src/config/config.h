@@ -51,6 +51,50 @@ struct UpstreamConfig {
 };
 
 enum class ProviderKind { openai, demo };
+
+/// How failed attempts are retried within one route (issue: resilience).
+enum class Jitter { none, full, equal, decorrelated };
+struct RetryPolicy {
+  int max_attempts = 2;               // attempts on this route, first included (1 = no retry)
+  Millis backoff_base{100};           // wait before retry n: min(cap, base * 2^(n-1)), jittered
+  Millis backoff_cap{2'000};
+  Jitter jitter = Jitter::full;
+  Millis deadline{0};                 // whole request, every attempt and wait; 0 = the first
+                                      // target's timeouts.total
+  bool retry_on_timeout = false;      // retry a timeout that happened after the request was sent
+  double budget_ratio = 0.2;          // retries may add at most this share of a target's
+  Millis budget_window{10'000};       //   requests over the window...
+  int budget_min_retries = 3;         //   ...but this many per window are always allowed
+};
+
+/// Per-target circuit breaker over a rolling window.
+struct BreakerConfig {
+  bool enabled = true;
+  double failure_ratio = 0.5;         // open when failures/requests in the window exceed this
+  int min_requests = 10;              //   and the window has at least this many requests
+  Millis window{10'000};
+  Millis cooldown{5'000};             // open → half-open after this
+  int half_open_probes = 1;           // requests admitted while half-open
+};
+
+/// Per-target concurrency limit: a semaphore with a bounded wait queue.
+struct ConcurrencyConfig {
+  int max_in_flight = 0;              // 0 = unlimited
+  int max_queue = 0;                  // waiters beyond max_in_flight; 0 = fail fast
+  Millis queue_timeout{1'000};
+};
+
+/// Optional active health checks per target (GET base_url + path).
+struct HealthCheckConfig {
+  bool enabled = false;
+  std::string path = "/models";
+  Millis interval{10'000};
+  Millis timeout{2'000};
+  int healthy_threshold = 2;
+  int unhealthy_threshold = 3;
+};
+
+enum class BalancerKind { weighted_round_robin, least_in_flight, latency };
 enum class ApiStyle { openai, azure };
 
 struct TargetConfig {
@@ -64,6 +108,10 @@ struct TargetConfig {
   uint32_t weight = 1;        // > 0
   Timeouts timeouts;          // upstream.timeouts overlaid with the target's own
   std::map<std::string, std::string> headers;  // extra headers sent upstream
+  BreakerConfig breaker;
+  ConcurrencyConfig concurrency;
+  HealthCheckConfig health;
+  std::string name;           // for metrics/admin: "<route model>#<index>" unless set
   // Parsed from base_url:
   bool tls = false;
   std::string host;
@@ -76,12 +124,18 @@ struct RouteConfig {
   bool is_glob = false;
   std::vector<TargetConfig> targets;  // at least one
   std::string description;
+  RetryPolicy retry;
+  BalancerKind balancer = BalancerKind::weighted_round_robin;
+  std::vector<std::string> fallbacks;  // model names tried in order when this route fails
+  std::string context_fallback;       // model for context-length errors (larger context)
+  bool fail_fast = false;             // true: never queue for a concurrency slot
 };
 
 struct Config {
   ServerConfig server;
   UpstreamConfig upstream;
   std::vector<RouteConfig> routes;  // active routes only (see `when_env`), in file order
+  std::string admin_token;          // from admin.token_env; empty = admin endpoints disabled
   std::string source_path;          // file it came from (empty when parsed from a string)
 };
 

@@ -8,11 +8,13 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
 #include <limits>
+#include <map>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -237,6 +239,56 @@ std::string read_env_name(const YAML::Node& node, std::string_view path) {
     fail(path, "must be the name of an environment variable (letters, digits, _), not its value");
   }
   return name;
+}
+
+// A YAML 1.2 boolean. yes/no/on/off are rejected: YAML 1.1 reads them as booleans, 1.2 as
+// strings, so they mean different things to different tools.
+bool read_bool(const YAML::Node& node, std::string_view path) {
+  if (node.IsScalar()) {
+    const std::string& text = node.Scalar();
+    if (text == "true" || text == "True" || text == "TRUE") return true;
+    if (text == "false" || text == "False" || text == "FALSE") return false;
+  }
+  fail(path, fmt::format("expected true or false, got {}", describe(node)));
+}
+
+// A finite decimal number; integers are accepted too ("1", "0.25", "1e-2").
+double read_double(const YAML::Node& node, std::string_view path) {
+  if (!node.IsScalar()) fail(path, fmt::format("expected a number, got {}", describe(node)));
+  std::string_view text = node.Scalar();
+  if (!text.empty() && text[0] == '+') text.remove_prefix(1);
+  double value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || text[0] == '+' || ec != std::errc() || end != text.data() + text.size() ||
+      !std::isfinite(value)) {
+    fail(path, fmt::format("expected a number, got {}", quote_value(node.Scalar())));
+  }
+  return value;
+}
+
+// A number in [min, max], or (min, max] when `min_exclusive`.
+double read_double_in(const YAML::Node& node, std::string_view path, double min, double max,
+                      bool min_exclusive) {
+  const double value = read_double(node, path);
+  if (min_exclusive ? value <= min : value < min) {
+    fail(path, fmt::format("must be {} {}", min_exclusive ? ">" : ">=", min));
+  }
+  if (value > max) fail(path, fmt::format("must be <= {}", max));
+  return value;
+}
+
+// A duration where 0 has a meaning of its own (unlimited, "use the default", fail at once).
+Millis read_millis_or_zero(const YAML::Node& node, std::string_view path) {
+  return Millis(read_int_in(node, path, 0, kMaxMillis));
+}
+
+int read_count(const YAML::Node& node, std::string_view path, int64_t min) {
+  return static_cast<int>(read_int_in(node, path, min, kMaxCount));
+}
+
+bool has_control_chars(std::string_view text) {
+  return std::any_of(text.begin(), text.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
 }
 
 // ---- Addresses -------------------------------------------------------------------------------
@@ -489,12 +541,84 @@ void parse_headers(const YAML::Node& node, const std::string& path,
   }
 }
 
+void parse_breaker(const YAML::Node& node, const std::string& path, BreakerConfig& breaker) {
+  const Section s(node, path,
+                  {"enabled", "failure_ratio", "min_requests", "window_ms", "cooldown_ms",
+                   "half_open_probes"});
+  if (const auto* n = s.find("enabled")) breaker.enabled = read_bool(*n, s.path("enabled"));
+  if (const auto* n = s.find("failure_ratio")) {
+    breaker.failure_ratio = read_double_in(*n, s.path("failure_ratio"), 0, 1, true);
+  }
+  if (const auto* n = s.find("min_requests")) {
+    breaker.min_requests = read_count(*n, s.path("min_requests"), 1);
+  }
+  if (const auto* n = s.find("window_ms")) breaker.window = read_millis(*n, s.path("window_ms"));
+  if (const auto* n = s.find("cooldown_ms")) {
+    breaker.cooldown = read_millis(*n, s.path("cooldown_ms"));
+  }
+  if (const auto* n = s.find("half_open_probes")) {
+    breaker.half_open_probes = read_count(*n, s.path("half_open_probes"), 1);
+  }
+}
+
+void parse_concurrency(const YAML::Node& node, const std::string& path,
+                       ConcurrencyConfig& concurrency) {
+  const Section s(node, path, {"max_in_flight", "max_queue", "queue_timeout_ms"});
+  if (const auto* n = s.find("max_in_flight")) {
+    concurrency.max_in_flight = read_count(*n, s.path("max_in_flight"), 0);
+  }
+  if (const auto* n = s.find("max_queue")) {
+    concurrency.max_queue = read_count(*n, s.path("max_queue"), 0);
+  }
+  if (const auto* n = s.find("queue_timeout_ms")) {
+    concurrency.queue_timeout = read_millis_or_zero(*n, s.path("queue_timeout_ms"));
+  }
+}
+
+void parse_health(const YAML::Node& node, const std::string& path, HealthCheckConfig& health) {
+  const Section s(node, path,
+                  {"enabled", "path", "interval_ms", "timeout_ms", "healthy_threshold",
+                   "unhealthy_threshold"});
+  if (const auto* n = s.find("enabled")) health.enabled = read_bool(*n, s.path("enabled"));
+  if (const auto* n = s.find("path")) {
+    health.path = read_string(*n, s.path("path"));
+    if (health.path.empty() || health.path.front() != '/') {
+      fail(s.path("path"), "must start with '/'");
+    }
+    if (std::any_of(health.path.begin(), health.path.end(), [](char c) {
+          return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '#';
+        })) {
+      fail(s.path("path"), "must not contain spaces, control characters or '#'");
+    }
+  }
+  const auto* interval = s.find("interval_ms");
+  const auto* timeout = s.find("timeout_ms");
+  if (interval) health.interval = read_millis(*interval, s.path("interval_ms"));
+  if (timeout) health.timeout = read_millis(*timeout, s.path("timeout_ms"));
+  if (health.timeout > health.interval) {
+    // Blame the value set here; if both are, the timeout is the likelier mistake.
+    if (timeout != nullptr) {
+      fail(s.path("timeout_ms"),
+           fmt::format("must be <= interval_ms ({})", health.interval.count()));
+    }
+    fail(s.path("interval_ms"),
+         fmt::format("must be >= timeout_ms ({}, the default)", health.timeout.count()));
+  }
+  if (const auto* n = s.find("healthy_threshold")) {
+    health.healthy_threshold = read_count(*n, s.path("healthy_threshold"), 1);
+  }
+  if (const auto* n = s.find("unhealthy_threshold")) {
+    health.unhealthy_threshold = read_count(*n, s.path("unhealthy_threshold"), 1);
+  }
+}
+
 TargetConfig parse_target(const YAML::Node& node, const std::string& path,
                           const UpstreamConfig& upstream) {
   if (!node.IsMap()) fail(path, fmt::format("expected a map, got {}", describe(node)));
   const Section s(node, path,
                   {"provider", "base_url", "base_url_env", "model", "api_key_env", "api_key",
-                   "api_style", "api_version", "weight", "headers", "timeouts"});
+                   "api_style", "api_version", "weight", "headers", "timeouts", "name", "breaker",
+                   "concurrency", "health"});
   if (s.find("api_key") != nullptr) {
     fail(s.path("api_key"), "inline secrets are not allowed; use api_key_env");
   }
@@ -563,18 +687,95 @@ TargetConfig parse_target(const YAML::Node& node, const std::string& path,
   if (const auto* n = s.find("timeouts")) {
     parse_timeouts(*n, s.path("timeouts"), "upstream.timeouts", target.timeouts);
   }
+  if (const auto* n = s.find("name")) {
+    target.name = read_string(*n, s.path("name"));
+    if (target.name.empty()) fail(s.path("name"), "must not be empty");
+    if (has_control_chars(target.name)) fail(s.path("name"), "contains control characters");
+  }
+  if (const auto* n = s.find("breaker")) parse_breaker(*n, s.path("breaker"), target.breaker);
+  if (const auto* n = s.find("concurrency")) {
+    parse_concurrency(*n, s.path("concurrency"), target.concurrency);
+  }
+  if (const auto* n = s.find("health")) parse_health(*n, s.path("health"), target.health);
   return target;
+}
+
+void parse_retry(const YAML::Node& node, const std::string& path, RetryPolicy& retry) {
+  const Section s(node, path,
+                  {"max_attempts", "backoff_base_ms", "backoff_cap_ms", "jitter", "deadline_ms",
+                   "retry_on_timeout", "budget_ratio", "budget_window_ms", "budget_min_retries"});
+  if (const auto* n = s.find("max_attempts")) {
+    retry.max_attempts = static_cast<int>(read_int_in(*n, s.path("max_attempts"), 1, 10));
+  }
+  const auto* base = s.find("backoff_base_ms");
+  const auto* cap = s.find("backoff_cap_ms");
+  if (base) retry.backoff_base = read_millis(*base, s.path("backoff_base_ms"));
+  if (cap) retry.backoff_cap = read_millis(*cap, s.path("backoff_cap_ms"));
+  if (retry.backoff_cap < retry.backoff_base) {
+    if (cap != nullptr) {
+      fail(s.path("backoff_cap_ms"),
+           fmt::format("must be >= backoff_base_ms ({})", retry.backoff_base.count()));
+    }
+    fail(s.path("backoff_base_ms"),
+         fmt::format("must be <= backoff_cap_ms ({}, the default)", retry.backoff_cap.count()));
+  }
+  if (const auto* n = s.find("jitter")) {
+    const std::string jitter = read_string(*n, s.path("jitter"));
+    if (jitter == "full") {
+      retry.jitter = Jitter::full;
+    } else if (jitter == "equal") {
+      retry.jitter = Jitter::equal;
+    } else if (jitter == "none") {
+      retry.jitter = Jitter::none;
+    } else if (jitter == "decorrelated") {
+      retry.jitter = Jitter::decorrelated;
+    } else {
+      fail(s.path("jitter"),
+           fmt::format("unknown jitter {} (expected full, equal, none, decorrelated)",
+                       quote_value(jitter)));
+    }
+  }
+  if (const auto* n = s.find("deadline_ms")) {
+    retry.deadline = read_millis_or_zero(*n, s.path("deadline_ms"));
+  }
+  if (const auto* n = s.find("retry_on_timeout")) {
+    retry.retry_on_timeout = read_bool(*n, s.path("retry_on_timeout"));
+  }
+  if (const auto* n = s.find("budget_ratio")) {
+    retry.budget_ratio = read_double_in(*n, s.path("budget_ratio"), 0, 1, false);
+  }
+  if (const auto* n = s.find("budget_window_ms")) {
+    retry.budget_window = read_millis(*n, s.path("budget_window_ms"));
+  }
+  if (const auto* n = s.find("budget_min_retries")) {
+    retry.budget_min_retries = read_count(*n, s.path("budget_min_retries"), 0);
+  }
+}
+
+// A model name a route falls back to: what a client could ask for, so never a glob.
+std::string read_model_name(const YAML::Node& node, std::string_view path) {
+  std::string model = read_string(node, path);
+  if (model.empty()) fail(path, "must not be empty");
+  if (model.find_first_of("*?") != std::string::npos) {
+    fail(path, fmt::format("must be a model name, not a glob pattern (got {})", quote_value(model)));
+  }
+  if (has_control_chars(model)) fail(path, "contains control characters");
+  return model;
 }
 
 struct ParsedRoute {
   RouteConfig route;
-  std::string when_env;  // empty = always active
+  std::string when_env;          // empty = always active
+  bool active = true;
+  std::vector<bool> named;       // per target: `name` was set in the file (not defaulted)
 };
 
 ParsedRoute parse_route(const YAML::Node& node, const std::string& path,
                         const UpstreamConfig& upstream) {
   if (!node.IsMap()) fail(path, fmt::format("expected a map, got {}", describe(node)));
-  const Section s(node, path, {"model", "description", "when_env", "targets"});
+  const Section s(node, path,
+                  {"model", "description", "when_env", "targets", "balancer", "retry", "fallbacks",
+                   "context_fallback", "fail_fast"});
   ParsedRoute parsed;
   RouteConfig& route = parsed.route;
 
@@ -598,8 +799,110 @@ ParsedRoute parse_route(const YAML::Node& node, const std::string& path,
   for (size_t i = 0; i < targets->size(); ++i) {
     route.targets.push_back(
         parse_target((*targets)[i], index_path(s.path("targets"), i), upstream));
+    TargetConfig& target = route.targets.back();
+    parsed.named.push_back(!target.name.empty());
+    if (target.name.empty()) target.name = fmt::format("{}#{}", route.model, i);
   }
+
+  if (const auto* n = s.find("balancer")) {
+    const std::string balancer = read_string(*n, s.path("balancer"));
+    if (balancer == "weighted_round_robin") {
+      route.balancer = BalancerKind::weighted_round_robin;
+    } else if (balancer == "least_in_flight") {
+      route.balancer = BalancerKind::least_in_flight;
+    } else if (balancer == "latency") {
+      route.balancer = BalancerKind::latency;
+    } else {
+      fail(s.path("balancer"),
+           fmt::format("unknown balancer {} (expected weighted_round_robin, least_in_flight, "
+                       "latency)",
+                       quote_value(balancer)));
+    }
+  }
+  if (const auto* n = s.find("retry")) parse_retry(*n, s.path("retry"), route.retry);
+  if (const auto* n = s.find("fallbacks")) {
+    const std::string fallbacks_path = s.path("fallbacks");
+    if (!n->IsNull()) {
+      if (!n->IsSequence()) {
+        fail(fallbacks_path, fmt::format("expected a sequence, got {}", describe(*n)));
+      }
+      for (size_t j = 0; j < n->size(); ++j) {
+        const std::string entry_path = index_path(fallbacks_path, j);
+        std::string model = read_model_name((*n)[j], entry_path);
+        const auto first = std::find(route.fallbacks.begin(), route.fallbacks.end(), model);
+        if (first != route.fallbacks.end()) {
+          fail(entry_path, fmt::format("duplicate fallback {} (first at {})", quote_value(model),
+                                       index_path(fallbacks_path, first - route.fallbacks.begin())));
+        }
+        route.fallbacks.push_back(std::move(model));
+      }
+    }
+  }
+  if (const auto* n = s.find("context_fallback")) {
+    route.context_fallback = read_model_name(*n, s.path("context_fallback"));
+  }
+  if (const auto* n = s.find("fail_fast")) route.fail_fast = read_bool(*n, s.path("fail_fast"));
   return parsed;
+}
+
+// The route that serves `model`, the way the router picks it: an exact name first, then the
+// first glob in file order. Only routes with `active == want_active` are considered.
+std::optional<size_t> find_route(const std::vector<ParsedRoute>& routes, std::string_view model,
+                                 bool want_active) {
+  for (size_t i = 0; i < routes.size(); ++i) {
+    const RouteConfig& route = routes[i].route;
+    if (routes[i].active == want_active && !route.is_glob && route.model == model) return i;
+  }
+  for (size_t i = 0; i < routes.size(); ++i) {
+    const RouteConfig& route = routes[i].route;
+    if (routes[i].active == want_active && route.is_glob && glob_match(route.model, model)) {
+      return i;
+    }
+  }
+  return std::nullopt;
+}
+
+// Every fallback of an active route must be served by another active route.
+void check_fallback(const std::vector<ParsedRoute>& routes, size_t index, const std::string& model,
+                    const std::string& path) {
+  const std::optional<size_t> target = find_route(routes, model, true);
+  if (target == index) {
+    const RouteConfig& route = routes[index].route;
+    if (route.model == model) fail(path, "a route cannot fall back to itself");
+    fail(path, fmt::format("a route cannot fall back to itself (its pattern {} matches {})",
+                           quote_value(route.model), quote_value(model)));
+  }
+  if (target) return;
+  if (const std::optional<size_t> inactive = find_route(routes, model, false)) {
+    fail(path, fmt::format("no route serves model {} (routes[{}] would, but it is inactive: {} "
+                           "is unset)",
+                           quote_value(model), *inactive, routes[*inactive].when_env));
+  }
+  fail(path, fmt::format("no route serves model {}", quote_value(model)));
+}
+
+// Target names label metrics and admin output, so they are unique across the whole file
+// (inactive routes included, like route models).
+void check_target_names(const std::vector<ParsedRoute>& routes) {
+  struct Seen {
+    size_t route;
+    size_t target;
+  };
+  std::map<std::string, Seen> seen;
+  for (size_t i = 0; i < routes.size(); ++i) {
+    for (size_t k = 0; k < routes[i].route.targets.size(); ++k) {
+      const std::string& name = routes[i].route.targets[k].name;
+      const auto [it, inserted] = seen.emplace(name, Seen{i, k});
+      if (inserted) continue;
+      // Blame a name written in the file over a defaulted one ("<model>#<index>").
+      Seen blamed{i, k};
+      Seen other = it->second;
+      if (!routes[i].named[k]) std::swap(blamed, other);
+      fail(fmt::format("routes[{}].targets[{}].name", blamed.route, blamed.target),
+           fmt::format("duplicate target name {} (also routes[{}].targets[{}])", quote_value(name),
+                       other.route, other.target));
+    }
+  }
 }
 
 void parse_routes(const YAML::Node* node, Config& config) {
@@ -609,32 +912,59 @@ void parse_routes(const YAML::Node* node, Config& config) {
   }
   if (node->size() == 0) fail("routes", "at least one route is required");
 
-  std::vector<std::string> models;  // every route's pattern, active or not, in file order
-  std::vector<std::string> inactive_because;
+  std::vector<ParsedRoute> routes;  // every route, active or not, in file order
   for (size_t i = 0; i < node->size(); ++i) {
     const std::string path = index_path("routes", i);
     ParsedRoute parsed = parse_route((*node)[i], path, config.upstream);
     // Checked across inactive routes too, so validity never depends on which secrets are set.
-    const auto first = std::find(models.begin(), models.end(), parsed.route.model);
-    if (first != models.end()) {
+    const auto first =
+        std::find_if(routes.begin(), routes.end(),
+                     [&](const ParsedRoute& r) { return r.route.model == parsed.route.model; });
+    if (first != routes.end()) {
       fail(child_path(path, "model"),
            fmt::format("duplicate route for model {} (first at routes[{}])",
-                       quote_value(parsed.route.model), first - models.begin()));
+                       quote_value(parsed.route.model), first - routes.begin()));
     }
-    models.push_back(parsed.route.model);
-    if (!parsed.when_env.empty() && !env_value(parsed.when_env)) {
-      inactive_because.push_back(parsed.when_env);
-      continue;
-    }
-    config.routes.push_back(std::move(parsed.route));
+    parsed.active = parsed.when_env.empty() || env_value(parsed.when_env).has_value();
+    routes.push_back(std::move(parsed));
   }
-  if (config.routes.empty()) {
+  check_target_names(routes);
+
+  if (std::none_of(routes.begin(), routes.end(), [](const ParsedRoute& r) { return r.active; })) {
     std::vector<std::string> unset;
-    for (std::string& name : inactive_because) {
-      if (std::find(unset.begin(), unset.end(), name) == unset.end()) unset.push_back(name);
+    for (const ParsedRoute& r : routes) {
+      if (std::find(unset.begin(), unset.end(), r.when_env) == unset.end()) {
+        unset.push_back(r.when_env);
+      }
     }
     fail("routes", fmt::format("no active route (every route has an unset when_env: {})",
                                fmt::join(unset, ", ")));
+  }
+
+  // Fallbacks are resolved against the routes that will actually serve: an inactive route's
+  // own fallbacks are not checked, but nothing active may depend on an inactive route.
+  for (size_t i = 0; i < routes.size(); ++i) {
+    if (!routes[i].active) continue;
+    const RouteConfig& route = routes[i].route;
+    const std::string path = index_path("routes", i);
+    for (size_t j = 0; j < route.fallbacks.size(); ++j) {
+      check_fallback(routes, i, route.fallbacks[j],
+                     index_path(child_path(path, "fallbacks"), j));
+    }
+    if (!route.context_fallback.empty()) {
+      check_fallback(routes, i, route.context_fallback, child_path(path, "context_fallback"));
+    }
+  }
+
+  for (ParsedRoute& parsed : routes) {
+    if (parsed.active) config.routes.push_back(std::move(parsed.route));
+  }
+}
+
+void parse_admin(const YAML::Node& node, Config& config) {
+  const Section s(node, "admin", {"token_env"});
+  if (const auto* n = s.find("token_env")) {
+    config.admin_token = env_value(read_env_name(*n, s.path("token_env"))).value_or("");
   }
 }
 
@@ -655,9 +985,10 @@ Config build(const std::string& text, const std::string& source) {
   }
 
   Config config;
-  const Section top(root, "", {"server", "upstream", "routes"});
+  const Section top(root, "", {"server", "upstream", "admin", "routes"});
   if (const auto* n = top.find("server")) parse_server(*n, config.server);
   if (const auto* n = top.find("upstream")) parse_upstream(*n, config.upstream);
+  if (const auto* n = top.find("admin")) parse_admin(*n, config);
   parse_routes(top.find("routes"), config);
   return config;
 }

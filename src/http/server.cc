@@ -208,6 +208,7 @@ class Connection {
     out += request_id_;
     if (close) out += "\r\nConnection: close";
     out += "\r\n";
+    out += added_headers_;
     out += extra;
     out += "\r\n";
   }
@@ -267,6 +268,7 @@ class Connection {
   std::string_view body_;
   std::string request_id_;
   std::string out_;            // response head scratch, reused
+  std::string added_headers_;  // Responder::add_header lines for the current request
   char chunk_line_[24];
   bool idle_ = false;
   bool close_ = false;
@@ -468,6 +470,7 @@ asio::awaitable<void> Connection::run() {
     size_ = rest;
     consumed_ = 0;
     request_id_.clear();
+    added_headers_.clear();
   }
   deadline_.clear();
   socket_.shutdown(tcp::socket::shutdown_send, ignored);
@@ -525,6 +528,14 @@ asio::awaitable<bool> Responder::end_stream(bool close) {
 asio::awaitable<bool> Responder::write_raw(std::string_view bytes) {
   responded_ = true;
   co_return co_await conn_.write_all(bytes);
+}
+
+void Responder::add_header(std::string_view name, std::string_view value) {
+  std::string& h = conn_.added_headers_;
+  h += name;
+  h += ": ";
+  h += value;
+  h += "\r\n";
 }
 
 void Responder::abort(bool reset) {

@@ -75,6 +75,10 @@ class Responder {
   /// Stops the watch and suspends until its pending read has completed.
   asio::awaitable<void> stop_watching();
 
+  /// Adds a header line ("Name: value", no CRLF) to whatever response this request gets,
+  /// errors included (e.g. x-sluice-attempts).
+  void add_header(std::string_view name, std::string_view value);
+
   bool responded() const { return responded_; }
   bool streaming() const { return streaming_; }
   bool client_gone() const;

@@ -42,16 +42,18 @@ bool is_forwarded_header(std::string_view name, std::string_view connection_head
 
 void encode_openai_request(const ParsedRequest& request, const config::TargetConfig& target,
                            const http::RequestHead& client_head, std::string_view request_id,
-                           EncodedRequest& out) {
+                           EncodedRequest& out, std::string_view model_override) {
   std::string_view body = request.body;
   out.body_prefix = body.substr(0, request.model_begin);
   out.body_suffix = body.substr(request.model_end);
-  if (target.model.empty()) {
+  std::string_view upstream_model = !target.model.empty() ? std::string_view(target.model)
+                                                           : model_override;
+  if (upstream_model.empty()) {
     out.model_token.assign(body.substr(request.model_begin,
                                        request.model_end - request.model_begin));
   } else {
     out.model_token = "\"";
-    append_json_escaped(out.model_token, target.model);
+    append_json_escaped(out.model_token, upstream_model);
     out.model_token += '"';
   }
   std::string& h = out.head;
@@ -59,7 +61,8 @@ void encode_openai_request(const ParsedRequest& request, const config::TargetCon
   h.reserve(512);
   h += "POST ";
   if (target.api_style == config::ApiStyle::azure) {
-    const std::string& deployment = target.model.empty() ? request.model : target.model;
+    std::string_view deployment = upstream_model.empty() ? std::string_view(request.model)
+                                                         : upstream_model;
     h += target.base_path;
     h += "/openai/deployments/";
     append_path_segment(h, deployment);

@@ -32,8 +32,10 @@ bool is_forwarded_header(std::string_view name, std::string_view connection_head
 void append_path_segment(std::string& out, std::string_view segment);
 
 /// Renders the upstream request for `target`.
+/// `model_override` (a fallback route's model name) replaces the client's model when the
+/// target has no `model` of its own.
 void encode_openai_request(const ParsedRequest& request, const config::TargetConfig& target,
                            const http::RequestHead& client_head, std::string_view request_id,
-                           EncodedRequest& out);
+                           EncodedRequest& out, std::string_view model_override = {});
 
 }  // namespace sluice::providers

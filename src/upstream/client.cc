@@ -228,9 +228,10 @@ void Pool::discard(std::unique_ptr<Connection> conn) {
 
 // ---- Call ----
 
-Call::Call(Pool& pool, const Origin& origin, const config::Timeouts& timeouts)
+Call::Call(Pool& pool, const Origin& origin, const config::Timeouts& timeouts,
+           Clock::time_point deadline)
     : pool_(pool), origin_(origin), timeouts_(timeouts) {
-  total_deadline_ = Clock::now() + timeouts.total;
+  total_deadline_ = std::min(deadline, Clock::now() + timeouts.total);
 }
 
 Call::~Call() {
@@ -261,6 +262,7 @@ asio::awaitable<Result<void>> Call::start(std::span<const asio::const_buffer> re
 asio::awaitable<Result<void>> Call::exchange(std::span<const asio::const_buffer> request,
                                              bool* retry_on_fresh) {
   if (conn_) pool_.discard(std::move(conn_));
+  request_sent_ = false;
   head_parsed_ = false;
   body_done_ = false;
   phase_ = "connect";
@@ -276,6 +278,7 @@ asio::awaitable<Result<void>> Call::exchange(std::span<const asio::const_buffer>
   phase_ = "first byte";
   conn_->deadline_.expire_at(std::min(total_deadline_, Clock::now() + timeouts_.first_byte));
   auto [wec, wn] = co_await conn_->write(request);
+  if (!wec) request_sent_ = true;
   if (wec) {
     if (reused && !conn_->deadline_.fired()) *retry_on_fresh = true;
     co_return timeout_or(Errc::upstream_connect,

@@ -87,7 +87,9 @@ class Pool {
 /// sees the close: this is how a client disconnect cancels the upstream request).
 class Call {
  public:
-  Call(Pool& pool, const Origin& origin, const config::Timeouts& timeouts);
+  /// `deadline` bounds the whole exchange on top of timeouts.total (the request's deadline).
+  Call(Pool& pool, const Origin& origin, const config::Timeouts& timeouts,
+       Clock::time_point deadline = Clock::time_point::max());
   ~Call();
 
   /// Connects (or reuses), writes `request` (head + body buffers) and reads the response head.
@@ -108,6 +110,10 @@ class Call {
   void finish();
 
   bool body_complete() const { return body_done_; }
+  /// True once the request bytes were written: a failure after this may have been processed.
+  bool request_sent() const { return request_sent_; }
+  /// True when the failure was a timeout before the request was written (connect, TLS).
+  bool failed_before_send() const { return !request_sent_; }
 
   /// Cancels pending I/O (the client left): the current operation fails and the connection
   /// is discarded rather than pooled.
@@ -130,6 +136,7 @@ class Call {
   bool body_done_ = false;
   bool head_parsed_ = false;
   bool cancelled_ = false;
+  bool request_sent_ = false;
   std::string accumulated_;      // read_all when the body spans several reads
   const char* phase_ = "connect";
 };

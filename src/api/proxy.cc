@@ -1,0 +1,402 @@
+// The resilient proxy: one client request → attempts over a route's targets and then its
+// fallbacks, all inside one deadline. Nothing is retried once a byte of the answer reached
+// the client; a stream that fails before its first event is retried like any other failure.
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <random>
+
+#include "api/gateway.h"
+#include "api/proxy_util.h"
+#include "http/parse/sse_parser.h"
+#include "providers/openai.h"
+
+namespace sluice::api {
+
+using providers::Operation;
+using routing::AttemptOutcome;
+using Clock = std::chrono::steady_clock;
+using Millis = std::chrono::milliseconds;
+
+struct Gateway::AttemptResult {
+  bool responded = false;     // an answer (success, stream, pass-through) reached the client
+  bool retryable = false;     // nothing reached the client and another attempt may help
+  bool context_length = false;
+  Error error;                // what to tell the client if no attempt succeeds
+};
+
+/// Everything one client request carries through its attempts.
+struct ProxyContext {
+  providers::ParsedRequest parsed;
+  http::Request* request = nullptr;
+  http::Responder* responder = nullptr;
+  upstream::Pool* pool = nullptr;
+  Clock::time_point deadline;
+  int attempts = 0;
+  // Cancellation when the client leaves: the live upstream call and the backoff timer.
+  upstream::Call* live_call = nullptr;
+  asio::steady_timer* sleeper = nullptr;
+};
+
+namespace {
+
+double random01() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+}
+
+AttemptOutcome outcome_of(const Error& e) {
+  switch (e.code) {
+    case Errc::upstream_timeout: return AttemptOutcome::timeout;
+    case Errc::upstream_connect:
+    case Errc::unavailable: return AttemptOutcome::connect_error;
+    case Errc::upstream_protocol:
+    case Errc::internal: return AttemptOutcome::protocol_error;
+    default: return AttemptOutcome::upstream_error;
+  }
+}
+
+}  // namespace
+
+asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
+                                                         TargetRuntime& runtime,
+                                                         std::string_view model_override) {
+  AttemptResult result;
+  routing::TargetState& state = runtime.state;
+  const config::TargetConfig& target = state.config;
+  const config::RetryPolicy& policy = state.route.retry;
+  http::Responder& responder = *ctx.responder;
+
+  providers::EncodedRequest encoded;
+  providers::encode_openai_request(ctx.parsed, target, *ctx.request->head,
+                                   ctx.request->request_id, encoded, model_override);
+  std::array<asio::const_buffer, 4> wire{
+      asio::buffer(encoded.head),
+      asio::buffer(encoded.body_prefix.data(), encoded.body_prefix.size()),
+      asio::buffer(encoded.model_token),
+      asio::buffer(encoded.body_suffix.data(), encoded.body_suffix.size())};
+
+  upstream::Call call(*ctx.pool, runtime.origin, target.timeouts, ctx.deadline);
+  ctx.live_call = &call;
+  struct Unlink {
+    ProxyContext& ctx;
+    ~Unlink() { ctx.live_call = nullptr; }
+  } unlink{ctx};
+
+  auto fail = [&](Error e, bool after_send_ok) {
+    // after_send_ok: the failure class may be retried even though the request was sent.
+    AttemptOutcome o = outcome_of(e);
+    state.count(o);
+    state.breaker.on_failure(Clock::now());
+    bool before_send = !call.request_sent();
+    result.retryable = !responder.client_gone() &&
+                       (before_send || after_send_ok || policy.retry_on_timeout);
+    result.error = std::move(e);
+  };
+
+  auto started_at = Clock::now();
+  auto started = co_await call.start(wire);
+  if (!started) {
+    // Connect errors never reached the upstream: always retryable. Timeouts and broken
+    // responses after the request was sent only when the route says so.
+    bool connect = started.error().code == Errc::upstream_connect ||
+                   started.error().code == Errc::unavailable;
+    fail(std::move(started.error()), connect && !call.request_sent());
+    co_return result;
+  }
+  state.observe_ttfb(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started_at).count()));
+  int status = call.status();
+  std::string content_type(call.head().header("content-type"));
+
+  if (status >= 400) {
+    auto retry_after = upstream_retry_after(call.head());
+    auto body = co_await call.read_all(kMaxUpstreamErrorBody);
+    std::string_view text = body ? *body : std::string_view{};
+    Error e = upstream_status_error(status, text, content_type, retry_after, runtime.origin.key);
+    call.finish();
+    if (e.retryable) {
+      state.count(AttemptOutcome::upstream_error);
+      state.breaker.on_failure(Clock::now());
+      result.retryable = !responder.client_gone();
+    } else {
+      // The upstream is healthy; the request is at fault (or too long for this model).
+      state.count(AttemptOutcome::success);
+      state.breaker.on_success(Clock::now());
+      result.context_length = is_context_length_error(status, text);
+    }
+    result.error = std::move(e);
+    co_return result;
+  }
+
+  bool is_sse = content_type.starts_with("text/event-stream");
+  if (!(ctx.parsed.stream && is_sse)) {
+    auto body = co_await call.read_all(kMaxUpstreamBody);
+    if (!body) {
+      fail(std::move(body.error()), false);
+      co_return result;
+    }
+    if (content_type.empty()) content_type = "application/json";
+    state.count(AttemptOutcome::success);
+    state.breaker.on_success(Clock::now());
+    responder.add_header("x-sluice-attempts", std::to_string(ctx.attempts));
+    co_await responder.send(status, content_type, *body);
+    call.finish();
+    result.responded = true;
+    co_return result;
+  }
+
+  // SSE relay. Nothing goes to the client until the first complete event is in hand, so a
+  // stream that dies before it can still be retried. After that, bytes are forwarded as
+  // whole events, byte for byte; an incomplete tail waits for its end, so an error event can
+  // only ever follow a whole event.
+  http::SseParser observer;
+  std::string pending;
+  bool begun = false;
+  auto noop = [](const http::SseEvent&) {};
+  for (;;) {
+    auto piece = co_await call.read_some();
+    if (!piece) {
+      if (responder.client_gone()) {
+        result.responded = begun;
+        co_return result;
+      }
+      Error err = std::move(piece.error());
+      if (!begun) {
+        // Cut before the first event: a broken connection is as safe to retry as a 5xx.
+        fail(std::move(err), err.code == Errc::upstream_protocol);
+        co_return result;
+      }
+      state.count(outcome_of(err));
+      state.breaker.on_failure(Clock::now());
+      std::string_view code =
+          err.code == Errc::upstream_timeout ? "upstream_timeout" : "upstream_stream_error";
+      spdlog::warn("request {}: stream from {} failed: {}", ctx.request->request_id,
+                   runtime.origin.key, err.message);
+      std::string event = stream_error_event(
+          "The upstream stream failed before it finished: " + err.message, code);
+      co_await responder.write_chunk(event);
+      // The client's connection is healthy and the chunked body ends cleanly, so it stays
+      // usable; only the upstream connection is discarded.
+      co_await responder.end_stream();
+      result.responded = true;
+      co_return result;
+    }
+    std::string_view bytes = *piece;
+    if (!bytes.empty()) {
+      std::string_view ready;
+      if (pending.empty() && last_event_boundary(bytes) == bytes.size()) {
+        ready = bytes;  // the common case: whole events, forwarded without a copy
+      } else {
+        pending.append(bytes);
+        ready = std::string_view(pending).substr(0, last_event_boundary(pending));
+      }
+      if (!ready.empty()) {
+        if (!begun) {
+          begun = true;
+          responder.add_header("x-sluice-attempts", std::to_string(ctx.attempts));
+          if (!co_await responder.begin_stream(status, content_type, kStreamHeaders)) break;
+        }
+        observer.feed(ready, noop);
+        if (!co_await responder.write_chunk(ready)) break;
+        if (!pending.empty()) pending.erase(0, ready.size());
+      }
+    }
+    if (call.body_complete()) {
+      if (!begun) {
+        begun = true;
+        responder.add_header("x-sluice-attempts", std::to_string(ctx.attempts));
+        if (!co_await responder.begin_stream(status, content_type, kStreamHeaders)) break;
+      }
+      // A clean end: forward a trailing partial event as is (the upstream chose to end there).
+      if (!pending.empty() && !co_await responder.write_chunk(pending)) break;
+      call.finish();
+      co_await responder.end_stream();
+      state.count(AttemptOutcome::success);
+      state.breaker.on_success(Clock::now());
+      result.responded = true;
+      co_return result;
+    }
+  }
+  // The client went away mid-stream: not the target's fault.
+  state.breaker.on_success(Clock::now());
+  result.responded = true;
+  co_return result;
+}
+
+asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
+                                     http::Responder& responder, upstream::Pool& pool) {
+  ProxyContext ctx;
+  ctx.request = &request;
+  ctx.responder = &responder;
+  ctx.pool = &pool;
+  if (auto r = providers::parse_request(op, request.body, ctx.parsed); !r) {
+    co_await responder.send_error(r.error());
+    co_return;
+  }
+  if (op == Operation::embeddings) ctx.parsed.stream = false;
+  RouteRuntime* primary = runtime_for(router_->match(ctx.parsed.model));
+  if (primary == nullptr) {
+    co_await responder.send_error(make_error(
+        Errc::model_not_found,
+        "The model '" + ctx.parsed.model + "' does not exist or is not routed by this gateway.",
+        "model"));
+    co_return;
+  }
+  const config::RetryPolicy& policy = primary->route->retry;
+  auto now = Clock::now();
+  ctx.deadline = now + (policy.deadline.count() > 0 ? policy.deadline
+                                                    : primary->route->targets[0].timeouts.total);
+
+  // A client that leaves cancels whatever is in progress: the upstream exchange (its socket
+  // is cancelled and the connection discarded, which the upstream sees as a close) or a wait.
+  responder.watch_client([&ctx] {
+    if (ctx.live_call) ctx.live_call->cancel();
+    if (ctx.sleeper) ctx.sleeper->cancel();
+  });
+  asio::steady_timer sleeper(co_await asio::this_coro::executor);
+
+  // The chain: the route, then its fallbacks (each with its own attempt budget).
+  struct Hop {
+    RouteRuntime* route;
+    std::string model;  // model name sent upstream when the target has none ("" = client's)
+  };
+  std::vector<Hop> chain{{primary, ""}};
+  for (const auto& name : primary->route->fallbacks) {
+    if (RouteRuntime* rr = runtime_for(router_->match(name)); rr && rr != primary) {
+      chain.push_back({rr, name});
+    }
+  }
+
+  std::optional<Error> last_error;
+  std::optional<std::chrono::milliseconds> wait_hint;  // upstream's Retry-After
+  Millis previous_backoff{0};
+  bool done = false;
+  for (size_t hop = 0; hop < chain.size() && !done; ++hop) {
+    RouteRuntime& rr = *chain[hop].route;
+    std::vector<bool> tried(rr.targets.size(), false);
+    int budget = rr.route->retry.max_attempts;
+    for (int a = 0; a < budget && !done; ++a) {
+      if (responder.client_gone()) {
+        done = true;
+        break;
+      }
+      now = Clock::now();
+      if (now >= ctx.deadline) {
+        last_error = make_error(Errc::upstream_timeout,
+                                "The request deadline passed after " +
+                                    std::to_string(ctx.attempts) + " attempt(s)");
+        done = true;
+        break;
+      }
+      auto picked = rr.balancer->pick(tried, now);
+      if (!picked) {
+        if (!last_error || hop + 1 == chain.size()) {
+          last_error = make_error(Errc::unavailable,
+                                  "No available target for route '" + rr.route->model +
+                                      "': every target's circuit breaker is open or unhealthy");
+        }
+        break;  // next fallback
+      }
+      TargetRuntime& tr = *rr.targets[*picked];
+      tried[*picked] = true;
+      if (tr.state.config.provider == config::ProviderKind::demo) {
+        responder.add_header("x-sluice-attempts", std::to_string(ctx.attempts + 1));
+        tr.state.breaker.on_success(now);
+        tr.state.count(AttemptOutcome::success);
+        co_await serve_demo(ctx.parsed, responder);
+        done = true;
+        break;
+      }
+      if (ctx.attempts > 0) {
+        // A retry: it must fit the target's retry budget and the deadline, after a backoff.
+        if (!tr.state.budget.try_spend_retry(now)) {
+          tr.state.breaker.on_abandon();
+          tr.state.count(AttemptOutcome::rejected);
+          last_error = make_error(Errc::unavailable,
+                                  "Retry budget exhausted for upstream " +
+                                      tr.state.config.name + "; not retrying" +
+                                      (last_error ? ": " + last_error->message : std::string()));
+          continue;
+        }
+        tr.state.retries.fetch_add(1, std::memory_order_relaxed);
+        Millis backoff = routing::backoff_delay(rr.route->retry, ctx.attempts, previous_backoff,
+                                                random01());
+        previous_backoff = backoff;
+        Millis wait = std::max(backoff, wait_hint.value_or(Millis{0}));
+        if (now + wait >= ctx.deadline) {
+          tr.state.breaker.on_abandon();
+          if (wait_hint && hop + 1 < chain.size()) break;  // don't sleep: try the fallback
+          done = true;
+          break;
+        }
+        if (wait.count() > 0) {
+          sleeper.expires_after(wait);
+          ctx.sleeper = &sleeper;
+          co_await sleeper.async_wait(asio::as_tuple(asio::use_awaitable));
+          ctx.sleeper = nullptr;
+          if (responder.client_gone()) {
+            tr.state.breaker.on_abandon();
+            done = true;
+            break;
+          }
+        }
+      } else {
+        tr.state.budget.on_request(now);
+      }
+      auto slot = co_await tr.limiter.acquire(!rr.route->fail_fast, ctx.deadline);
+      if (!slot) {
+        tr.state.breaker.on_abandon();
+        tr.state.count(AttemptOutcome::rejected);
+        last_error = std::move(slot.error());
+        continue;  // another target of the route may have room
+      }
+      ctx.attempts++;
+      tr.state.in_flight.fetch_add(1, std::memory_order_relaxed);
+      AttemptResult r = co_await attempt(ctx, tr, chain[hop].model);
+      tr.state.in_flight.fetch_sub(1, std::memory_order_relaxed);
+      tr.limiter.release();
+      if (r.responded || responder.client_gone()) {
+        done = true;
+        break;
+      }
+      wait_hint = r.error.retry_after;
+      last_error = std::move(r.error);
+      if (r.context_length && !rr.route->context_fallback.empty()) {
+        // Too long for this model: go straight to the larger-context route.
+        RouteRuntime* bigger = runtime_for(router_->match(rr.route->context_fallback));
+        if (bigger && bigger != &rr) {
+          chain.resize(hop + 1);
+          chain.push_back({bigger, rr.route->context_fallback});
+          wait_hint.reset();
+        }
+        break;
+      }
+      if (!r.retryable) {
+        done = true;
+        break;
+      }
+      if (wait_hint && Clock::now() + *wait_hint >= ctx.deadline) break;  // next fallback
+    }
+  }
+  co_await responder.stop_watching();
+  if (responder.client_gone()) {
+    spdlog::debug("request {}: client disconnected; upstream request cancelled",
+                  request.request_id);
+    responder.close_after();
+    co_return;
+  }
+  if (!responder.responded()) {
+    if (!last_error) {
+      last_error = make_error(Errc::unavailable,
+                              "No attempt could be made for route '" + primary->route->model + "'");
+    }
+    responder.add_header("x-sluice-attempts", std::to_string(ctx.attempts));
+    co_await responder.send_error(*last_error);
+  }
+}
+
+}  // namespace sluice::api

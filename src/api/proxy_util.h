@@ -1,0 +1,45 @@
+// Small pure helpers of the proxy path, shared by gateway.cc and proxy.cc and reachable from
+// unit tests: SSE event boundaries, the stream error event, upstream error classification.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/error.h"
+#include "http/parse/http_head.h"
+
+namespace sluice::api {
+
+inline constexpr size_t kMaxUpstreamBody = 64 * 1024 * 1024;
+inline constexpr size_t kMaxUpstreamErrorBody = 1024 * 1024;
+inline constexpr std::string_view kStreamHeaders =
+    "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n";
+
+int64_t unix_now();
+
+/// Offset just past the last complete SSE event in `s` (0 if none): events end with a blank
+/// line, i.e. two consecutive line terminators of any kind.
+size_t last_event_boundary(std::string_view s);
+
+/// `data: {"error":{...}}` framed as its own event (leading newline ends any open line).
+std::string stream_error_event(std::string_view message, std::string_view code);
+
+/// {"error": ...} near the start of a JSON body.
+bool looks_like_openai_error(std::string_view body);
+
+/// How long the upstream asks us to wait: Retry-After (seconds or HTTP-date) or OpenAI's
+/// x-ratelimit-reset-requests / -tokens, whichever is longest. nullopt if none.
+std::optional<std::chrono::milliseconds> upstream_retry_after(const http::ResponseHead& head);
+
+/// Upstream error status → Error; 4xx bodies in OpenAI's shape are kept for pass-through.
+Error upstream_status_error(int status, std::string_view body, std::string_view content_type,
+                            std::optional<std::chrono::milliseconds> retry_after,
+                            const std::string& origin);
+
+/// True for an upstream 400 that says the prompt is longer than the model's context.
+bool is_context_length_error(int status, std::string_view body);
+
+}  // namespace sluice::api
