@@ -49,6 +49,10 @@ class Gateway {
   asio::awaitable<void> handle(http::Request& request, http::Responder& responder,
                                upstream::Pool& pool);
 
+  /// Starts active health checks (targets with health.enabled) on `io`, using `pool`.
+  /// Call once, on one worker; the checks run until the io_context stops.
+  void start_health_checks(asio::io_context& io, upstream::Pool& pool);
+
   /// Runtime state for admin views and tests (stable for the Gateway's lifetime).
   const std::vector<std::unique_ptr<RouteRuntime>>& routes() const { return routes_; }
 

@@ -38,11 +38,17 @@ int run_gateway(std::shared_ptr<const config::Config> config) {
   for (const auto& route : config->routes) {
     spdlog::info("route {} → {} target(s)", route.model, route.targets.size());
   }
+  bool health_started = false;
   return serve(options,
                [&](Worker& worker) -> http::Handler {
                  auto pool = std::make_shared<upstream::Pool>(worker.io, pool_limits, tls);
                  worker.state = pool;
                  upstream::Pool* raw = pool.get();
+                 if (!health_started) {
+                   // Health checks run on the first worker only: one prober per target.
+                   health_started = true;
+                   gateway->start_health_checks(worker.io, *raw);
+                 }
                  return [gateway, raw](http::Request& req, http::Responder& resp) {
                    return gateway->handle(req, resp, *raw);
                  };

@@ -7,6 +7,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <charconv>
 #include <chrono>
+#include <vector>
 
 #include "providers/openai_format.h"
 #include "providers/request.h"
@@ -133,6 +134,10 @@ class MockHandler {
       stats_.streams_started = 0;
       stats_.streams_completed = 0;
       stats_.cancelled = 0;
+      {
+        std::lock_guard lock(stats_.last_mutex);
+        stats_.script_counters.clear();
+      }
       co_await resp.send(200, "application/json", R"({"reset":true})");
       co_return;
     }
@@ -159,6 +164,21 @@ class MockHandler {
     int latency = header_int(req, "x-mock-latency-ms", opt_.latency_ms);
     Fault fault = parse_fault(req.header("x-mock-fault"));
     int status = header_int(req, "x-mock-status", 200);
+    // x-mock-script: "500,500,200" with x-mock-script-id: the n-th request carrying that id
+    // gets the n-th step (the last step repeats). A step is a status or a fault keyword.
+    std::string_view script = req.header("x-mock-script");
+    if (!script.empty()) {
+      std::string step = next_script_step(req.header("x-mock-script-id"), script);
+      int code = 0;
+      auto [p, ec] = std::from_chars(step.data(), step.data() + step.size(), code);
+      if (ec == std::errc() && p == step.data() + step.size()) {
+        status = code;
+        fault = Fault{};
+      } else {
+        fault = parse_fault(step);
+        status = 200;
+      }
+    }
     // The fast path (no timer, no client watch) is only for answers with no waiting at all.
     bool simple = latency <= 0 && fault.kind == Fault::none && status == 200 &&
                   header_int(req, "x-mock-ttft-ms", opt_.ttft_ms) <= 0 &&
@@ -287,6 +307,26 @@ class MockHandler {
     tail += providers::kDoneEvent;
     if (!co_await resp.write_chunk(tail)) co_return;
     if (co_await resp.end_stream()) stats_.streams_completed++;
+  }
+
+  std::string next_script_step(std::string_view id, std::string_view script) {
+    std::vector<std::string_view> steps;
+    size_t pos = 0;
+    while (pos <= script.size()) {
+      size_t comma = script.find(',', pos);
+      if (comma == std::string_view::npos) comma = script.size();
+      std::string_view step = script.substr(pos, comma - pos);
+      while (!step.empty() && step.front() == ' ') step.remove_prefix(1);
+      while (!step.empty() && step.back() == ' ') step.remove_suffix(1);
+      steps.push_back(step);
+      pos = comma + 1;
+    }
+    size_t n;
+    {
+      std::lock_guard lock(stats_.last_mutex);
+      n = stats_.script_counters[std::string(id)]++;
+    }
+    return std::string(steps[std::min(n, steps.size() - 1)]);
   }
 
   MockOptions opt_;

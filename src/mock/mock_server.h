@@ -5,6 +5,7 @@
 #include <atomic>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "http/server.h"
 
@@ -25,6 +26,7 @@ struct MockStats {
   std::atomic<int64_t> active{0};
   std::mutex last_mutex;
   std::string last;  // JSON of the last /v1/* request
+  std::unordered_map<std::string, size_t> script_counters;  // x-mock-script-id → requests
 };
 
 /// The request handler (one per worker; `stats` shared by all).
