@@ -32,8 +32,8 @@ std::string_view trim(std::string_view s) {
 }
 
 // Advances the two half-window buckets ([0] = previous, [1] = current) to `now`.
-void roll_buckets(Clock::time_point now, Millis window, Clock::time_point& start,
-                  int64_t (&a)[2], int64_t (&b)[2]) {
+void roll_buckets(Clock::time_point now, Millis window, Clock::time_point& start, int64_t (&a)[2],
+                  int64_t (&b)[2]) {
   const Millis half = window / 2;
   if (now < start + half) return;
   if (now >= start + window) {
@@ -133,9 +133,8 @@ std::optional<int64_t> parse_http_date(std::string_view v, int64_t now_unix_seco
   int year = 0, mon = 0, day = 0, h = 0, m = 0, s = 0;
   if (short_name && sc.lit(", ")) {
     // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT"
-    if (!(sc.digits(2, day) && sc.lit(" ") && sc.month(mon) && sc.lit(" ") &&
-          sc.digits(4, year) && sc.lit(" ") && sc.time_of_day(h, m, s) && sc.lit(" GMT") &&
-          sc.done())) {
+    if (!(sc.digits(2, day) && sc.lit(" ") && sc.month(mon) && sc.lit(" ") && sc.digits(4, year) &&
+          sc.lit(" ") && sc.time_of_day(h, m, s) && sc.lit(" GMT") && sc.done())) {
       return std::nullopt;
     }
   } else if (long_name && sc.lit(", ")) {
@@ -178,9 +177,10 @@ Millis backoff_delay(const config::RetryPolicy& policy, int retry, Millis previo
   const double cap = std::max<double>(0, static_cast<double>(policy.backoff_cap.count()));
   if (!(random01 >= 0)) random01 = 0;  // also NaN
   if (random01 >= 1) random01 = std::nextafter(1.0, 0.0);
-  // base * 2^(retry-1), doubling only while below the cap so large `retry` cannot overflow.
+  // base * 2^(retry-1), doubling only while below the cap so large `retry` cannot overflow;
+  // 64 doublings exceed any cap (and bound the loop when base is 0).
   double exp = base;
-  for (int i = 1; i < retry && exp < cap; ++i) exp *= 2;
+  for (int i = 1; i < retry && i <= 64 && exp < cap; ++i) exp *= 2;
   exp = std::min(exp, cap);
 
   double wait = exp;
@@ -265,9 +265,13 @@ std::optional<Millis> parse_reset_duration(std::string_view value) {
       uint64_t ns;
     };
     static constexpr Unit kUnits[] = {
-        {"ns", 1},         {"us", 1'000},          {"\xC2\xB5s", 1'000},  // µs (micro sign)
-        {"\xCE\xBCs", 1'000},                                          // μs (Greek mu)
-        {"ms", 1'000'000}, {"s", 1'000'000'000},   {"m", 60'000'000'000ULL},
+        {"ns", 1},
+        {"us", 1'000},
+        {"\xC2\xB5s", 1'000},  // µs (micro sign)
+        {"\xCE\xBCs", 1'000},  // μs (Greek mu)
+        {"ms", 1'000'000},
+        {"s", 1'000'000'000},
+        {"m", 60'000'000'000ULL},
         {"h", 3'600'000'000'000ULL},
     };
     for (const auto& u : kUnits) {
