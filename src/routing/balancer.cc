@@ -87,6 +87,13 @@ std::optional<size_t> Balancer::choose(const std::vector<bool>& eligible) {
 
 std::optional<size_t> Balancer::pick(const std::vector<bool>& tried, Clock::time_point now) {
   size_t n = targets_.size();
+  if (n == 1) {
+    // One target (the common case): no choice to make, no shared lock to take.
+    TargetState& t = *targets_[0];
+    if (!t.healthy.load(std::memory_order_relaxed)) return std::nullopt;
+    if (!t.breaker.allow(now)) return std::nullopt;
+    return 0;
+  }
   std::vector<bool> eligible(n, false);
   bool any_untried = false;
   for (size_t i = 0; i < n; ++i) {
