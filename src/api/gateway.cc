@@ -34,8 +34,9 @@ TargetRuntime::TargetRuntime(const config::TargetConfig& target,
   if (target.provider == config::ProviderKind::openai) origin = upstream::origin_of(target);
 }
 
-Gateway::Gateway(std::shared_ptr<const routing::Router> router, const std::atomic<bool>* draining)
-    : router_(std::move(router)), draining_(draining) {
+Gateway::Gateway(std::shared_ptr<const routing::Router> router, const std::atomic<bool>* draining,
+                 std::shared_ptr<Governance> governance)
+    : router_(std::move(router)), draining_(draining), governance_(std::move(governance)) {
   for (const auto& route : router_->config().routes) {
     auto rr = std::make_unique<RouteRuntime>();
     rr->route = &route;
@@ -66,6 +67,17 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
     co_await responder.send(r.status, "application/json", r.body,
                             "Allow: " + std::string(allow) + "\r\n");
   };
+  bool api_path_hit = path == "/chat/completions" || path == "/completions" ||
+                      path == "/embeddings" || path == "/models" || path.starts_with("/models/");
+  Identity who;
+  if (api_path_hit && governance_ && governance_->auth_enabled()) {
+    auto id = governance_->authenticate(request);
+    if (!id) {
+      co_await responder.send_error(id.error());
+      co_return;
+    }
+    who = std::move(id.value());
+  }
   Operation op;
   if (path == "/chat/completions") {
     op = Operation::chat;
@@ -77,6 +89,8 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
     if (method != "GET" && method != "HEAD") co_return co_await method_not_allowed("GET");
     if (path == "/models") co_return co_await list_models(responder);
     co_return co_await get_model(path.substr(8), responder);
+  } else if (request.path() == "/admin/keys" || request.path().starts_with("/admin/keys/")) {
+    co_return co_await admin_keys(request, responder);
   } else if (request.path() == "/admin/upstreams") {
     if (method != "GET" && method != "HEAD") co_return co_await method_not_allowed("GET");
     co_return co_await admin_upstreams(request, responder);
@@ -99,7 +113,7 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
     co_return;
   }
   if (method != "POST") co_return co_await method_not_allowed("POST");
-  co_await proxy(op, request, responder, pool);
+  co_await proxy(op, request, responder, pool, who);
 }
 
 namespace {
@@ -114,22 +128,28 @@ bool token_equals(std::string_view a, std::string_view b) {
 
 }  // namespace
 
-asio::awaitable<void> Gateway::admin_upstreams(http::Request& request,
-                                               http::Responder& responder) {
+asio::awaitable<bool> Gateway::admin_allowed(http::Request& request,
+                                             http::Responder& responder) {
   const std::string& token = router_->config().admin_token;
   if (token.empty()) {
     co_await responder.send_error(make_error(
         Errc::not_found, "The admin API is disabled: set admin.token_env in the config and "
                          "export that variable."));
-    co_return;
+    co_return false;
   }
   std::string_view auth = request.header("authorization");
   constexpr std::string_view kBearer = "Bearer ";
   if (!auth.starts_with(kBearer) || !token_equals(auth.substr(kBearer.size()), token)) {
     co_await responder.send_error(
         make_error(Errc::unauthorized, "A valid admin token is required (Authorization: Bearer)."));
-    co_return;
+    co_return false;
   }
+  co_return true;
+}
+
+asio::awaitable<void> Gateway::admin_upstreams(http::Request& request,
+                                               http::Responder& responder) {
+  if (!co_await admin_allowed(request, responder)) co_return;
   auto now = std::chrono::steady_clock::now();
   std::string body = R"({"routes":[)";
   bool first_route = true;

@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "api/governance.h"
 #include "http/server.h"
 #include "providers/request.h"
 #include "routing/balancer.h"
@@ -43,7 +44,8 @@ struct ProxyContext;
 class Gateway {
  public:
   /// `draining` is read by /readyz (503 while the process shuts down).
-  Gateway(std::shared_ptr<const routing::Router> router, const std::atomic<bool>* draining);
+  Gateway(std::shared_ptr<const routing::Router> router, const std::atomic<bool>* draining,
+          std::shared_ptr<Governance> governance);
 
   /// Serves one request on the calling worker; `pool` is that worker's upstream pool.
   asio::awaitable<void> handle(http::Request& request, http::Responder& responder,
@@ -59,7 +61,8 @@ class Gateway {
  private:
   struct AttemptResult;
   asio::awaitable<void> proxy(providers::Operation op, http::Request& request,
-                              http::Responder& responder, upstream::Pool& pool);
+                              http::Responder& responder, upstream::Pool& pool,
+                              const Identity& who);
   asio::awaitable<AttemptResult> attempt(ProxyContext& ctx, TargetRuntime& target,
                                          std::string_view model_override);
   asio::awaitable<void> serve_demo(const providers::ParsedRequest& parsed,
@@ -67,10 +70,14 @@ class Gateway {
   asio::awaitable<void> list_models(http::Responder& responder);
   asio::awaitable<void> get_model(std::string_view id, http::Responder& responder);
   asio::awaitable<void> admin_upstreams(http::Request& request, http::Responder& responder);
+  asio::awaitable<void> admin_keys(http::Request& request, http::Responder& responder);
+  /// Checks the admin token; answers 404 (admin disabled) or 401 itself when it fails.
+  asio::awaitable<bool> admin_allowed(http::Request& request, http::Responder& responder);
   RouteRuntime* runtime_for(const config::RouteConfig* route);
 
   std::shared_ptr<const routing::Router> router_;
   const std::atomic<bool>* draining_;
+  std::shared_ptr<Governance> governance_;
   std::vector<std::unique_ptr<RouteRuntime>> routes_;  // parallel to config routes
 };
 

@@ -25,6 +25,8 @@ struct Gateway::AttemptResult {
   bool responded = false;     // an answer (success, stream, pass-through) reached the client
   bool retryable = false;     // nothing reached the client and another attempt may help
   bool context_length = false;
+  bool free_retry = false;    // connection-level failure: retrying adds no upstream load, so
+                              // it does not spend the retry budget
   Error error;                // what to tell the client if no attempt succeeds
 };
 
@@ -39,6 +41,10 @@ struct ProxyContext {
   // Cancellation when the client leaves: the live upstream call and the backoff timer.
   upstream::Call* live_call = nullptr;
   asio::steady_timer* sleeper = nullptr;
+  // Governance: what was reserved, and what the upstream says was used.
+  Admission admission;
+  bool succeeded = false;
+  std::optional<int64_t> usage_tokens;
 };
 
 namespace {
@@ -100,11 +106,14 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
   auto started_at = Clock::now();
   auto started = co_await call.start(wire);
   if (!started) {
-    // Connect errors never reached the upstream: always retryable. Timeouts and broken
-    // responses after the request was sent only when the route says so.
+    // Connection failures — refused, reset, or closed before a single response byte — are
+    // always retryable: the upstream produced nothing and (for refused) never saw the request.
+    // Timeouts after the request was sent only when the route says so: the upstream may still
+    // be doing (and billing) the work.
     bool connect = started.error().code == Errc::upstream_connect ||
                    started.error().code == Errc::unavailable;
-    fail(std::move(started.error()), connect && !call.request_sent());
+    result.free_retry = connect;
+    fail(std::move(started.error()), connect);
     co_return result;
   }
   state.observe_ttfb(static_cast<uint64_t>(
@@ -140,6 +149,8 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
       co_return result;
     }
     if (content_type.empty()) content_type = "application/json";
+    ctx.succeeded = true;
+    if (!ctx.admission.token_buckets.empty()) ctx.usage_tokens = usage_total_tokens(*body);
     state.count(AttemptOutcome::success);
     state.breaker.on_success(Clock::now());
     responder.add_header("x-sluice-attempts", std::to_string(ctx.attempts));
@@ -156,7 +167,12 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
   http::SseParser observer;
   std::string pending;
   bool begun = false;
-  auto noop = [](const http::SseEvent&) {};
+  bool track_usage = !ctx.admission.token_buckets.empty();
+  auto observe = [&ctx, track_usage](const http::SseEvent& ev) {
+    if (track_usage && ev.data.find("\"usage\"") != std::string_view::npos) {
+      if (auto n = usage_total_tokens(ev.data)) ctx.usage_tokens = n;
+    }
+  };
   for (;;) {
     auto piece = co_await call.read_some();
     if (!piece) {
@@ -197,10 +213,11 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
       if (!ready.empty()) {
         if (!begun) {
           begun = true;
+          ctx.succeeded = true;
           responder.add_header("x-sluice-attempts", std::to_string(ctx.attempts));
           if (!co_await responder.begin_stream(status, content_type, kStreamHeaders)) break;
         }
-        observer.feed(ready, noop);
+        observer.feed(ready, observe);
         if (!co_await responder.write_chunk(ready)) break;
         if (!pending.empty()) pending.erase(0, ready.size());
       }
@@ -228,7 +245,8 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
 }
 
 asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
-                                     http::Responder& responder, upstream::Pool& pool) {
+                                     http::Responder& responder, upstream::Pool& pool,
+                                     const Identity& who) {
   ProxyContext ctx;
   ctx.request = &request;
   ctx.responder = &responder;
@@ -245,6 +263,20 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
         "The model '" + ctx.parsed.model + "' does not exist or is not routed by this gateway.",
         "model"));
     co_return;
+  }
+  if (governance_) {
+    if (auto allowed = governance_->authorize_model(who, ctx.parsed.model); !allowed) {
+      co_await responder.send_error(allowed.error());
+      co_return;
+    }
+    auto admitted = governance_->admit(
+        who, ctx.parsed.model, estimate_request_tokens(request.body.size(), ctx.parsed.max_tokens),
+        responder);
+    if (!admitted) {
+      co_await responder.send_error(admitted.error());
+      co_return;
+    }
+    ctx.admission = std::move(admitted.value());
   }
   const config::RetryPolicy& policy = primary->route->retry;
   auto now = Clock::now();
@@ -273,6 +305,7 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
 
   std::optional<Error> last_error;
   std::optional<std::chrono::milliseconds> wait_hint;  // upstream's Retry-After
+  bool free_retry = false;  // the last failure was connection-level (see AttemptResult)
   Millis previous_backoff{0};
   bool done = false;
   for (size_t hop = 0; hop < chain.size() && !done; ++hop) {
@@ -312,8 +345,9 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
         break;
       }
       if (ctx.attempts > 0) {
-        // A retry: it must fit the target's retry budget and the deadline, after a backoff.
-        if (!tr.state.budget.try_spend_retry(now)) {
+        // A retry: it must fit the target's retry budget (unless the last failure never
+        // loaded an upstream) and the deadline, after a backoff.
+        if (!free_retry && !tr.state.budget.try_spend_retry(now)) {
           tr.state.breaker.on_abandon();
           tr.state.count(AttemptOutcome::rejected);
           last_error = make_error(Errc::unavailable,
@@ -323,6 +357,7 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
           continue;
         }
         tr.state.retries.fetch_add(1, std::memory_order_relaxed);
+        tr.state.budget.on_request(now);  // the denominator is every request the target sees
         Millis backoff = routing::backoff_delay(rr.route->retry, ctx.attempts, previous_backoff,
                                                 random01());
         previous_backoff = backoff;
@@ -352,7 +387,10 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
         tr.state.breaker.on_abandon();
         tr.state.count(AttemptOutcome::rejected);
         last_error = std::move(slot.error());
-        continue;  // another target of the route may have room
+        // Another target of the route may have room; waiting on a full one again would just
+        // double the wait, so stop once every target was tried.
+        if (std::all_of(tried.begin(), tried.end(), [](bool t) { return t; })) break;
+        continue;
       }
       ctx.attempts++;
       tr.state.in_flight.fetch_add(1, std::memory_order_relaxed);
@@ -364,6 +402,7 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
         break;
       }
       wait_hint = r.error.retry_after;
+      free_retry = r.free_retry;
       last_error = std::move(r.error);
       if (r.context_length && !rr.route->context_fallback.empty()) {
         // Too long for this model: go straight to the larger-context route.
@@ -383,6 +422,15 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
     }
   }
   co_await responder.stop_watching();
+  if (governance_ && !ctx.admission.token_buckets.empty()) {
+    // Real usage replaces the estimate; a request that never got an answer costs nothing; an
+    // answer without a usage report keeps its reservation (the conservative choice).
+    if (!ctx.succeeded) {
+      governance_->reconcile(ctx.admission, 0);
+    } else if (ctx.usage_tokens) {
+      governance_->reconcile(ctx.admission, *ctx.usage_tokens);
+    }
+  }
   if (responder.client_gone()) {
     spdlog::debug("request {}: client disconnected; upstream request cancelled",
                   request.request_id);

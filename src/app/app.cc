@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "api/gateway.h"
+#include "api/governance.h"
 #include "app/workers.h"
 #include "routing/router.h"
 #include "upstream/client.h"
@@ -34,7 +35,8 @@ int run_gateway(std::shared_ptr<const config::Config> config) {
   pool_limits.dns_ttl = config->upstream.dns_ttl;
 
   http::ServerShared shared;
-  auto gateway = std::make_shared<api::Gateway>(router, &shared.draining);
+  auto governance = std::make_shared<api::Governance>(*config);
+  auto gateway = std::make_shared<api::Gateway>(router, &shared.draining, governance);
   for (const auto& route : config->routes) {
     spdlog::info("route {} → {} target(s)", route.model, route.targets.size());
   }

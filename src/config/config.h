@@ -131,11 +131,59 @@ struct RouteConfig {
   bool fail_fast = false;             // true: never queue for a concurrency slot
 };
 
+/// Request and token rate limits; 0 = no limit for that dimension.
+struct RateLimits {
+  int64_t requests_per_minute = 0;
+  int64_t tokens_per_minute = 0;
+  int64_t tokens_per_day = 0;
+  bool any() const { return requests_per_minute || tokens_per_minute || tokens_per_day; }
+};
+
+/// A virtual API key declared in config. The secret is never in YAML: either an environment
+/// variable holding the key, or its SHA-256 (hex) precomputed with `sluice hash-key`.
+struct ApiKeyConfig {
+  std::string name;                   // unique
+  std::string key_sha256;             // lower-case hex; from key_env (hashed at load) or given
+  std::string key_env;
+  std::string tenant;                 // "" = the key's own name
+  std::vector<std::string> models;    // allowed model globs; empty = all
+  RateLimits limits;
+  int64_t expires_unix = 0;           // 0 = never; from `expires: 2026-12-31T00:00:00Z`
+};
+
+struct JwtConfig {
+  bool enabled = false;
+  std::vector<std::string> algorithms;  // subset of HS256, RS256, ES256 (required if enabled)
+  std::string secret;                 // HS256, resolved from secret_env
+  std::string secret_env;
+  std::string public_key_file;        // PEM (RS256 / ES256)
+  std::string jwks_file;              // JWKS JSON (RSA / EC keys, `kid` matched), reloaded on change
+  std::string issuer;                 // required `iss` if set
+  std::string audience;               // required in `aud` if set
+  Millis clock_skew{60'000};
+  std::string tenant_claim = "tenant";
+};
+
+struct AuthConfig {
+  bool enabled = false;               // false: every request is anonymous (the embedded default)
+  std::string keys_db;                // SQLite file for keys created through /admin/keys ("" = none)
+  std::vector<ApiKeyConfig> keys;
+  JwtConfig jwt;
+};
+
+struct RateLimitConfig {
+  RateLimits per_key;                                 // default for every key without its own
+  std::map<std::string, RateLimits> per_tenant;       // tenant name → limits ("*" = each tenant)
+  std::vector<std::pair<std::string, RateLimits>> per_model;  // model glob → limits, in order
+};
+
 struct Config {
   ServerConfig server;
   UpstreamConfig upstream;
   std::vector<RouteConfig> routes;  // active routes only (see `when_env`), in file order
   std::string admin_token;          // from admin.token_env; empty = admin endpoints disabled
+  AuthConfig auth;
+  RateLimitConfig rate_limits;
   std::string source_path;          // file it came from (empty when parsed from a string)
 };
 

@@ -3,6 +3,7 @@
 // Secrets are only ever read from the environment variables the file names.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -33,6 +34,7 @@ constexpr int64_t kMaxSize = int64_t{1} << 40;  // 1 TiB
 constexpr int64_t kMaxWeight = 1'000'000;
 constexpr int64_t kMaxCount = 10'000'000;
 constexpr int kMaxThreads = 256;
+constexpr int64_t kMaxRate = 1'000'000'000'000;  // requests or tokens per minute/day
 
 [[noreturn]] void fail(std::string_view path, std::string_view problem) {
   throw ConfigError(fmt::format("{}: {}", path, problem));
@@ -968,8 +970,374 @@ void parse_admin(const YAML::Node& node, Config& config) {
   }
 }
 
+// ---- Auth and rate limits ------------------------------------------------------------------
+
+// Lower-case hex SHA-256 of `data`.
+std::string sha256_hex(std::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
+    throw ConfigError("SHA-256 is unavailable (OpenSSL EVP_Digest failed)");
+  }
+  std::string hex;
+  hex.reserve(length * 2);
+  for (unsigned int i = 0; i < length; ++i) hex += fmt::format("{:02x}", digest[i]);
+  return hex;
+}
+
+// A path from the file, made relative to the directory of the config file (`base_dir`; empty
+// when parsed from a string, i.e. the working directory).
+std::string resolve_path(const std::string& path, const std::string& base_dir) {
+  const std::filesystem::path p(path);
+  if (p.is_absolute() || base_dir.empty()) return path;
+  return (std::filesystem::path(base_dir) / p).lexically_normal().string();
+}
+
+void check_readable_file(const std::string& file, std::string_view path) {
+  std::error_code ec;
+  const bool regular = std::filesystem::is_regular_file(file, ec);
+  if (!regular || !std::ifstream(file).is_open()) {
+    fail(path, fmt::format("cannot read file {}", quote_value(file)));
+  }
+}
+
+// A non-empty name without control characters (key names, tenants, model globs).
+std::string read_label(const YAML::Node& node, std::string_view path) {
+  std::string value = read_string(node, path);
+  if (value.empty()) fail(path, "must not be empty");
+  if (has_control_chars(value)) fail(path, "contains control characters");
+  return value;
+}
+
+// The limit keys of an already checked section (a `limits:` map, or a per_model entry).
+RateLimits read_limits(const Section& s) {
+  RateLimits limits;
+  if (const auto* n = s.find("requests_per_minute")) {
+    limits.requests_per_minute = read_int_in(*n, s.path("requests_per_minute"), 0, kMaxRate);
+  }
+  if (const auto* n = s.find("tokens_per_minute")) {
+    limits.tokens_per_minute = read_int_in(*n, s.path("tokens_per_minute"), 0, kMaxRate);
+  }
+  if (const auto* n = s.find("tokens_per_day")) {
+    limits.tokens_per_day = read_int_in(*n, s.path("tokens_per_day"), 0, kMaxRate);
+  }
+  return limits;
+}
+
+RateLimits parse_limits(const YAML::Node& node, const std::string& path) {
+  return read_limits(
+      Section(node, path, {"requests_per_minute", "tokens_per_minute", "tokens_per_day"}));
+}
+
+int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
+  y -= m <= 2 ? 1 : 0;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const int64_t yoe = y - era * 400;
+  const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+// An RFC 3339 timestamp in UTC ("2026-12-31T00:00:00Z", "...+00:00", optional fraction, which
+// is dropped) → Unix seconds.
+int64_t read_timestamp(const YAML::Node& node, std::string_view path) {
+  constexpr std::string_view kExpected =
+      R"(expected an RFC 3339 UTC timestamp like "2026-12-31T00:00:00Z")";
+  if (!node.IsScalar()) fail(path, fmt::format("{}, got {}", kExpected, describe(node)));
+  const std::string& text = node.Scalar();
+  const auto bad = [&]() { fail(path, fmt::format("{}, got {}", kExpected, quote_value(text))); };
+  const auto digits = [&](size_t pos, size_t count) -> int64_t {
+    if (pos + count > text.size()) bad();
+    int64_t value = 0;
+    for (size_t i = pos; i < pos + count; ++i) {
+      if (!std::isdigit(static_cast<unsigned char>(text[i]))) bad();
+      value = value * 10 + (text[i] - '0');
+    }
+    return value;
+  };
+  const auto expect = [&](size_t pos, std::string_view chars) {
+    if (pos >= text.size() || chars.find(text[pos]) == std::string_view::npos) bad();
+  };
+  const int64_t year = digits(0, 4);
+  expect(4, "-");
+  const int64_t month = digits(5, 2);
+  expect(7, "-");
+  const int64_t day = digits(8, 2);
+  expect(10, "Tt");
+  const int64_t hour = digits(11, 2);
+  expect(13, ":");
+  const int64_t minute = digits(14, 2);
+  expect(16, ":");
+  const int64_t second = digits(17, 2);
+  size_t pos = 19;
+  if (pos < text.size() && text[pos] == '.') {
+    ++pos;
+    const size_t start = pos;
+    while (pos < text.size() && std::isdigit(static_cast<unsigned char>(text[pos]))) ++pos;
+    if (pos == start) bad();
+  }
+  const std::string_view zone = std::string_view(text).substr(std::min(pos, text.size()));
+  if (zone != "Z" && zone != "z" && zone != "+00:00") {
+    if (zone.size() == 6 && (zone[0] == '+' || zone[0] == '-') && zone[3] == ':') {
+      fail(path, fmt::format("must be in UTC (Z or +00:00), got {}", quote_value(text)));
+    }
+    bad();
+  }
+  static constexpr int kDaysInMonth[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  const bool valid_day = month >= 1 && month <= 12 && day >= 1 &&
+                         day <= kDaysInMonth[month - 1] + (month == 2 && leap ? 1 : 0);
+  if (!valid_day || hour > 23 || minute > 59 || second > 60) {
+    fail(path, fmt::format("invalid date or time {}", quote_value(text)));
+  }
+  const int64_t unix_seconds =
+      days_from_civil(year, month, day) * 86'400 + hour * 3'600 + minute * 60 + second;
+  if (unix_seconds <= 0) fail(path, "must be after 1970-01-01T00:00:00Z");
+  return unix_seconds;
+}
+
+bool is_hex64(std::string_view text) {
+  return text.size() == 64 && std::all_of(text.begin(), text.end(), [](char c) {
+           return std::isxdigit(static_cast<unsigned char>(c));
+         });
+}
+
+ApiKeyConfig parse_api_key(const YAML::Node& node, const std::string& path, bool auth_enabled) {
+  if (!node.IsMap()) fail(path, fmt::format("expected a map, got {}", describe(node)));
+  const Section s(node, path,
+                  {"name", "key", "key_env", "key_sha256", "tenant", "models", "limits",
+                   "expires"});
+  // Checked before anything else, and the value is never echoed.
+  if (s.find("key") != nullptr) {
+    fail(s.path("key"), "inline secrets are not allowed; use key_env or key_sha256");
+  }
+  ApiKeyConfig key;
+  const auto* name = s.find("name");
+  if (name == nullptr) fail(s.path("name"), "required");
+  key.name = read_label(*name, s.path("name"));
+
+  const auto* key_env = s.find("key_env");
+  const auto* key_sha256 = s.find("key_sha256");
+  if (key_env == nullptr && key_sha256 == nullptr) {
+    fail(path, "key_env or key_sha256 is required");
+  }
+  if (key_env != nullptr && key_sha256 != nullptr) {
+    fail(s.path("key_sha256"), "cannot be used together with key_env (set exactly one)");
+  }
+  if (key_env != nullptr) {
+    key.key_env = read_env_name(*key_env, s.path("key_env"));
+    // A disabled gateway never checks keys, so it does not need their secrets either.
+    if (auth_enabled) {
+      const std::optional<std::string> secret = env_value(key.key_env);
+      if (!secret) {
+        fail(s.path("key_env"), fmt::format("environment variable {} is not set", key.key_env));
+      }
+      key.key_sha256 = sha256_hex(*secret);
+    }
+  } else {
+    const std::string hash = read_string(*key_sha256, s.path("key_sha256"));
+    // Not echoed: the secret itself may have been pasted here by mistake.
+    if (!is_hex64(hash)) {
+      fail(s.path("key_sha256"),
+           "must be the SHA-256 of the key as 64 hexadecimal characters (put the key itself in "
+           "an environment variable and use key_env)");
+    }
+    key.key_sha256 = lower(hash);
+  }
+
+  if (const auto* n = s.find("tenant")) {
+    key.tenant = read_label(*n, s.path("tenant"));
+    if (key.tenant == "*") {
+      fail(s.path("tenant"), "\"*\" is reserved (rate_limits.per_tenant uses it for each tenant)");
+    }
+  }
+  if (const auto* n = s.find("models")) {
+    const std::string models_path = s.path("models");
+    if (!n->IsNull()) {
+      if (!n->IsSequence()) {
+        fail(models_path, fmt::format("expected a sequence, got {}", describe(*n)));
+      }
+      for (size_t j = 0; j < n->size(); ++j) {
+        const std::string entry_path = index_path(models_path, j);
+        std::string model = read_label((*n)[j], entry_path);
+        const auto first = std::find(key.models.begin(), key.models.end(), model);
+        if (first != key.models.end()) {
+          fail(entry_path, fmt::format("duplicate model {} (first at {})", quote_value(model),
+                                       index_path(models_path, first - key.models.begin())));
+        }
+        key.models.push_back(std::move(model));
+      }
+    }
+  }
+  if (const auto* n = s.find("limits")) key.limits = parse_limits(*n, s.path("limits"));
+  if (const auto* n = s.find("expires")) key.expires_unix = read_timestamp(*n, s.path("expires"));
+  return key;
+}
+
+void parse_jwt(const YAML::Node& node, const std::string& path, bool auth_enabled,
+               const std::string& base_dir, JwtConfig& jwt) {
+  const Section s(node, path,
+                  {"enabled", "algorithms", "secret", "secret_env", "public_key_file", "jwks_file",
+                   "issuer", "audience", "clock_skew_ms", "tenant_claim"});
+  if (s.find("secret") != nullptr) {
+    fail(s.path("secret"), "inline secrets are not allowed; use secret_env");
+  }
+  if (const auto* n = s.find("enabled")) jwt.enabled = read_bool(*n, s.path("enabled"));
+
+  const auto* algorithms = s.find("algorithms");
+  if (algorithms != nullptr && !algorithms->IsNull()) {
+    const std::string algorithms_path = s.path("algorithms");
+    if (!algorithms->IsSequence()) {
+      fail(algorithms_path, fmt::format("expected a sequence, got {}", describe(*algorithms)));
+    }
+    for (size_t j = 0; j < algorithms->size(); ++j) {
+      const std::string entry_path = index_path(algorithms_path, j);
+      std::string algorithm = read_string((*algorithms)[j], entry_path);
+      if (algorithm != "HS256" && algorithm != "RS256" && algorithm != "ES256") {
+        fail(entry_path, fmt::format("unknown algorithm {} (expected HS256, RS256, ES256)",
+                                     quote_value(algorithm)));
+      }
+      const auto first = std::find(jwt.algorithms.begin(), jwt.algorithms.end(), algorithm);
+      if (first != jwt.algorithms.end()) {
+        fail(entry_path,
+             fmt::format("duplicate algorithm {} (first at {})", quote_value(algorithm),
+                         index_path(algorithms_path, first - jwt.algorithms.begin())));
+      }
+      jwt.algorithms.push_back(std::move(algorithm));
+    }
+  }
+  const auto uses = [&](std::string_view algorithm) {
+    return std::find(jwt.algorithms.begin(), jwt.algorithms.end(), algorithm) !=
+           jwt.algorithms.end();
+  };
+
+  if (const auto* n = s.find("secret_env")) {
+    jwt.secret_env = read_env_name(*n, s.path("secret_env"));
+  }
+  if (const auto* n = s.find("public_key_file")) {
+    const std::string file = read_string(*n, s.path("public_key_file"));
+    if (!file.empty()) {
+      jwt.public_key_file = resolve_path(file, base_dir);
+      check_readable_file(jwt.public_key_file, s.path("public_key_file"));
+    }
+  }
+  if (const auto* n = s.find("jwks_file")) {
+    const std::string file = read_string(*n, s.path("jwks_file"));
+    if (!file.empty()) {
+      jwt.jwks_file = resolve_path(file, base_dir);
+      check_readable_file(jwt.jwks_file, s.path("jwks_file"));
+    }
+  }
+  if (const auto* n = s.find("issuer")) jwt.issuer = read_string(*n, s.path("issuer"));
+  if (const auto* n = s.find("audience")) jwt.audience = read_string(*n, s.path("audience"));
+  if (const auto* n = s.find("clock_skew_ms")) {
+    jwt.clock_skew = read_millis_or_zero(*n, s.path("clock_skew_ms"));
+  }
+  if (const auto* n = s.find("tenant_claim")) {
+    jwt.tenant_claim = read_label(*n, s.path("tenant_claim"));
+  }
+
+  if (!jwt.enabled) return;
+  if (jwt.algorithms.empty()) fail(s.path("algorithms"), "required when jwt is enabled");
+  if (uses("HS256")) {
+    if (jwt.secret_env.empty()) fail(s.path("secret_env"), "required when HS256 is allowed");
+    if (auth_enabled) {
+      const std::optional<std::string> secret = env_value(jwt.secret_env);
+      if (!secret) {
+        fail(s.path("secret_env"),
+             fmt::format("environment variable {} is not set", jwt.secret_env));
+      }
+      jwt.secret = *secret;
+    }
+  }
+  if ((uses("RS256") || uses("ES256")) && jwt.public_key_file.empty() && jwt.jwks_file.empty()) {
+    fail(s.path("public_key_file"),
+         fmt::format("public_key_file or jwks_file is required when {} is allowed",
+                     uses("RS256") ? "RS256" : "ES256"));
+  }
+}
+
+void parse_auth(const YAML::Node& node, const std::string& base_dir, AuthConfig& auth) {
+  const Section s(node, "auth", {"enabled", "keys_db", "keys", "jwt"});
+  if (const auto* n = s.find("enabled")) auth.enabled = read_bool(*n, s.path("enabled"));
+  if (const auto* n = s.find("keys_db")) {
+    const std::string file = read_string(*n, s.path("keys_db"));
+    if (has_control_chars(file)) fail(s.path("keys_db"), "contains control characters");
+    if (!file.empty()) auth.keys_db = resolve_path(file, base_dir);
+  }
+  if (const auto* n = s.find("keys")) {
+    const std::string keys_path = s.path("keys");
+    if (!n->IsNull()) {
+      if (!n->IsSequence()) {
+        fail(keys_path, fmt::format("expected a sequence, got {}", describe(*n)));
+      }
+      for (size_t i = 0; i < n->size(); ++i) {
+        const std::string path = index_path(keys_path, i);
+        ApiKeyConfig key = parse_api_key((*n)[i], path, auth.enabled);
+        for (size_t k = 0; k < auth.keys.size(); ++k) {
+          const ApiKeyConfig& other = auth.keys[k];
+          if (other.name == key.name) {
+            fail(child_path(path, "name"),
+                 fmt::format("duplicate key name {}", quote_value(key.name)));
+          }
+          // Two names for one secret would make authentication ambiguous.
+          if (!key.key_sha256.empty() && other.key_sha256 == key.key_sha256) {
+            fail(child_path(path, key.key_env.empty() ? "key_sha256" : "key_env"),
+                 fmt::format("same secret as {}", index_path(keys_path, k)));
+          }
+        }
+        auth.keys.push_back(std::move(key));
+      }
+    }
+  }
+  if (const auto* n = s.find("jwt")) {
+    parse_jwt(*n, s.path("jwt"), auth.enabled, base_dir, auth.jwt);
+  }
+}
+
+void parse_rate_limits(const YAML::Node& node, RateLimitConfig& limits) {
+  const Section s(node, "rate_limits", {"per_key", "per_tenant", "per_model"});
+  if (const auto* n = s.find("per_key")) limits.per_key = parse_limits(*n, s.path("per_key"));
+  if (const auto* n = s.find("per_tenant")) {
+    const std::string tenants_path = s.path("per_tenant");
+    for (const auto& [tenant, value] : map_entries(*n, tenants_path)) {
+      const std::string path = child_path(tenants_path, tenant);
+      if (tenant.empty()) fail(path, "tenant name must not be empty");
+      if (has_control_chars(tenant)) fail(path, "tenant name contains control characters");
+      limits.per_tenant.emplace(tenant, parse_limits(value, path));
+    }
+  }
+  if (const auto* n = s.find("per_model")) {
+    const std::string models_path = s.path("per_model");
+    if (!n->IsNull()) {
+      if (!n->IsSequence()) {
+        fail(models_path, fmt::format("expected a sequence, got {}", describe(*n)));
+      }
+      for (size_t i = 0; i < n->size(); ++i) {
+        const std::string path = index_path(models_path, i);
+        const YAML::Node& entry = (*n)[i];
+        if (!entry.IsMap()) fail(path, fmt::format("expected a map, got {}", describe(entry)));
+        const Section e(entry, path,
+                        {"model", "requests_per_minute", "tokens_per_minute", "tokens_per_day"});
+        const auto* model = e.find("model");
+        if (model == nullptr) fail(e.path("model"), "required");
+        std::string pattern = read_label(*model, e.path("model"));
+        for (size_t k = 0; k < limits.per_model.size(); ++k) {
+          if (limits.per_model[k].first == pattern) {
+            fail(e.path("model"), fmt::format("duplicate model {} (first at {})",
+                                              quote_value(pattern), index_path(models_path, k)));
+          }
+        }
+        limits.per_model.emplace_back(std::move(pattern), read_limits(e));
+      }
+    }
+  }
+}
+
 // Parses YAML text; `source` names it in syntax errors ("<file>:<line>:<col>: <msg>").
-Config build(const std::string& text, const std::string& source) {
+// Relative paths in the file (keys_db, JWT key files) are resolved against `base_dir`
+// (empty = the working directory).
+Config build(const std::string& text, const std::string& source, const std::string& base_dir) {
   std::vector<YAML::Node> documents;
   try {
     documents = YAML::LoadAll(text);
@@ -985,10 +1353,13 @@ Config build(const std::string& text, const std::string& source) {
   }
 
   Config config;
-  const Section top(root, "", {"server", "upstream", "admin", "routes"});
+  const Section top(root, "",
+                    {"server", "upstream", "admin", "auth", "rate_limits", "routes"});
   if (const auto* n = top.find("server")) parse_server(*n, config.server);
   if (const auto* n = top.find("upstream")) parse_upstream(*n, config.upstream);
   if (const auto* n = top.find("admin")) parse_admin(*n, config);
+  if (const auto* n = top.find("auth")) parse_auth(*n, base_dir, config.auth);
+  if (const auto* n = top.find("rate_limits")) parse_rate_limits(*n, config.rate_limits);
   parse_routes(top.find("routes"), config);
   return config;
 }
@@ -1003,13 +1374,14 @@ std::shared_ptr<const Config> load_config(const std::string& path) {
   std::ostringstream text;
   text << file.rdbuf();
   if (file.bad()) fail(path, "cannot read file");
-  Config config = build(text.str(), path);
+  const std::string base_dir = std::filesystem::path(path).parent_path().string();
+  Config config = build(text.str(), path, base_dir);
   config.source_path = path;
   return std::make_shared<const Config>(std::move(config));
 }
 
 std::shared_ptr<const Config> parse_config(const std::string& yaml_text) {
-  return std::make_shared<const Config>(build(yaml_text, "<string>"));
+  return std::make_shared<const Config>(build(yaml_text, "<string>", ""));
 }
 
 bool glob_match(std::string_view pattern, std::string_view text) {

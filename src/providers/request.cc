@@ -3,6 +3,7 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <vector>
 
 namespace sluice::providers {
@@ -97,6 +98,11 @@ Result<void> parse_request(Operation op, std::string_view body, ParsedRequest& o
         return json_error(ec);
       }
       out.stream = b;
+    } else if (key == "max_tokens" || key == "max_completion_tokens") {
+      int64_t n = 0;
+      if (v.get_int64().get(n) == simdjson::SUCCESS && n > 0) {
+        out.max_tokens = std::max(out.max_tokens, n);
+      }
     } else if (key == "stream_options") {
       od::json_type t;
       if (v.type().get(t)) return json_error(simdjson::TAPE_ERROR);

@@ -23,6 +23,7 @@ struct ParsedRequest {
   size_t model_end = 0;
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
+  int64_t max_tokens = 0;      // max_tokens / max_completion_tokens (0 = not given)
 };
 
 /// Parses `body`, which must be followed by at least 64 readable bytes (simdjson padding).

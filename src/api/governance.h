@@ -1,0 +1,84 @@
+// Governance on the request path: who is calling (API key or JWT), may they use this model,
+// and do their request/token rate limits admit the request (GCRA, in process). Token limits
+// reserve an estimate before dispatch and are reconciled with the upstream's real usage.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "common/error.h"
+#include "config/config.h"
+#include "governance/jwt_verifier.h"
+#include "governance/key_store.h"
+#include "governance/rate_limiter.h"
+#include "http/server.h"
+
+namespace sluice::api {
+
+struct Identity {
+  bool anonymous = true;         // auth disabled
+  std::string key_id;            // key id, or "jwt:<sub>"
+  std::string name;
+  std::string tenant;
+  std::vector<std::string> models;  // allowed globs; empty = all
+  config::RateLimits limits;        // the key's own (zero = use rate_limits.per_key)
+};
+
+/// What admit() reserved, to be reconciled once the real usage is known.
+struct Admission {
+  std::vector<governance::Charge> token_buckets;  // buckets charged with `reserved_tokens`
+  int64_t reserved_tokens = 0;
+};
+
+class Governance {
+ public:
+  /// Builds the key store (opening its SQLite file), the JWT verifier and the limiter, and
+  /// starts a background thread refreshing keys (250 ms) and JWKS (1 s). Throws at startup.
+  explicit Governance(const config::Config& config);
+  ~Governance();
+
+  bool auth_enabled() const { return config_.auth.enabled; }
+
+  /// The caller's identity from Authorization: Bearer, x-api-key or api-key. Errors: 401.
+  Result<Identity> authenticate(const http::Request& request) const;
+
+  /// 403 when the key's model globs do not cover `model`.
+  Result<void> authorize_model(const Identity& who, std::string_view model) const;
+
+  /// Charges one request and `estimated_tokens` against every applicable limit (key, tenant,
+  /// model), all or nothing. Adds the x-ratelimit-* headers to `responder` either way.
+  /// Error: 429 rate_limit_exceeded with retry_after.
+  Result<Admission> admit(const Identity& who, std::string_view model, int64_t estimated_tokens,
+                          http::Responder& responder);
+
+  /// Replaces the reservation by the real token count (refund or extra charge).
+  void reconcile(const Admission& admission, int64_t actual_tokens);
+
+  governance::KeyStore& keys() { return *keys_; }
+
+ private:
+  config::RateLimits key_limits(const Identity& who) const;
+  const config::RateLimits* tenant_limits(const std::string& tenant) const;
+  const config::RateLimits* model_limits(std::string_view model) const;
+
+  const config::Config& config_;
+  std::unique_ptr<governance::KeyStore> keys_;
+  std::unique_ptr<governance::JwtVerifier> jwt_;
+  governance::LocalRateLimiter limiter_;
+  std::atomic<bool> stop_{false};
+  std::thread refresher_;
+};
+
+/// Tokens an answer will cost before it exists: max_tokens (or a default of 1024 when the
+/// client sets none) plus ~4 bytes per prompt token.
+int64_t estimate_request_tokens(size_t body_bytes, int64_t max_tokens);
+
+/// total_tokens (or prompt + completion) of the last "usage" object in `json`; nullopt if none.
+std::optional<int64_t> usage_total_tokens(std::string_view json);
+
+}  // namespace sluice::api

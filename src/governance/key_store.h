@@ -1,0 +1,74 @@
+// Virtual API keys: declared in config and/or created through the admin API, stored only as
+// SHA-256 hashes (SQLite for created keys). Lookups are in memory; a background refresh picks
+// up keys created or revoked by another instance sharing the database within a second.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/error.h"
+#include "config/config.h"
+
+namespace sluice::governance {
+
+struct KeyRecord {
+  std::string id;                    // stable id: "key_" + 16 hex chars (config keys: "cfg_<name>")
+  std::string name;
+  std::string tenant;
+  std::vector<std::string> models;   // allowed model globs; empty = all
+  config::RateLimits limits;
+  int64_t expires_unix = 0;          // 0 = never
+  int64_t created_unix = 0;
+  bool revoked = false;
+  bool from_config = false;
+  std::string key_prefix;            // first 12 characters of the secret, for display
+};
+
+/// Lower-case hex SHA-256 of `data` (OpenSSL EVP).
+std::string sha256_hex(std::string_view data);
+
+class KeyStore {
+ public:
+  /// `db_path` empty: only config keys. Otherwise opens/creates the SQLite database (WAL mode,
+  /// busy timeout) and its schema. Throws std::runtime_error naming the file on failure.
+  KeyStore(const std::vector<config::ApiKeyConfig>& declared, const std::string& db_path);
+  ~KeyStore();
+
+  /// The key whose secret is `presented`: Errc::unauthorized if unknown ("Invalid API key"),
+  /// revoked ("API key ... has been revoked") or expired ("API key ... expired at ...").
+  /// In memory, thread-safe, no I/O.
+  Result<KeyRecord> authenticate(std::string_view presented, int64_t now_unix) const;
+
+  /// Creates a key (admin API). Returns the record and the secret, shown once:
+  /// "sk-sluice-" + 40 random base62 characters (OpenSSL RAND_bytes). Errors: bad_request
+  /// (empty or duplicate name), unavailable (no database configured), internal (SQLite).
+  Result<std::pair<KeyRecord, std::string>> create(const KeyRecord& fields);
+  std::vector<KeyRecord> list() const;
+  /// Revokes (soft delete; the hash stays so the key keeps failing as "revoked").
+  /// Errors: not_found, bad_request (config keys cannot be revoked here), internal.
+  Result<void> revoke(std::string_view id);
+
+  /// Reloads from the database if another writer changed it (PRAGMA data_version). Call about
+  /// every 250 ms from a background thread (never from a worker).
+  void refresh();
+
+ private:
+  struct Snapshot;
+  void load_locked();
+  std::vector<config::ApiKeyConfig> declared_;
+  std::string db_path_;
+  void* db_ = nullptr;  // sqlite3*
+  mutable std::mutex write_mu_;
+  mutable std::shared_mutex snap_mu_;
+  std::shared_ptr<const Snapshot> snapshot_;
+  int64_t data_version_ = -1;
+};
+
+}  // namespace sluice::governance
