@@ -300,18 +300,16 @@ bool jwk_bytes(const simdjson::dom::object& jwk, std::string_view name, std::str
 
 std::string read_file(const std::string& path, size_t max_bytes) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    throw std::runtime_error(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
-  }
+  if (!in) throw std::runtime_error(fmt::format("cannot read it: {}", std::strerror(errno)));
   std::string data;
   char buf[8192];
   while (in.read(buf, sizeof(buf)) || in.gcount() > 0) {
     data.append(buf, static_cast<size_t>(in.gcount()));
     if (data.size() > max_bytes) {
-      throw std::runtime_error(fmt::format("{} is larger than {} bytes", path, max_bytes));
+      throw std::runtime_error(fmt::format("larger than {} bytes", max_bytes));
     }
   }
-  if (in.bad()) throw std::runtime_error(fmt::format("cannot read {}", path));
+  if (in.bad()) throw std::runtime_error("cannot read it");
   return data;
 }
 
@@ -430,7 +428,7 @@ JwtVerifier::JwtVerifier(const config::JwtConfig& config) : config_(config) {
     try {
       pem = read_file(path, kMaxJwksBytes);
     } catch (const std::exception& e) {
-      throw config::ConfigError(fmt::format("auth.jwt.public_key_file: {}", e.what()));
+      throw config::ConfigError(fmt::format("auth.jwt.public_key_file: {}: {}", path, e.what()));
     }
     BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
     PkeyPtr pkey(bio != nullptr ? PEM_read_bio_PUBKEY(bio, nullptr, nullptr, nullptr) : nullptr);

@@ -28,6 +28,8 @@ namespace {
 
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kInitialBuffer = 16 * 1024;
+// How long a response may take before the client socket is watched for a disconnect.
+constexpr std::chrono::milliseconds kWatchDelay{20};
 
 bool valid_request_id(std::string_view id) {
   if (id.empty() || id.size() > 128) return false;
@@ -104,7 +106,10 @@ class Connection {
   Connection(Server& server, tcp::socket socket)
       : server_(server),
         socket_(std::move(socket)),
-        deadline_(socket_.get_executor(), [this] { on_deadline(); }) {
+        deadline_(socket_.get_executor(), [this] { on_deadline(); }),
+        watch_timer_(socket_.get_executor(), [this] {
+          if (watching_ && !watch_pending_) start_watch_read();
+        }) {
     buf_.reset(new char[kInitialBuffer]);
     cap_ = kInitialBuffer;
     server_.connections_.push_front(this);
@@ -247,6 +252,7 @@ class Connection {
   asio::awaitable<void> stop_watch() {
     watching_ = false;
     on_gone_ = nullptr;
+    watch_timer_.clear();
     if (!watch_pending_) co_return;
     boost::system::error_code ec;
     socket_.cancel(ec);
@@ -260,6 +266,7 @@ class Connection {
   Server& server_;
   tcp::socket socket_;
   Deadline deadline_;
+  Deadline watch_timer_;  // arms the client watch once a response has taken kWatchDelay
   std::unique_ptr<char[]> buf_;
   size_t cap_ = 0;
   size_t size_ = 0;
@@ -554,7 +561,10 @@ void Responder::watch_client(std::function<void()> on_gone) {
   Connection& c = conn_;
   c.on_gone_ = std::move(on_gone);
   c.watching_ = true;
-  if (!c.watch_pending_) c.start_watch_read();
+  // Most answers come back within a few milliseconds; arming the readiness wait costs an
+  // epoll_ctl, so it starts only once the response has taken kWatchDelay (the lazy deadline
+  // makes re-arming it per request free).
+  if (!c.watch_pending_) c.watch_timer_.expire_after(kWatchDelay);
 }
 
 asio::awaitable<void> Responder::stop_watching() { co_await conn_.stop_watch(); }

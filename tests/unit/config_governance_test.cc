@@ -4,7 +4,6 @@
 // config/examples/governance.yaml.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -12,23 +11,10 @@
 #include <vector>
 
 #include "config/config.h"
+#include "config_test_support.h"
 
 namespace sluice::config {
 namespace {
-
-#if defined(SLUICE_SOURCE_DIR)
-const std::string kRepoRoot = SLUICE_SOURCE_DIR;
-#elif defined(SLUICE_TESTDATA)
-const std::string kRepoRoot = SLUICE_TESTDATA "/../..";
-#else
-const std::string kRepoRoot = ".";
-#endif
-
-constexpr const char* kDemoRoute =
-    "routes:\n"
-    "  - model: demo\n"
-    "    targets:\n"
-    "      - provider: demo\n";
 
 // SHA-256 of "sk-test", lower-case hex (printf %s sk-test | sha256sum).
 constexpr const char* kSkTestSha256 =
@@ -36,24 +22,6 @@ constexpr const char* kSkTestSha256 =
 // SHA-256 of "" (any valid digest will do where the value does not matter).
 constexpr const char* kEmptySha256 =
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-
-std::string error_of(const std::string& yaml) {
-  try {
-    parse_config(yaml);
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "";
-}
-
-std::string load_error_of(const std::string& path) {
-  try {
-    load_config(path);
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 // `auth:` with the given body (keys at 2 spaces), then a demo route.
 std::string with_auth(const std::string& body) { return "auth:\n" + body + kDemoRoute; }
@@ -77,31 +45,6 @@ std::string with_jwt(const std::string& body, bool auth_enabled = true) {
 std::string with_rate_limits(const std::string& body) {
   return "rate_limits:\n" + body + kDemoRoute;
 }
-
-class ScopedEnv {
- public:
-  ScopedEnv(std::string name, std::optional<std::string> value) : name_(std::move(name)) {
-    if (const char* old = std::getenv(name_.c_str())) old_ = old;
-    if (value) {
-      setenv(name_.c_str(), value->c_str(), 1);
-    } else {
-      unsetenv(name_.c_str());
-    }
-  }
-  ~ScopedEnv() {
-    if (old_) {
-      setenv(name_.c_str(), old_->c_str(), 1);
-    } else {
-      unsetenv(name_.c_str());
-    }
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  std::string name_;
-  std::optional<std::string> old_;
-};
 
 // A fresh directory under the test temp dir, removed with its contents at scope exit.
 class TempDir {

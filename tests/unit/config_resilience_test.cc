@@ -3,32 +3,14 @@
 // checks, with every validation error and its YAML path, plus config/examples/resilience.yaml.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <optional>
 #include <string>
 
 #include "config/config.h"
+#include "config_test_support.h"
 
 namespace sluice::config {
 namespace {
-
-#if defined(SLUICE_SOURCE_DIR)
-const std::string kRepoRoot = SLUICE_SOURCE_DIR;
-#elif defined(SLUICE_TESTDATA)
-const std::string kRepoRoot = SLUICE_TESTDATA "/../..";
-#else
-const std::string kRepoRoot = ".";
-#endif
-
-// The ConfigError message parse_config throws for `yaml`, or "" when it parses.
-std::string error_of(const std::string& yaml) {
-  try {
-    parse_config(yaml);
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 // One route `m` with the given route-level keys (4 spaces) and a demo target.
 std::string with_route_keys(const std::string& keys) {
@@ -50,32 +32,6 @@ std::string concurrency(const std::string& body) {
 std::string health(const std::string& body) {
   return with_target_keys("        health: " + body + "\n");
 }
-
-// Sets (or unsets, for nullopt) an environment variable for the scope, then restores it.
-class ScopedEnv {
- public:
-  ScopedEnv(std::string name, std::optional<std::string> value) : name_(std::move(name)) {
-    if (const char* old = std::getenv(name_.c_str())) old_ = old;
-    if (value) {
-      setenv(name_.c_str(), value->c_str(), 1);
-    } else {
-      unsetenv(name_.c_str());
-    }
-  }
-  ~ScopedEnv() {
-    if (old_) {
-      setenv(name_.c_str(), old_->c_str(), 1);
-    } else {
-      unsetenv(name_.c_str());
-    }
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  std::string name_;
-  std::optional<std::string> old_;
-};
 
 // ---- Defaults ------------------------------------------------------------------------------
 

@@ -4,70 +4,21 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "config_test_support.h"
+
 namespace sluice::config {
 namespace {
-
-#if defined(SLUICE_SOURCE_DIR)
-const std::string kRepoRoot = SLUICE_SOURCE_DIR;
-#elif defined(SLUICE_TESTDATA)
-const std::string kRepoRoot = SLUICE_TESTDATA "/../..";
-#else
-const std::string kRepoRoot = ".";
-#endif
-
-constexpr const char* kDemoRoute =
-    "routes:\n"
-    "  - model: demo\n"
-    "    targets:\n"
-    "      - provider: demo\n";
-
-// The ConfigError message parse_config throws for `yaml`, or "" when it parses.
-std::string error_of(const std::string& yaml) {
-  try {
-    parse_config(yaml);
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 // A config with one route `m` whose single target is the given YAML (target keys at 6 spaces).
 std::string with_target(const std::string& target_keys) {
   return "routes:\n  - model: m\n    targets:\n      - " + target_keys;
 }
-
-// Sets (or unsets, for nullopt) an environment variable for the scope, then restores it.
-class ScopedEnv {
- public:
-  ScopedEnv(std::string name, std::optional<std::string> value) : name_(std::move(name)) {
-    if (const char* old = std::getenv(name_.c_str())) old_ = old;
-    if (value) {
-      setenv(name_.c_str(), value->c_str(), 1);
-    } else {
-      unsetenv(name_.c_str());
-    }
-  }
-  ~ScopedEnv() {
-    if (old_) {
-      setenv(name_.c_str(), old_->c_str(), 1);
-    } else {
-      unsetenv(name_.c_str());
-    }
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  std::string name_;
-  std::optional<std::string> old_;
-};
 
 std::string write_temp_file(const std::string& name, const std::string& contents) {
   const std::string path = testing::TempDir() + "sluice_config_test_" + name;
