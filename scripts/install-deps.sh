@@ -8,7 +8,7 @@ PACKAGES=(
   build-essential cmake ccache pkg-config clang libclang-rt-14-dev
   # libraries
   libboost1.81-dev libboost-json1.81-dev libsimdjson-dev libyaml-cpp-dev libssl-dev
-  libspdlog-dev libfmt-dev libcli11-dev libsqlite3-dev libjwt-dev libhiredis-dev
+  libspdlog-dev libfmt-dev libcli11-dev libsqlite3-dev libjwt-dev libhiredis-dev libmimalloc-dev
   # tests
   libgtest-dev libgmock-dev python3 python3-pytest curl openssl
   # benchmark peers and load generator
