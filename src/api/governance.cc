@@ -159,43 +159,44 @@ const config::RateLimits* Governance::model_limits(std::string_view model) const
   return nullptr;
 }
 
-Result<Admission> Governance::admit(const Identity& who, std::string_view model,
-                                    int64_t estimated_tokens, http::Responder& responder) {
+Governance::Plan Governance::plan(const Identity& who, std::string_view model,
+                                  int64_t estimated_tokens) const {
   using std::chrono::hours;
   using std::chrono::minutes;
-  std::vector<Charge> charges;
-  std::vector<bool> is_tokens;
+  Plan plan;
   auto add = [&](const std::string& scope, const config::RateLimits& l) {
     if (l.requests_per_minute > 0) {
-      charges.push_back({scope + ":rpm", 1, l.requests_per_minute, minutes(1)});
-      is_tokens.push_back(false);
+      plan.charges.push_back({scope + ":rpm", 1, l.requests_per_minute, minutes(1)});
+      plan.is_tokens.push_back(false);
     }
     if (l.tokens_per_minute > 0) {
-      charges.push_back({scope + ":tpm", estimated_tokens, l.tokens_per_minute, minutes(1)});
-      is_tokens.push_back(true);
+      plan.charges.push_back({scope + ":tpm", estimated_tokens, l.tokens_per_minute, minutes(1)});
+      plan.is_tokens.push_back(true);
     }
     if (l.tokens_per_day > 0) {
-      charges.push_back({scope + ":tpd", estimated_tokens, l.tokens_per_day, hours(24)});
-      is_tokens.push_back(true);
+      plan.charges.push_back({scope + ":tpd", estimated_tokens, l.tokens_per_day, hours(24)});
+      plan.is_tokens.push_back(true);
     }
   };
   if (!who.anonymous) {
     add("key:" + who.key_id, key_limits(who));
     if (const auto* t = tenant_limits(who.tenant)) add("tenant:" + who.tenant, *t);
   }
-  const config::RateLimits* ml = model_limits(model);
-  if (ml) add("model:" + std::string(model), *ml);
-  Admission admission;
-  if (charges.empty()) return admission;
+  if (const config::RateLimits* ml = model_limits(model)) add("model:" + std::string(model), *ml);
+  plan.estimated_tokens = estimated_tokens;
+  return plan;
+}
 
-  auto decisions = limiter_.consume_all(charges, Clock::now());
+Result<Admission> Governance::settle(const Plan& plan, const std::vector<Decision>& decisions,
+                                     http::Responder& responder) const {
+  using std::chrono::hours;
   // Headers report the tightest request and token buckets (OpenAI's names).
   const Decision* req = nullptr;
   const Decision* tok = nullptr;
   const Decision* rejected = nullptr;
   for (size_t i = 0; i < decisions.size(); ++i) {
     const Decision& d = decisions[i];
-    const Decision*& slot = is_tokens[i] ? tok : req;
+    const Decision*& slot = plan.is_tokens[i] ? tok : req;
     if (!slot || d.remaining < slot->remaining) slot = &d;
     if (!d.allowed && (!rejected || d.retry_after > rejected->retry_after)) rejected = &d;
   }
@@ -211,21 +212,29 @@ Result<Admission> Governance::admit(const Identity& who, std::string_view model,
   }
   if (rejected) {
     size_t index = static_cast<size_t>(rejected - decisions.data());
-    const Charge& c = charges[index];
+    const Charge& c = plan.charges[index];
     Error e = make_error(Errc::rate_limited,
                          "Rate limit reached for " + c.key + ": limit " +
                              std::to_string(c.limit) +
-                             (is_tokens[index] ? " tokens" : " requests") + " per " +
+                             (plan.is_tokens[index] ? " tokens" : " requests") + " per " +
                              (c.period == hours(24) ? "day" : "minute") + ". Retry after " +
                              reset_string(rejected->retry_after) + ".");
     e.retry_after = std::max(rejected->retry_after, std::chrono::milliseconds(1));
     return e;
   }
-  for (size_t i = 0; i < charges.size(); ++i) {
-    if (is_tokens[i]) admission.token_buckets.push_back(charges[i]);
+  Admission admission;
+  for (size_t i = 0; i < plan.charges.size(); ++i) {
+    if (plan.is_tokens[i]) admission.token_buckets.push_back(plan.charges[i]);
   }
-  admission.reserved_tokens = estimated_tokens;
+  admission.reserved_tokens = plan.estimated_tokens;
   return admission;
+}
+
+Result<Admission> Governance::admit(const Identity& who, std::string_view model,
+                                    int64_t estimated_tokens, http::Responder& responder) {
+  Plan p = plan(who, model, estimated_tokens);
+  if (p.charges.empty()) return Admission{};
+  return settle(p, limiter_.consume_all(p.charges, Clock::now()), responder);
 }
 
 void Governance::reconcile(const Admission& admission, int64_t actual_tokens) {

@@ -61,6 +61,17 @@ class Governance {
 
   governance::KeyStore& keys() { return *keys_; }
 
+  /// The charges a request makes (requests and tokens per key, tenant and model).
+  struct Plan {
+    std::vector<governance::Charge> charges;
+    std::vector<bool> is_tokens;  // parallel to charges
+    int64_t estimated_tokens = 0;
+  };
+  Plan plan(const Identity& who, std::string_view model, int64_t estimated_tokens) const;
+  /// Turns the limiter's decisions into headers and an Admission, or the 429 error.
+  Result<Admission> settle(const Plan& plan, const std::vector<governance::Decision>& decisions,
+                           http::Responder& responder) const;
+
  private:
   config::RateLimits key_limits(const Identity& who) const;
   const config::RateLimits* tenant_limits(const std::string& tenant) const;

@@ -172,6 +172,12 @@ struct AuthConfig {
 };
 
 struct RateLimitConfig {
+  enum class Backend { memory, redis };
+  Backend backend = Backend::memory;  // redis: exact limits shared by every instance
+  std::string redis_host = "127.0.0.1";
+  uint16_t redis_port = 6379;
+  Millis redis_timeout{250};
+  bool fail_open = true;              // Redis unreachable: admit (true) or reject with 503
   RateLimits per_key;                                 // default for every key without its own
   std::map<std::string, RateLimits> per_tenant;       // tenant name → limits ("*" = each tenant)
   std::vector<std::pair<std::string, RateLimits>> per_model;  // model glob → limits, in order

@@ -1296,7 +1296,64 @@ void parse_auth(const YAML::Node& node, const std::string& base_dir, AuthConfig&
 }
 
 void parse_rate_limits(const YAML::Node& node, RateLimitConfig& limits) {
-  const Section s(node, "rate_limits", {"per_key", "per_tenant", "per_model"});
+  const Section s(node, "rate_limits", {"backend", "redis", "per_key", "per_tenant", "per_model"});
+  if (const auto* n = s.find("backend")) {
+    std::string backend = read_string(*n, s.path("backend"));
+    if (backend == "memory") {
+      limits.backend = RateLimitConfig::Backend::memory;
+    } else if (backend == "redis") {
+      limits.backend = RateLimitConfig::Backend::redis;
+    } else {
+      fail(s.path("backend"),
+           fmt::format("unknown backend {} (expected memory, redis)", quote_value(backend)));
+    }
+  }
+  if (const auto* n = s.find("redis")) {
+    const Section r(*n, s.path("redis"), {"url", "timeout_ms", "on_error"});
+    if (const auto* u = r.find("url")) {
+      // redis://host:port (no auth, no database index: Debian's hiredis 0.14 has no TLS).
+      std::string url = read_string(*u, r.path("url"));
+      constexpr std::string_view kScheme = "redis://";
+      if (!std::string_view(url).starts_with(kScheme)) {
+        fail(r.path("url"), "expected redis://host:port");
+      }
+      std::string rest = url.substr(kScheme.size());
+      if (!rest.empty() && rest.back() == '/') rest.pop_back();
+      size_t colon = rest.rfind(':');
+      std::string host = colon == std::string::npos ? rest : rest.substr(0, colon);
+      if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+        host = host.substr(1, host.size() - 2);
+      }
+      if (host.empty() || host.find('/') != std::string::npos ||
+          host.find('@') != std::string::npos) {
+        fail(r.path("url"), "expected redis://host:port");
+      }
+      int port = 6379;
+      if (colon != std::string::npos) {
+        std::string digits = rest.substr(colon + 1);
+        if (digits.empty() || digits.size() > 5 ||
+            digits.find_first_not_of("0123456789") != std::string::npos ||
+            std::stoi(digits) < 1 || std::stoi(digits) > 65535) {
+          fail(r.path("url"), "port must be 1..65535");
+        }
+        port = std::stoi(digits);
+      }
+      limits.redis_host = host;
+      limits.redis_port = static_cast<uint16_t>(port);
+    }
+    if (const auto* t = r.find("timeout_ms")) limits.redis_timeout = read_millis(*t, r.path("timeout_ms"));
+    if (const auto* e = r.find("on_error")) {
+      std::string policy = read_string(*e, r.path("on_error"));
+      if (policy == "fail_open") {
+        limits.fail_open = true;
+      } else if (policy == "fail_closed") {
+        limits.fail_open = false;
+      } else {
+        fail(r.path("on_error"),
+             fmt::format("unknown policy {} (expected fail_open, fail_closed)", quote_value(policy)));
+      }
+    }
+  }
   if (const auto* n = s.find("per_key")) limits.per_key = parse_limits(*n, s.path("per_key"));
   if (const auto* n = s.find("per_tenant")) {
     const std::string tenants_path = s.path("per_tenant");
