@@ -56,7 +56,7 @@ RouteRuntime* Gateway::runtime_for(const config::RouteConfig* route) {
 }
 
 asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& responder,
-                                      upstream::Pool& pool) {
+                                      WorkerContext& worker) {
   std::string_view method = request.method();
   std::string_view path = api_path(request.path());
   auto method_not_allowed = [&](std::string_view allow) -> asio::awaitable<void> {
@@ -113,7 +113,7 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
     co_return;
   }
   if (method != "POST") co_return co_await method_not_allowed("POST");
-  co_await proxy(op, request, responder, pool, who);
+  co_await proxy(op, request, responder, worker, who);
 }
 
 namespace {

@@ -41,6 +41,12 @@ struct RouteRuntime {
 
 struct ProxyContext;
 
+/// What one worker thread owns and lends to the requests it serves.
+struct WorkerContext {
+  upstream::Pool* pool = nullptr;
+  governance::RedisRateLimiter* redis = nullptr;  // null unless rate_limits.backend is redis
+};
+
 class Gateway {
  public:
   /// `draining` is read by /readyz (503 while the process shuts down).
@@ -49,7 +55,7 @@ class Gateway {
 
   /// Serves one request on the calling worker; `pool` is that worker's upstream pool.
   asio::awaitable<void> handle(http::Request& request, http::Responder& responder,
-                               upstream::Pool& pool);
+                               WorkerContext& worker);
 
   /// Starts active health checks (targets with health.enabled) on `io`, using `pool`.
   /// Call once, on one worker; the checks run until the io_context stops.
@@ -61,7 +67,7 @@ class Gateway {
  private:
   struct AttemptResult;
   asio::awaitable<void> proxy(providers::Operation op, http::Request& request,
-                              http::Responder& responder, upstream::Pool& pool,
+                              http::Responder& responder, WorkerContext& worker,
                               const Identity& who);
   asio::awaitable<AttemptResult> attempt(ProxyContext& ctx, TargetRuntime& target,
                                          std::string_view model_override);

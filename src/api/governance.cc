@@ -237,6 +237,62 @@ Result<Admission> Governance::admit(const Identity& who, std::string_view model,
   return settle(p, limiter_.consume_all(p.charges, Clock::now()), responder);
 }
 
+void Governance::note_redis_result(bool ok, const Error* error) {
+  if (ok) {
+    if (redis_down_.exchange(false)) spdlog::info("rate limiter: Redis is reachable again");
+    return;
+  }
+  redis_failures_.fetch_add(1, std::memory_order_relaxed);
+  // Logged once per incident, not once per request.
+  if (!redis_down_.exchange(true)) {
+    spdlog::warn("rate limiter: Redis unavailable ({}); policy {}", error ? error->message : "",
+                 config_.rate_limits.fail_open ? "fail_open (admitting without limits)"
+                                                : "fail_closed (rejecting)");
+  }
+}
+
+boost::asio::awaitable<Result<Admission>> Governance::admit(const Identity& who,
+                                                            std::string_view model,
+                                                            int64_t estimated_tokens,
+                                                            http::Responder& responder,
+                                                            governance::RedisRateLimiter* redis) {
+  if (!uses_redis() || redis == nullptr) {
+    co_return admit(who, model, estimated_tokens, responder);
+  }
+  Plan p = plan(who, model, estimated_tokens);
+  if (p.charges.empty()) co_return Admission{};
+  auto decisions = co_await redis->consume_all(p.charges);
+  if (!decisions) {
+    note_redis_result(false, &decisions.error());
+    if (config_.rate_limits.fail_open) co_return Admission{};
+    Error e = make_error(Errc::unavailable,
+                         "Rate limiting is unavailable (Redis cannot be reached) and the gateway "
+                         "is configured to fail closed; try again shortly.");
+    e.retry_after = std::chrono::milliseconds(1000);
+    co_return e;
+  }
+  note_redis_result(true, nullptr);
+  co_return settle(p, *decisions, responder);
+}
+
+boost::asio::awaitable<void> Governance::reconcile(const Admission& admission,
+                                                   int64_t actual_tokens,
+                                                   governance::RedisRateLimiter* redis) {
+  if (!uses_redis() || redis == nullptr) {
+    reconcile(admission, actual_tokens);
+    co_return;
+  }
+  int64_t delta = actual_tokens - admission.reserved_tokens;
+  if (delta == 0) co_return;
+  for (const auto& bucket : admission.token_buckets) {
+    auto r = co_await redis->adjust(bucket, delta);
+    if (!r) {
+      note_redis_result(false, &r.error());
+      co_return;
+    }
+  }
+}
+
 void Governance::reconcile(const Admission& admission, int64_t actual_tokens) {
   if (admission.token_buckets.empty()) return;
   int64_t delta = actual_tokens - admission.reserved_tokens;

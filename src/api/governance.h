@@ -16,6 +16,7 @@
 #include "governance/jwt_verifier.h"
 #include "governance/key_store.h"
 #include "governance/rate_limiter.h"
+#include "governance/redis_rate_limiter.h"
 #include "http/server.h"
 
 namespace sluice::api {
@@ -59,6 +60,22 @@ class Governance {
   /// Replaces the reservation by the real token count (refund or extra charge).
   void reconcile(const Admission& admission, int64_t actual_tokens);
 
+  /// admit() through the worker's Redis limiter when `rate_limits.backend` is redis (limits
+  /// exact across every instance sharing that Redis), else the in-process one. When Redis is
+  /// unreachable: fail_open admits without limits, fail_closed answers 503; either way the
+  /// incident is logged once and counted, and the next request tries Redis again.
+  boost::asio::awaitable<Result<Admission>> admit(const Identity& who, std::string_view model,
+                                                  int64_t estimated_tokens,
+                                                  http::Responder& responder,
+                                                  governance::RedisRateLimiter* redis);
+  boost::asio::awaitable<void> reconcile(const Admission& admission, int64_t actual_tokens,
+                                         governance::RedisRateLimiter* redis);
+
+  bool uses_redis() const {
+    return config_.rate_limits.backend == config::RateLimitConfig::Backend::redis;
+  }
+  uint64_t redis_failures() const { return redis_failures_.load(); }
+
   governance::KeyStore& keys() { return *keys_; }
 
   /// The charges a request makes (requests and tokens per key, tenant and model).
@@ -81,6 +98,9 @@ class Governance {
   std::unique_ptr<governance::KeyStore> keys_;
   std::unique_ptr<governance::JwtVerifier> jwt_;
   governance::LocalRateLimiter limiter_;
+  void note_redis_result(bool ok, const Error* error);
+  std::atomic<bool> redis_down_{false};
+  std::atomic<uint64_t> redis_failures_{0};
   std::atomic<bool> stop_{false};
   std::thread refresher_;
 };

@@ -245,12 +245,12 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
 }
 
 asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
-                                     http::Responder& responder, upstream::Pool& pool,
+                                     http::Responder& responder, WorkerContext& worker,
                                      const Identity& who) {
   ProxyContext ctx;
   ctx.request = &request;
   ctx.responder = &responder;
-  ctx.pool = &pool;
+  ctx.pool = worker.pool;
   if (auto r = providers::parse_request(op, request.body, ctx.parsed); !r) {
     co_await responder.send_error(r.error());
     co_return;
@@ -269,9 +269,9 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
       co_await responder.send_error(allowed.error());
       co_return;
     }
-    auto admitted = governance_->admit(
-        who, ctx.parsed.model, estimate_request_tokens(request.body.size(), ctx.parsed.max_tokens),
-        responder);
+    int64_t estimate = estimate_request_tokens(request.body.size(), ctx.parsed.max_tokens);
+    auto admitted =
+        co_await governance_->admit(who, ctx.parsed.model, estimate, responder, worker.redis);
     if (!admitted) {
       co_await responder.send_error(admitted.error());
       co_return;
@@ -426,9 +426,9 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
     // Real usage replaces the estimate; a request that never got an answer costs nothing; an
     // answer without a usage report keeps its reservation (the conservative choice).
     if (!ctx.succeeded) {
-      governance_->reconcile(ctx.admission, 0);
+      co_await governance_->reconcile(ctx.admission, 0, worker.redis);
     } else if (ctx.usage_tokens) {
-      governance_->reconcile(ctx.admission, *ctx.usage_tokens);
+      co_await governance_->reconcile(ctx.admission, *ctx.usage_tokens, worker.redis);
     }
   }
   if (responder.client_gone()) {

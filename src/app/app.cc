@@ -7,6 +7,7 @@
 #include "api/governance.h"
 #include "app/workers.h"
 #include "routing/router.h"
+#include "store/redis_client.h"
 #include "upstream/client.h"
 
 namespace sluice::app {
@@ -43,16 +44,35 @@ int run_gateway(std::shared_ptr<const config::Config> config) {
   bool health_started = false;
   return serve(options,
                [&](Worker& worker) -> http::Handler {
-                 auto pool = std::make_shared<upstream::Pool>(worker.io, pool_limits, tls);
-                 worker.state = pool;
-                 upstream::Pool* raw = pool.get();
+                 // Per-worker state: the upstream pool and, with the Redis backend, a Redis
+                 // connection and limiter (pipelined, on this worker's loop).
+                 struct State {
+                   std::unique_ptr<upstream::Pool> pool;
+                   std::unique_ptr<store::RedisClient> redis_client;
+                   std::unique_ptr<governance::RedisRateLimiter> redis;
+                   api::WorkerContext context;
+                 };
+                 auto state = std::make_shared<State>();
+                 state->pool = std::make_unique<upstream::Pool>(worker.io, pool_limits, tls);
+                 state->context.pool = state->pool.get();
+                 if (governance->uses_redis()) {
+                   const auto& rl = config->rate_limits;
+                   state->redis_client = std::make_unique<store::RedisClient>(
+                       worker.io.get_executor(), rl.redis_host, rl.redis_port, rl.redis_timeout);
+                   state->redis =
+                       std::make_unique<governance::RedisRateLimiter>(*state->redis_client);
+                   state->context.redis = state->redis.get();
+                 }
+                 worker.state = state;
+                 upstream::Pool* raw = state->pool.get();
+                 api::WorkerContext* ctx = &state->context;
                  if (!health_started) {
                    // Health checks run on the first worker only: one prober per target.
                    health_started = true;
                    gateway->start_health_checks(worker.io, *raw);
                  }
-                 return [gateway, raw](http::Request& req, http::Responder& resp) {
-                   return gateway->handle(req, resp, *raw);
+                 return [gateway, ctx](http::Request& req, http::Responder& resp) {
+                   return gateway->handle(req, resp, *ctx);
                  };
                },
                shared);

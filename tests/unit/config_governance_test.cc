@@ -598,3 +598,40 @@ TEST(ConfigGovernanceExample, LoadsWithAnEmptyEnvironment) {
 
 }  // namespace
 }  // namespace sluice::config
+
+namespace sluice::config {
+namespace {
+
+TEST(ConfigRateLimitBackend, DefaultsToMemoryAndFailOpen) {
+  auto c = parse_config(std::string("rate_limits: {}\n") + kDemoRoute);
+  EXPECT_EQ(c->rate_limits.backend, RateLimitConfig::Backend::memory);
+  EXPECT_TRUE(c->rate_limits.fail_open);
+}
+
+TEST(ConfigRateLimitBackend, ParsesRedisUrlTimeoutAndPolicy) {
+  auto c = parse_config(std::string("rate_limits:\n  backend: redis\n  redis: {url: "
+                                    "\"redis://10.1.2.3:6380\", timeout_ms: 100, on_error: "
+                                    "fail_closed}\n") +
+                        kDemoRoute);
+  EXPECT_EQ(c->rate_limits.backend, RateLimitConfig::Backend::redis);
+  EXPECT_EQ(c->rate_limits.redis_host, "10.1.2.3");
+  EXPECT_EQ(c->rate_limits.redis_port, 6380);
+  EXPECT_EQ(c->rate_limits.redis_timeout.count(), 100);
+  EXPECT_FALSE(c->rate_limits.fail_open);
+}
+
+TEST(ConfigRateLimitBackend, RejectsBadBackendUrlAndPolicyWithTheirPaths) {
+  EXPECT_EQ(error_of(std::string("rate_limits: {backend: etcd}\n") + kDemoRoute),
+            "rate_limits.backend: unknown backend \"etcd\" (expected memory, redis)");
+  EXPECT_EQ(error_of(std::string("rate_limits: {redis: {url: \"http://x:1\"}}\n") + kDemoRoute),
+            "rate_limits.redis.url: expected redis://host:port");
+  EXPECT_EQ(error_of(std::string("rate_limits: {redis: {url: \"redis://x:70000\"}}\n") +
+                     kDemoRoute),
+            "rate_limits.redis.url: port must be 1..65535");
+  EXPECT_EQ(error_of(std::string("rate_limits: {redis: {on_error: maybe}}\n") + kDemoRoute),
+            "rate_limits.redis.on_error: unknown policy \"maybe\" (expected fail_open, "
+            "fail_closed)");
+}
+
+}  // namespace
+}  // namespace sluice::config
