@@ -52,13 +52,7 @@ void SseParser::feed(std::string_view bytes, const Sink& sink) {
       if (skipping_) {
         if (line_.empty()) line_.push_back('x');
       } else if (line_.size() + rest + data_.size() + event_.size() > max_event_bytes_) {
-        overflowed_ = true;
-        skipping_ = true;
-        data_.clear();
-        event_.clear();
-        id_.clear();
-        retry_ms_ = -1;
-        has_fields_ = false;
+        drop_oversized_event();
         line_.assign(1, 'x');
       } else {
         line_.append(p + i, rest);
@@ -84,6 +78,16 @@ void SseParser::feed(std::string_view bytes, const Sink& sink) {
   }
 }
 
+void SseParser::drop_oversized_event() {
+  overflowed_ = true;
+  skipping_ = true;
+  data_.clear();
+  event_.clear();
+  id_.clear();
+  retry_ms_ = -1;
+  has_fields_ = false;
+}
+
 void SseParser::process_line(std::string_view line, const Sink& sink) {
   if (skipping_) {
     if (line.empty()) skipping_ = false;  // the oversized event ends here, undispatched
@@ -96,13 +100,7 @@ void SseParser::process_line(std::string_view line, const Sink& sink) {
   // The bound covers the whole line, however it was split across feeds, so the outcome does
   // not depend on read boundaries.
   if (line.size() + data_.size() + event_.size() > max_event_bytes_) {
-    overflowed_ = true;
-    skipping_ = true;
-    data_.clear();
-    event_.clear();
-    id_.clear();
-    retry_ms_ = -1;
-    has_fields_ = false;
+    drop_oversized_event();
     return;
   }
   if (line[0] == ':') return;  // comment
@@ -117,13 +115,7 @@ void SseParser::process_line(std::string_view line, const Sink& sink) {
 
   if (field == "data") {
     if (data_.size() + value.size() + 1 + event_.size() > max_event_bytes_) {
-      overflowed_ = true;
-      skipping_ = true;
-      data_.clear();
-      event_.clear();
-      id_.clear();
-      retry_ms_ = -1;
-      has_fields_ = false;
+      drop_oversized_event();
       return;
     }
     data_.append(value);

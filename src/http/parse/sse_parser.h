@@ -38,6 +38,8 @@ class SseParser {
  private:
   void process_line(std::string_view line, const Sink& sink);
   void dispatch(const Sink& sink);
+  // Past max_event_bytes_: forget the event and skip to its end.
+  void drop_oversized_event();
 
   std::string line_;     // partial line carried over between feeds
   std::string data_;
