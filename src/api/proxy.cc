@@ -119,7 +119,13 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
   state.observe_ttfb(static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started_at).count()));
   int status = call.status();
+  // Copied now: the head's views die with the first body read.
   std::string content_type(call.head().header("content-type"));
+  // The gateway asks for identity encoding; an upstream that compresses anyway must say so.
+  std::string extra_headers;
+  if (std::string_view enc = call.head().header("content-encoding"); !enc.empty()) {
+    extra_headers = "Content-Encoding: " + std::string(enc) + "\r\n";
+  }
 
   if (status >= 400) {
     auto retry_after = upstream_retry_after(call.head());
@@ -154,7 +160,7 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
     state.count(AttemptOutcome::success);
     state.breaker.on_success(Clock::now());
     responder.add_header("x-sluice-attempts", std::to_string(ctx.attempts));
-    co_await responder.send(status, content_type, *body);
+    co_await responder.send(status, content_type, *body, extra_headers);
     call.finish();
     result.responded = true;
     co_return result;
@@ -209,6 +215,23 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
       } else {
         pending.append(bytes);
         ready = std::string_view(pending).substr(0, last_event_boundary(pending));
+        if (ready.empty() && pending.size() > kMaxSseEventBytes) {
+          // An "event" that never ends: the upstream is broken (or hostile). Bound memory.
+          Error err = make_error(Errc::upstream_protocol,
+                                 "Upstream " + runtime.origin.key + " sent an SSE event larger than " +
+                                     std::to_string(kMaxSseEventBytes) + " bytes");
+          if (!begun) {
+            fail(std::move(err), false);
+            co_return result;
+          }
+          state.count(AttemptOutcome::protocol_error);
+          state.breaker.on_failure(Clock::now());
+          std::string event = stream_error_event(err.message, "upstream_stream_error");
+          co_await responder.write_chunk(event);
+          co_await responder.end_stream();
+          result.responded = true;
+          co_return result;
+        }
       }
       if (!ready.empty()) {
         if (!begun) {

@@ -15,6 +15,7 @@ namespace sluice::api {
 
 inline constexpr size_t kMaxUpstreamBody = 64 * 1024 * 1024;
 inline constexpr size_t kMaxUpstreamErrorBody = 1024 * 1024;
+inline constexpr size_t kMaxSseEventBytes = 8 * 1024 * 1024;  // one upstream SSE event
 inline constexpr std::string_view kStreamHeaders =
     "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n";
 
