@@ -127,3 +127,64 @@ def test_redis_outage_follows_policy_and_recovers(tmp_path, redis, policy):
         assert 429 in seen, seen
     finally:
         gw.stop()
+
+
+def start_token_gateway(tmp_path, redis_port: int, mock_port: int, name: str) -> Proc:
+    cfg = tmp_path / f"{name}.yaml"
+    cfg.write_text(f"""server: {{listen: "127.0.0.1:0", threads: 2}}
+auth:
+  enabled: true
+  keys:
+    - {{name: shared, key_sha256: "{hashlib.sha256(KEY.encode()).hexdigest()}",
+        limits: {{tokens_per_minute: 1000}}}}
+rate_limits:
+  backend: redis
+  redis: {{url: "redis://127.0.0.1:{redis_port}", timeout_ms: 300}}
+routes:
+  - model: mock-model
+    targets: [{{provider: openai, base_url: "http://127.0.0.1:{mock_port}/v1"}}]
+""")
+    return Proc([str(SLUICE_BIN), "--config", str(cfg)], name=name)
+
+
+def test_token_reservations_are_exact_across_two_instances(tmp_path, redis, mock):
+    a = start_token_gateway(tmp_path, redis.port, mock.port, "tok-a")
+    b = start_token_gateway(tmp_path, redis.port, mock.port, "tok-b")
+    try:
+        statuses = []
+        lock = threading.Lock()
+
+        def one(gw):
+            # Each request reserves max_tokens (400) + its prompt: two fit in 1000 tokens.
+            r = http_call(gw, "POST", "/v1/chat/completions",
+                          body=chat_body(max_tokens=400),
+                          headers={"Authorization": f"Bearer {KEY}", "x-mock-latency-ms": "800",
+                                   "x-mock-tokens": "3"})
+            with lock:
+                statuses.append(r.status)
+
+        threads = [threading.Thread(target=one, args=(gw,)) for gw in (a, b) * 5]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+        assert sorted(statuses) == [200, 200] + [429] * 8, statuses
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_retry_after_is_honoured(tmp_path, redis):
+    gw = start_gateway(tmp_path, redis.port, "gw-reset")
+    try:
+        for _ in range(50):
+            assert call(gw).status == 200
+        r = call(gw)
+        assert r.status == 429, r
+        retry_after = int(r.header("retry-after"))
+        # 50 per minute refills one request every 1.2 s.
+        assert 1 <= retry_after <= 2, (retry_after, r.json()["error"]["message"])
+        time.sleep(retry_after + 0.1)
+        assert call(gw).status == 200
+    finally:
+        gw.stop()
