@@ -275,7 +275,7 @@ boost::asio::awaitable<Result<Admission>> Governance::admit(const Identity& who,
   co_return settle(p, *decisions, responder);
 }
 
-boost::asio::awaitable<void> Governance::reconcile(const Admission& admission,
+boost::asio::awaitable<void> Governance::reconcile(Admission admission,
                                                    int64_t actual_tokens,
                                                    governance::RedisRateLimiter* redis) {
   if (!uses_redis() || redis == nullptr) {

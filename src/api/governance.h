@@ -68,7 +68,8 @@ class Governance {
                                                   int64_t estimated_tokens,
                                                   http::Responder& responder,
                                                   governance::RedisRateLimiter* redis);
-  boost::asio::awaitable<void> reconcile(const Admission& admission, int64_t actual_tokens,
+  /// Takes the admission by value: it may run detached, after the request is gone.
+  boost::asio::awaitable<void> reconcile(Admission admission, int64_t actual_tokens,
                                          governance::RedisRateLimiter* redis);
 
   bool uses_redis() const {

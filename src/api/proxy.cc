@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -448,10 +450,19 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
   if (governance_ && !ctx.admission.token_buckets.empty()) {
     // Real usage replaces the estimate; a request that never got an answer costs nothing; an
     // answer without a usage report keeps its reservation (the conservative choice).
+    std::optional<int64_t> actual;
     if (!ctx.succeeded) {
-      co_await governance_->reconcile(ctx.admission, 0, worker.redis);
+      actual = 0;
     } else if (ctx.usage_tokens) {
-      co_await governance_->reconcile(ctx.admission, *ctx.usage_tokens, worker.redis);
+      actual = ctx.usage_tokens;
+    }
+    if (actual && worker.redis != nullptr && governance_->uses_redis()) {
+      // A Redis round trip the client need not wait for: run it beside the connection.
+      asio::co_spawn(co_await asio::this_coro::executor,
+                     governance_->reconcile(ctx.admission, *actual, worker.redis),
+                     asio::detached);
+    } else if (actual) {
+      governance_->reconcile(ctx.admission, *actual);
     }
   }
   if (responder.client_gone()) {

@@ -1,0 +1,27 @@
+-- wrk script: non-streaming POST /v1/chat/completions with an API key (bench/governance.sh).
+-- Same request and BENCH_RESULT line as bench/chat.lua, plus `Authorization: Bearer <key>`.
+-- The key comes from the environment:
+--   BENCH_API_KEY=sk-... wrk -t1 -c64 -d10s --latency -s bench/chat_auth.lua http://127.0.0.1:PORT
+-- done() prints one parseable line (latencies in microseconds):
+--   BENCH_RESULT rps=<f> p50_us=<n> p99_us=<n> requests=<n> duration_us=<n> errors=<n> non2xx=<n> timeouts=<n>
+local key = os.getenv("BENCH_API_KEY")
+if key == nil or key == "" then
+  io.stderr:write("chat_auth.lua: BENCH_API_KEY is not set\n")
+  os.exit(2)
+end
+
+wrk.method = "POST"
+wrk.path = "/v1/chat/completions"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. key
+wrk.body = '{"model":"mock-model","messages":[{"role":"user","content":"hello"}]}'
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  local sock_errors = e.connect + e.read + e.write + e.timeout
+  local secs = summary.duration / 1e6
+  io.write(string.format(
+    "BENCH_RESULT rps=%.2f p50_us=%d p99_us=%d requests=%d duration_us=%d errors=%d non2xx=%d timeouts=%d\n",
+    summary.requests / secs, latency:percentile(50), latency:percentile(99),
+    summary.requests, summary.duration, sock_errors, e.status, e.timeout))
+end
