@@ -91,6 +91,9 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
     co_return co_await get_model(path.substr(8), responder);
   } else if (request.path() == "/admin/keys" || request.path().starts_with("/admin/keys/")) {
     co_return co_await admin_keys(request, responder);
+  } else if (request.path() == "/admin/usage") {
+    if (method != "GET" && method != "HEAD") co_return co_await method_not_allowed("GET");
+    co_return co_await admin_usage(request, responder);
   } else if (request.path() == "/admin/upstreams") {
     if (method != "GET" && method != "HEAD") co_return co_await method_not_allowed("GET");
     co_return co_await admin_upstreams(request, responder);
@@ -145,6 +148,35 @@ asio::awaitable<bool> Gateway::admin_allowed(http::Request& request,
     co_return false;
   }
   co_return true;
+}
+
+asio::awaitable<void> Gateway::admin_usage(http::Request& request, http::Responder& responder) {
+  if (!co_await admin_allowed(request, responder)) co_return;
+  if (!governance_) {
+    co_await responder.send_error(make_error(Errc::unavailable, "Usage is not recorded."));
+    co_return;
+  }
+  // ?key=<id or name>&from=YYYY-MM-DD&to=YYYY-MM-DD (all optional)
+  std::string key, from, to;
+  std::string_view q = request.head->query;
+  while (!q.empty()) {
+    size_t amp = q.find('&');
+    std::string_view pair = q.substr(0, amp);
+    q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
+    size_t eq = pair.find('=');
+    if (eq == std::string_view::npos) continue;
+    std::string_view name = pair.substr(0, eq), value = pair.substr(eq + 1);
+    if (name == "key") key.assign(value);
+    if (name == "from") from.assign(value);
+    if (name == "to") to.assign(value);
+  }
+  if (!key.empty()) {
+    for (const auto& k : governance_->keys().list()) {
+      if (k.name == key) key = k.id;
+    }
+  }
+  std::string body = governance_->usage().query_json(key, from, to);
+  co_await responder.send(200, "application/json", body);
 }
 
 asio::awaitable<void> Gateway::admin_upstreams(http::Request& request,
@@ -226,7 +258,7 @@ asio::awaitable<void> Gateway::get_model(std::string_view id, http::Responder& r
 }
 
 asio::awaitable<void> Gateway::serve_demo(const providers::ParsedRequest& parsed,
-                                          http::Responder& responder) {
+                                          http::Responder& responder, UsageTokens* reported) {
   if (auto valid = providers::validate_json(parsed.body); !valid) {
     co_await responder.send_error(valid.error());
     co_return;
@@ -248,6 +280,7 @@ asio::awaitable<void> Gateway::serve_demo(const providers::ParsedRequest& parsed
   auto words = providers::split_words(answer);
   providers::Usage usage{providers::estimate_tokens(prompt) + 8,
                          static_cast<int64_t>(words.size())};
+  if (reported) *reported = UsageTokens{usage.prompt_tokens, 0, usage.completion_tokens};
   std::string id = (parsed.op == Operation::chat ? "chatcmpl-demo-" : "cmpl-demo-") +
                    std::to_string(std::hash<std::string>{}(prompt) & 0xffffffffffull);
   providers::CompletionShape shape{parsed.op, id, model, unix_now()};

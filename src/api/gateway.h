@@ -71,12 +71,14 @@ class Gateway {
                               const Identity& who);
   asio::awaitable<AttemptResult> attempt(ProxyContext& ctx, TargetRuntime& target,
                                          std::string_view model_override);
+  /// Answers from the built-in demo model; `usage` receives what the answer reports.
   asio::awaitable<void> serve_demo(const providers::ParsedRequest& parsed,
-                                   http::Responder& responder);
+                                   http::Responder& responder, UsageTokens* usage = nullptr);
   asio::awaitable<void> list_models(http::Responder& responder);
   asio::awaitable<void> get_model(std::string_view id, http::Responder& responder);
   asio::awaitable<void> admin_upstreams(http::Request& request, http::Responder& responder);
   asio::awaitable<void> admin_keys(http::Request& request, http::Responder& responder);
+  asio::awaitable<void> admin_usage(http::Request& request, http::Responder& responder);
   /// Checks the admin token; answers 404 (admin disabled) or 401 itself when it fails.
   asio::awaitable<bool> admin_allowed(http::Request& request, http::Responder& responder);
   RouteRuntime* runtime_for(const config::RouteConfig* route);

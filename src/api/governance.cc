@@ -78,6 +78,7 @@ Governance::Governance(const config::Config& config) : config_(config) {
   std::string db;
   if (config.auth.enabled) db = config.auth.keys_db;
   keys_ = std::make_unique<governance::KeyStore>(config.auth.keys, db);
+  usage_ = std::make_unique<UsageLedger>(config);
   if (config.auth.enabled && config.auth.jwt.enabled) {
     jwt_ = std::make_unique<governance::JwtVerifier>(config.auth.jwt);
   }
@@ -103,6 +104,7 @@ Governance::~Governance() {
 
 Result<Identity> Governance::authenticate(const http::Request& request) const {
   Identity who;
+  who.budget = config_.budget_per_key;
   if (!config_.auth.enabled) return who;
   std::string_view presented = credential(request);
   if (presented.empty()) {
@@ -126,6 +128,11 @@ Result<Identity> Governance::authenticate(const http::Request& request) const {
   who.tenant = rec->tenant.empty() ? rec->name : rec->tenant;
   who.models = rec->models;
   who.limits = rec->limits;
+  if (rec->from_config) {
+    for (const auto& k : config_.auth.keys) {
+      if (k.name == rec->name && k.budget.any()) who.budget = k.budget;
+    }
+  }
   return who;
 }
 

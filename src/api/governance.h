@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "api/usage.h"
 #include "common/error.h"
 #include "config/config.h"
 #include "governance/jwt_verifier.h"
@@ -28,6 +29,7 @@ struct Identity {
   std::string tenant;
   std::vector<std::string> models;  // allowed globs; empty = all
   config::RateLimits limits;        // the key's own (zero = use rate_limits.per_key)
+  config::Budget budget;            // the key's own, else budgets.per_key
 };
 
 /// What admit() reserved, to be reconciled once the real usage is known.
@@ -78,6 +80,7 @@ class Governance {
   uint64_t redis_failures() const { return redis_failures_.load(); }
 
   governance::KeyStore& keys() { return *keys_; }
+  UsageLedger& usage() { return *usage_; }
 
   /// The charges a request makes (requests and tokens per key, tenant and model).
   struct Plan {
@@ -98,6 +101,7 @@ class Governance {
   const config::Config& config_;
   std::unique_ptr<governance::KeyStore> keys_;
   std::unique_ptr<governance::JwtVerifier> jwt_;
+  std::unique_ptr<UsageLedger> usage_;
   governance::LocalRateLimiter limiter_;
   void note_redis_result(bool ok, const Error* error);
   std::atomic<bool> redis_down_{false};

@@ -47,6 +47,8 @@ struct ProxyContext {
   Admission admission;
   bool succeeded = false;
   std::optional<int64_t> usage_tokens;
+  std::optional<UsageTokens> usage;  // as the upstream reported it
+  int64_t stream_events = 0;         // content events relayed (an estimate when no usage)
 };
 
 namespace {
@@ -158,7 +160,7 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
     }
     if (content_type.empty()) content_type = "application/json";
     ctx.succeeded = true;
-    if (!ctx.admission.token_buckets.empty()) ctx.usage_tokens = usage_total_tokens(*body);
+    ctx.usage = parse_usage(*body);
     state.count(AttemptOutcome::success);
     state.breaker.on_success(Clock::now());
     responder.add_header("x-sluice-attempts", std::to_string(ctx.attempts));
@@ -175,11 +177,11 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
   http::SseParser observer;
   std::string pending;
   bool begun = false;
-  bool track_usage = !ctx.admission.token_buckets.empty();
-  auto observe = [&ctx, track_usage](const http::SseEvent& ev) {
-    if (track_usage && ev.data.find("\"usage\"") != std::string_view::npos) {
-      if (auto n = usage_total_tokens(ev.data)) ctx.usage_tokens = n;
+  auto observe = [&ctx](const http::SseEvent& ev) {
+    if (ev.data.find("\"usage\"") != std::string_view::npos) {
+      if (auto u = parse_usage(ev.data)) ctx.usage = u;
     }
+    if (ev.data != "[DONE]") ctx.stream_events++;
   };
   for (;;) {
     auto piece = co_await call.read_some();
@@ -302,6 +304,11 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
       co_return;
     }
     ctx.admission = std::move(admitted.value());
+    if (auto budget = governance_->usage().check_budget(who.key_id, who.tenant, who.budget);
+        !budget) {
+      co_await responder.send_error(budget.error());
+      co_return;
+    }
   }
   const config::RetryPolicy& policy = primary->route->retry;
   auto now = Clock::now();
@@ -365,7 +372,10 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
         responder.add_header("x-sluice-attempts", std::to_string(ctx.attempts + 1));
         tr.state.breaker.on_success(now);
         tr.state.count(AttemptOutcome::success);
-        co_await serve_demo(ctx.parsed, responder);
+        UsageTokens demo_usage;
+        co_await serve_demo(ctx.parsed, responder, &demo_usage);
+        ctx.succeeded = true;
+        ctx.usage = demo_usage;
         done = true;
         break;
       }
@@ -447,6 +457,17 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
     }
   }
   co_await responder.stop_watching();
+  if (governance_ && ctx.succeeded) {
+    // Usage and cost, also for streams cut short: without a usage report the prompt is
+    // estimated from the body and the answer from the events relayed (~1 token each).
+    UsageTokens tokens = ctx.usage.value_or(UsageTokens{
+        static_cast<int64_t>(request.body.size() / 4) + 1,
+        0, std::max<int64_t>(0, ctx.stream_events - 2)});
+    ctx.usage_tokens = tokens.input + tokens.output;
+    if (!ctx.usage) ctx.usage_tokens.reset();  // estimates do not replace a reservation
+    governance_->usage().record(who.key_id, who.tenant, ctx.parsed.model, tokens,
+                                governance_->usage().cost(ctx.parsed.model, tokens));
+  }
   if (governance_ && !ctx.admission.token_buckets.empty()) {
     // Real usage replaces the estimate; a request that never got an answer costs nothing; an
     // answer without a usage report keeps its reservation (the conservative choice).

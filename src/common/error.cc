@@ -77,6 +77,7 @@ Shape shape_of(const Error& e) {
       return {431, "invalid_request_error", "request_header_fields_too_large"};
     case Errc::request_timeout: return {408, "invalid_request_error", "request_timeout"};
     case Errc::rate_limited: return {429, "rate_limit_error", "rate_limit_exceeded"};
+    case Errc::quota_exceeded: return {429, "insufficient_quota", "insufficient_quota"};
     case Errc::upstream_connect: return {502, "upstream_error", "upstream_unreachable"};
     case Errc::upstream_timeout: return {504, "upstream_error", "upstream_timeout"};
     case Errc::upstream_status:

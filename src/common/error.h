@@ -21,6 +21,7 @@ enum class Errc {
   headers_too_large,  // 431
   request_timeout,    // 408
   rate_limited,       // 429
+  quota_exceeded,     // 429 insufficient_quota (budget spent)
   upstream_connect,   // 502: could not reach the upstream
   upstream_timeout,   // 504
   upstream_status,    // upstream answered with an error status (4xx passed through, 5xx → 502)

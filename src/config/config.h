@@ -139,6 +139,21 @@ struct RateLimits {
   bool any() const { return requests_per_minute || tokens_per_minute || tokens_per_day; }
 };
 
+/// Spending cap over a calendar period (UTC). usd == 0: no budget.
+struct Budget {
+  double usd = 0;
+  enum class Period { day, month } period = Period::month;
+  bool any() const { return usd > 0; }
+};
+
+/// Price of a model (first matching glob wins), in USD per million tokens.
+struct Price {
+  std::string model;
+  double input_per_million = 0;
+  double cached_input_per_million = 0;  // prompt_tokens_details.cached_tokens
+  double output_per_million = 0;
+};
+
 /// A virtual API key declared in config. The secret is never in YAML: either an environment
 /// variable holding the key, or its SHA-256 (hex) precomputed with `sluice hash-key`.
 struct ApiKeyConfig {
@@ -148,6 +163,7 @@ struct ApiKeyConfig {
   std::string tenant;                 // "" = the key's own name
   std::vector<std::string> models;    // allowed model globs; empty = all
   RateLimits limits;
+  Budget budget;                      // the key's own; none = budgets.per_key
   int64_t expires_unix = 0;           // 0 = never; from `expires: 2026-12-31T00:00:00Z`
 };
 
@@ -190,6 +206,10 @@ struct Config {
   std::string admin_token;          // from admin.token_env; empty = admin endpoints disabled
   AuthConfig auth;
   RateLimitConfig rate_limits;
+  std::vector<Price> prices;
+  Budget budget_per_key;                       // budgets.per_key
+  std::map<std::string, Budget> budget_per_tenant;  // budgets.per_tenant ("*" = each tenant)
+  std::string usage_db;                        // usage.db: SQLite file ("" = in memory only)
   std::string source_path;          // file it came from (empty when parsed from a string)
 };
 

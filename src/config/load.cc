@@ -1102,11 +1102,33 @@ bool is_hex64(std::string_view text) {
          });
 }
 
+// {usd: 100, period: month|day}
+Budget parse_budget(const YAML::Node& node, const std::string& path) {
+  if (!node.IsMap()) fail(path, fmt::format("expected a map, got {}", describe(node)));
+  const Section s(node, path, {"usd", "period"});
+  Budget b;
+  const auto* usd = s.find("usd");
+  if (usd == nullptr) fail(s.path("usd"), "required");
+  b.usd = read_double_in(*usd, s.path("usd"), 0.0, 1e12, false);
+  if (const auto* p = s.find("period")) {
+    std::string period = read_string(*p, s.path("period"));
+    if (period == "day") {
+      b.period = Budget::Period::day;
+    } else if (period == "month") {
+      b.period = Budget::Period::month;
+    } else {
+      fail(s.path("period"),
+           fmt::format("unknown period {} (expected day, month)", quote_value(period)));
+    }
+  }
+  return b;
+}
+
 ApiKeyConfig parse_api_key(const YAML::Node& node, const std::string& path, bool auth_enabled) {
   if (!node.IsMap()) fail(path, fmt::format("expected a map, got {}", describe(node)));
   const Section s(node, path,
                   {"name", "key", "key_env", "key_sha256", "tenant", "models", "limits",
-                   "expires"});
+                   "budget", "expires"});
   // Checked before anything else, and the value is never echoed.
   if (s.find("key") != nullptr) {
     fail(s.path("key"), "inline secrets are not allowed; use key_env or key_sha256");
@@ -1170,6 +1192,7 @@ ApiKeyConfig parse_api_key(const YAML::Node& node, const std::string& path, bool
     }
   }
   if (const auto* n = s.find("limits")) key.limits = parse_limits(*n, s.path("limits"));
+  if (const auto* n = s.find("budget")) key.budget = parse_budget(*n, s.path("budget"));
   if (const auto* n = s.find("expires")) key.expires_unix = read_timestamp(*n, s.path("expires"));
   return key;
 }
@@ -1411,12 +1434,52 @@ Config build(const std::string& text, const std::string& source, const std::stri
 
   Config config;
   const Section top(root, "",
-                    {"server", "upstream", "admin", "auth", "rate_limits", "routes"});
+                    {"server", "upstream", "admin", "auth", "rate_limits", "prices", "budgets",
+                     "usage", "routes"});
   if (const auto* n = top.find("server")) parse_server(*n, config.server);
   if (const auto* n = top.find("upstream")) parse_upstream(*n, config.upstream);
   if (const auto* n = top.find("admin")) parse_admin(*n, config);
   if (const auto* n = top.find("auth")) parse_auth(*n, base_dir, config.auth);
   if (const auto* n = top.find("rate_limits")) parse_rate_limits(*n, config.rate_limits);
+  if (const auto* n = top.find("prices")) {
+    if (!n->IsSequence()) fail("prices", fmt::format("expected a sequence, got {}", describe(*n)));
+    for (size_t i = 0; i < n->size(); ++i) {
+      const std::string path = index_path("prices", i);
+      const YAML::Node& entry = (*n)[i];
+      if (!entry.IsMap()) fail(path, fmt::format("expected a map, got {}", describe(entry)));
+      const Section e(entry, path, {"model", "input_per_million", "cached_input_per_million",
+                                    "output_per_million"});
+      Price price;
+      const auto* model = e.find("model");
+      if (model == nullptr) fail(e.path("model"), "required");
+      price.model = read_label(*model, e.path("model"));
+      auto money = [&](const char* key, double& out) {
+        if (const auto* v = e.find(key)) out = read_double_in(*v, e.path(key), 0.0, 1e9, false);
+      };
+      money("input_per_million", price.input_per_million);
+      money("cached_input_per_million", price.cached_input_per_million);
+      money("output_per_million", price.output_per_million);
+      config.prices.push_back(std::move(price));
+    }
+  }
+  if (const auto* n = top.find("budgets")) {
+    const Section b(*n, "budgets", {"per_key", "per_tenant"});
+    if (const auto* k = b.find("per_key")) config.budget_per_key = parse_budget(*k, b.path("per_key"));
+    if (const auto* t = b.find("per_tenant")) {
+      for (const auto& [tenant, value] : map_entries(*t, b.path("per_tenant"))) {
+        config.budget_per_tenant.emplace(tenant,
+                                         parse_budget(value, child_path(b.path("per_tenant"), tenant)));
+      }
+    }
+  }
+  if (const auto* n = top.find("usage")) {
+    const Section u(*n, "usage", {"db"});
+    if (const auto* d = u.find("db")) {
+      std::string db = read_string(*d, u.path("db"));
+      if (!db.empty() && db.front() != '/' && !base_dir.empty()) db = base_dir + "/" + db;
+      config.usage_db = db;
+    }
+  }
   parse_routes(top.find("routes"), config);
   return config;
 }

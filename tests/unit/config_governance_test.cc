@@ -635,3 +635,40 @@ TEST(ConfigRateLimitBackend, RejectsBadBackendUrlAndPolicyWithTheirPaths) {
 
 }  // namespace
 }  // namespace sluice::config
+
+namespace sluice::config {
+namespace {
+
+TEST(ConfigBudgets, ParsesPricesBudgetsAndUsageDb) {
+  auto c = parse_config(std::string(
+                            "prices:\n"
+                            "  - {model: \"gpt-4o*\", input_per_million: 2.5, "
+                            "cached_input_per_million: 1.25, output_per_million: 10}\n"
+                            "budgets:\n"
+                            "  per_key: {usd: 5}\n"
+                            "  per_tenant: {team-a: {usd: 100, period: day}}\n"
+                            "usage: {db: /tmp/u.db}\n") +
+                        kDemoRoute);
+  ASSERT_EQ(c->prices.size(), 1u);
+  EXPECT_EQ(c->prices[0].model, "gpt-4o*");
+  EXPECT_DOUBLE_EQ(c->prices[0].cached_input_per_million, 1.25);
+  EXPECT_DOUBLE_EQ(c->budget_per_key.usd, 5);
+  EXPECT_EQ(c->budget_per_key.period, Budget::Period::month);
+  EXPECT_EQ(c->budget_per_tenant.at("team-a").period, Budget::Period::day);
+  EXPECT_EQ(c->usage_db, "/tmp/u.db");
+}
+
+TEST(ConfigBudgets, RejectsBadBudgetsAndPricesWithTheirPaths) {
+  EXPECT_EQ(error_of(std::string("budgets: {per_key: {usd: 5, period: week}}\n") + kDemoRoute),
+            "budgets.per_key.period: unknown period \"week\" (expected day, month)");
+  EXPECT_EQ(error_of(std::string("budgets: {per_key: {period: day}}\n") + kDemoRoute),
+            "budgets.per_key.usd: required");
+  EXPECT_EQ(error_of(std::string("prices: [{input_per_million: 1}]\n") + kDemoRoute),
+            "prices[0].model: required");
+  EXPECT_NE(error_of(std::string("prices: [{model: m, output_per_million: -1}]\n") + kDemoRoute)
+                .find("prices[0].output_per_million"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace sluice::config

@@ -93,6 +93,7 @@ const std::vector<Expected> kAllCodes = {
     {Errc::headers_too_large, 431, "invalid_request_error", "request_header_fields_too_large"},
     {Errc::request_timeout, 408, "invalid_request_error", "request_timeout"},
     {Errc::rate_limited, 429, "rate_limit_error", "rate_limit_exceeded"},
+    {Errc::quota_exceeded, 429, "insufficient_quota", "insufficient_quota"},
     {Errc::upstream_connect, 502, "upstream_error", "upstream_unreachable"},
     {Errc::upstream_timeout, 504, "upstream_error", "upstream_timeout"},
     {Errc::upstream_status, 502, "upstream_error", "upstream_error"},  // upstream_status = 0

@@ -1,0 +1,306 @@
+// UsageLedger: in-memory aggregation, batched SQLite writes, budget checks, usage queries.
+#include "api/usage.h"
+
+#include <spdlog/spdlog.h>
+#include <sqlite3.h>
+
+#include <charconv>
+#include <chrono>
+#include <ctime>
+#include <stdexcept>
+
+namespace sluice::api {
+
+namespace {
+
+std::optional<int64_t> number_after(std::string_view json, size_t from, std::string_view field) {
+  size_t k = json.find(field, from);
+  if (k == std::string_view::npos) return std::nullopt;
+  k = json.find(':', k + field.size());
+  if (k == std::string_view::npos) return std::nullopt;
+  ++k;
+  while (k < json.size() && (json[k] == ' ' || json[k] == '\t' || json[k] == '\n')) ++k;
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(json.data() + k, json.data() + json.size(), v);
+  if (ec != std::errc() || v < 0) return std::nullopt;
+  return v;
+}
+
+// "2026-11-24" (UTC) for now; month = first 7 characters.
+std::string utc_day() {
+  time_t now = time(nullptr);
+  struct tm tm;
+  gmtime_r(&now, &tm);
+  char buf[16];
+  strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+  return buf;
+}
+
+std::string period_key(const std::string& day, config::Budget::Period p) {
+  return p == config::Budget::Period::day ? day : day.substr(0, 7);
+}
+
+void append_escaped(std::string& out, std::string_view s) {
+  out += '"';
+  append_json_escaped(out, s);
+  out += '"';
+}
+
+bool valid_day(std::string_view d) {
+  if (d.size() != 10 || d[4] != '-' || d[7] != '-') return false;
+  for (size_t i : {0, 1, 2, 3, 5, 6, 8, 9}) {
+    if (d[i] < '0' || d[i] > '9') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<UsageTokens> parse_usage(std::string_view json) {
+  size_t at = json.rfind("\"usage\"");
+  if (at == std::string_view::npos) return std::nullopt;
+  UsageTokens t;
+  auto prompt = number_after(json, at, "\"prompt_tokens\"");
+  auto completion = number_after(json, at, "\"completion_tokens\"");
+  if (!prompt && !completion) {
+    auto total = number_after(json, at, "\"total_tokens\"");  // embeddings report only these
+    if (!total) return std::nullopt;
+    t.input = *total;
+    return t;
+  }
+  t.input = prompt.value_or(0);
+  t.output = completion.value_or(0);
+  if (auto cached = number_after(json, at, "\"cached_tokens\"")) t.cached = *cached;
+  return t;
+}
+
+UsageLedger::UsageLedger(const config::Config& config) : config_(config) {
+  if (!config.usage_db.empty()) {
+    sqlite3* db = nullptr;
+    if (sqlite3_open(config.usage_db.c_str(), &db) != SQLITE_OK) {
+      std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+      sqlite3_close(db);
+      throw std::runtime_error(config.usage_db + ": cannot open usage database: " + msg);
+    }
+    db_ = db;
+    sqlite3_busy_timeout(db, 2000);
+    char* err = nullptr;
+    const char* schema =
+        "PRAGMA journal_mode=WAL;"
+        "CREATE TABLE IF NOT EXISTS usage (day TEXT NOT NULL, key_id TEXT NOT NULL, tenant TEXT "
+        "NOT NULL, model TEXT NOT NULL, requests INTEGER NOT NULL, input_tokens INTEGER NOT "
+        "NULL, cached_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, cost_usd REAL NOT "
+        "NULL, PRIMARY KEY (day, key_id, tenant, model));";
+    if (sqlite3_exec(db, schema, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : "?";
+      sqlite3_free(err);
+      throw std::runtime_error(config.usage_db + ": cannot create the usage schema: " + msg);
+    }
+    // This month's spend so far: budgets hold across restarts.
+    std::string today = utc_day();
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(db,
+                       "SELECT day, key_id, tenant, SUM(cost_usd) FROM usage WHERE day >= ? "
+                       "GROUP BY day, key_id, tenant",
+                       -1, &st, nullptr);
+    std::string month_start = today.substr(0, 7) + "-01";
+    sqlite3_bind_text(st, 1, month_start.c_str(), -1, SQLITE_TRANSIENT);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      std::string day = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+      std::string key = reinterpret_cast<const char*>(sqlite3_column_text(st, 1));
+      std::string tenant = reinterpret_cast<const char*>(sqlite3_column_text(st, 2));
+      double usd = sqlite3_column_double(st, 3);
+      for (auto p : {config::Budget::Period::day, config::Budget::Period::month}) {
+        if (p == config::Budget::Period::day && day != today) continue;
+        spend_["k:" + key + "|" + period_key(day, p)] += usd;
+        spend_["t:" + tenant + "|" + period_key(day, p)] += usd;
+      }
+    }
+    sqlite3_finalize(st);
+  }
+  flusher_ = std::thread([this] {
+    while (!stop_.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      try {
+        flush();
+      } catch (const std::exception& e) {
+        spdlog::warn("usage: flush failed: {}", e.what());
+      }
+    }
+  });
+}
+
+UsageLedger::~UsageLedger() {
+  stop_.store(true);
+  if (flusher_.joinable()) flusher_.join();
+  flush();
+  if (db_) sqlite3_close(static_cast<sqlite3*>(db_));
+}
+
+double UsageLedger::cost(std::string_view model, const UsageTokens& t) const {
+  for (const auto& p : config_.prices) {
+    if (!config::glob_match(p.model, model)) continue;
+    int64_t uncached = std::max<int64_t>(0, t.input - t.cached);
+    double cached_price =
+        p.cached_input_per_million > 0 ? p.cached_input_per_million : p.input_per_million;
+    return (uncached * p.input_per_million + t.cached * cached_price +
+            t.output * p.output_per_million) /
+           1e6;
+  }
+  return 0;
+}
+
+void UsageLedger::record(const std::string& key_id, const std::string& tenant,
+                         std::string_view model, const UsageTokens& t, double cost_usd) {
+  std::string day = utc_day();
+  RowKey k{day, key_id, tenant, std::string(model)};
+  std::lock_guard lock(mu_);
+  for (auto* rows : {&pending_, db_ ? nullptr : &memory_}) {
+    if (rows == nullptr) continue;
+    Row& r = (*rows)[k];
+    r.requests += 1;
+    r.input += t.input;
+    r.cached += t.cached;
+    r.output += t.output;
+    r.cost += cost_usd;
+  }
+  if (!db_) pending_.clear();  // memory_ holds everything; nothing to write
+  for (auto p : {config::Budget::Period::day, config::Budget::Period::month}) {
+    spend_["k:" + key_id + "|" + period_key(day, p)] += cost_usd;
+    spend_["t:" + tenant + "|" + period_key(day, p)] += cost_usd;
+  }
+}
+
+double UsageLedger::spent(const std::string& scope, config::Budget::Period period) const {
+  auto it = spend_.find(scope + "|" + period_key(utc_day(), period));
+  return it == spend_.end() ? 0 : it->second;
+}
+
+Result<void> UsageLedger::check_budget(const std::string& key_id, const std::string& tenant,
+                                       const config::Budget& key_budget) const {
+  std::lock_guard lock(mu_);
+  auto over = [](double spent, const config::Budget& b) { return b.any() && spent >= b.usd; };
+  auto period_name = [](const config::Budget& b) {
+    return b.period == config::Budget::Period::day ? "today" : "this month";
+  };
+  if (!key_id.empty() && over(spent("k:" + key_id, key_budget.period), key_budget)) {
+    return make_error(Errc::quota_exceeded,
+                      "You exceeded your current quota: this API key's budget of $" +
+                          std::to_string(key_budget.usd) + " for " + period_name(key_budget) +
+                          " is spent.");
+  }
+  const auto& tenants = config_.budget_per_tenant;
+  auto it = tenants.find(tenant);
+  if (it == tenants.end()) it = tenants.find("*");
+  if (it != tenants.end() && !tenant.empty() &&
+      over(spent("t:" + tenant, it->second.period), it->second)) {
+    return make_error(Errc::quota_exceeded,
+                      "You exceeded your current quota: tenant '" + tenant + "' spent its $" +
+                          std::to_string(it->second.usd) + " for " + period_name(it->second) + ".");
+  }
+  return {};
+}
+
+void UsageLedger::flush() {
+  if (!db_) return;
+  std::map<RowKey, Row> batch;
+  {
+    std::lock_guard lock(mu_);
+    batch.swap(pending_);
+  }
+  if (batch.empty()) return;
+  std::lock_guard lock(db_mu_);
+  sqlite3* db = static_cast<sqlite3*>(db_);
+  sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(
+      db,
+      "INSERT INTO usage VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (day, key_id, tenant, model) DO "
+      "UPDATE SET requests = requests + excluded.requests, input_tokens = input_tokens + "
+      "excluded.input_tokens, cached_tokens = cached_tokens + excluded.cached_tokens, "
+      "output_tokens = output_tokens + excluded.output_tokens, cost_usd = cost_usd + "
+      "excluded.cost_usd",
+      -1, &st, nullptr);
+  for (const auto& [k, r] : batch) {
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, std::get<0>(k).c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, std::get<1>(k).c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, std::get<2>(k).c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 4, std::get<3>(k).c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 5, r.requests);
+    sqlite3_bind_int64(st, 6, r.input);
+    sqlite3_bind_int64(st, 7, r.cached);
+    sqlite3_bind_int64(st, 8, r.output);
+    sqlite3_bind_double(st, 9, r.cost);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+      spdlog::warn("usage: write failed: {}", sqlite3_errmsg(db));
+    }
+  }
+  sqlite3_finalize(st);
+  sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
+}
+
+std::string UsageLedger::query_json(std::string_view key_id, std::string_view from,
+                                    std::string_view to) {
+  std::string lo = valid_day(from) ? std::string(from) : "0000-00-00";
+  std::string hi = valid_day(to) ? std::string(to) : "9999-99-99";
+  std::map<RowKey, Row> rows;
+  if (db_) {
+    flush();
+    std::lock_guard lock(db_mu_);
+    sqlite3* db = static_cast<sqlite3*>(db_);
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(db,
+                       "SELECT day, key_id, tenant, model, requests, input_tokens, "
+                       "cached_tokens, output_tokens, cost_usd FROM usage WHERE day BETWEEN ? "
+                       "AND ? AND (? = '' OR key_id = ?)",
+                       -1, &st, nullptr);
+    std::string key(key_id);
+    sqlite3_bind_text(st, 1, lo.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, hi.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, key.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 4, key.c_str(), -1, SQLITE_TRANSIENT);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      auto text = [st](int i) { return std::string(reinterpret_cast<const char*>(sqlite3_column_text(st, i))); };
+      Row r;
+      r.requests = sqlite3_column_int64(st, 4);
+      r.input = sqlite3_column_int64(st, 5);
+      r.cached = sqlite3_column_int64(st, 6);
+      r.output = sqlite3_column_int64(st, 7);
+      r.cost = sqlite3_column_double(st, 8);
+      rows[{text(0), text(1), text(2), text(3)}] = r;
+    }
+    sqlite3_finalize(st);
+  } else {
+    std::lock_guard lock(mu_);
+    for (const auto& [k, r] : memory_) {
+      const std::string& day = std::get<0>(k);
+      if (day < lo || day > hi) continue;
+      if (!key_id.empty() && std::get<1>(k) != key_id) continue;
+      rows[k] = r;
+    }
+  }
+  std::string out = R"({"object":"list","data":[)";
+  bool first = true;
+  char cost[32];
+  for (const auto& [k, r] : rows) {
+    if (!first) out += ',';
+    first = false;
+    out += R"({"day":)";
+    append_escaped(out, std::get<0>(k));
+    out += R"(,"key_id":)";
+    append_escaped(out, std::get<1>(k));
+    out += R"(,"tenant":)";
+    append_escaped(out, std::get<2>(k));
+    out += R"(,"model":)";
+    append_escaped(out, std::get<3>(k));
+    snprintf(cost, sizeof cost, "%.6f", r.cost);
+    out += R"(,"requests":)" + std::to_string(r.requests) + R"(,"input_tokens":)" +
+           std::to_string(r.input) + R"(,"cached_input_tokens":)" + std::to_string(r.cached) +
+           R"(,"output_tokens":)" + std::to_string(r.output) + R"(,"cost_usd":)" + cost + "}";
+  }
+  out += "]}";
+  return out;
+}
+
+}  // namespace sluice::api

@@ -1,0 +1,77 @@
+// Usage accounting and budgets: each answered request's tokens and cost (from the upstream's
+// reported usage and the configured prices) are added per key / tenant / model / UTC day in
+// memory and written to SQLite in batches by a background thread, never on a worker. Budgets
+// per key and per tenant are checked against the running spend of the current day or month.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <tuple>
+#include <unordered_map>
+
+#include "common/error.h"
+#include "config/config.h"
+
+namespace sluice::api {
+
+struct UsageTokens {
+  int64_t input = 0;   // prompt tokens, cached ones included
+  int64_t cached = 0;  // prompt_tokens_details.cached_tokens
+  int64_t output = 0;  // completion tokens
+};
+
+/// The last "usage" object in `json` (OpenAI's field names); nullopt if there is none.
+std::optional<UsageTokens> parse_usage(std::string_view json);
+
+class UsageLedger {
+ public:
+  /// Opens (creating) `config.usage_db` when set and loads the current month's spend, so
+  /// budgets survive restarts. Throws std::runtime_error naming the file on failure.
+  explicit UsageLedger(const config::Config& config);
+  ~UsageLedger();  // flushes what is pending
+
+  /// Cost in USD of `tokens` on `model` (first matching price; 0 when none matches).
+  double cost(std::string_view model, const UsageTokens& tokens) const;
+
+  /// Adds one answered request. Thread-safe, in memory (flushed within a second).
+  void record(const std::string& key_id, const std::string& tenant, std::string_view model,
+              const UsageTokens& tokens, double cost_usd);
+
+  /// quota_exceeded (429 insufficient_quota) when the key's or the tenant's budget for the
+  /// current period is spent. `key_budget` is the key's own or budgets.per_key.
+  Result<void> check_budget(const std::string& key_id, const std::string& tenant,
+                            const config::Budget& key_budget) const;
+
+  /// Rows of usage between two UTC days (YYYY-MM-DD, inclusive) for one key id (empty = all),
+  /// as a JSON object {"object":"list","data":[...]}.
+  std::string query_json(std::string_view key_id, std::string_view from, std::string_view to);
+
+  /// Writes pending rows now (tests, shutdown).
+  void flush();
+
+ private:
+  struct Row {
+    int64_t requests = 0, input = 0, cached = 0, output = 0;
+    double cost = 0;
+  };
+  using RowKey = std::tuple<std::string, std::string, std::string, std::string>;  // day,key,tenant,model
+  double spent(const std::string& scope, config::Budget::Period period) const;
+
+  const config::Config& config_;
+  void* db_ = nullptr;  // sqlite3*
+  mutable std::mutex mu_;
+  std::map<RowKey, Row> pending_;   // not yet in SQLite
+  std::map<RowKey, Row> memory_;    // every row, when there is no database
+  std::unordered_map<std::string, double> spend_;  // "<k|t>:<id>|<day or month>" → USD
+  std::mutex db_mu_;
+  std::atomic<bool> stop_{false};
+  std::thread flusher_;
+};
+
+}  // namespace sluice::api
