@@ -81,6 +81,12 @@ class Governance {
 
   governance::KeyStore& keys() { return *keys_; }
   UsageLedger& usage() { return *usage_; }
+  /// Usage is recorded when there is someone to bill or something to keep: auth on, prices,
+  /// budgets or a usage database configured. The embedded default records nothing.
+  bool accounts_usage() const {
+    return config_.auth.enabled || !config_.prices.empty() || !config_.usage_db.empty() ||
+           config_.budget_per_key.any() || !config_.budget_per_tenant.empty();
+  }
 
   /// The charges a request makes (requests and tokens per key, tenant and model).
   struct Plan {

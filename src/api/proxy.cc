@@ -457,7 +457,7 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
     }
   }
   co_await responder.stop_watching();
-  if (governance_ && ctx.succeeded) {
+  if (governance_ && ctx.succeeded && governance_->accounts_usage()) {
     // Usage and cost, also for streams cut short: without a usage report the prompt is
     // estimated from the body and the answer from the events relayed (~1 token each).
     UsageTokens tokens = ctx.usage.value_or(UsageTokens{

@@ -28,11 +28,16 @@ std::optional<int64_t> number_after(std::string_view json, size_t from, std::str
 
 // "2026-11-24" (UTC) for now; month = first 7 characters.
 std::string utc_day() {
+  // Formatted once per second per thread: this runs on every accounted request.
+  thread_local time_t cached_second = -1;
+  thread_local char buf[16];
   time_t now = time(nullptr);
-  struct tm tm;
-  gmtime_r(&now, &tm);
-  char buf[16];
-  strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+  if (now != cached_second) {
+    cached_second = now;
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+  }
   return buf;
 }
 
