@@ -28,6 +28,13 @@ void append_record(std::string& out, const governance::KeyRecord& k) {
   out += R"(],"limits":{"requests_per_minute":)" + std::to_string(k.limits.requests_per_minute) +
          R"(,"tokens_per_minute":)" + std::to_string(k.limits.tokens_per_minute) +
          R"(,"tokens_per_day":)" + std::to_string(k.limits.tokens_per_day) + "}";
+  char usd[32];
+  snprintf(usd, sizeof usd, "%.6f", k.budget.usd);
+  out += R"(,"budget":{"usd":)";
+  out += usd;
+  out += R"(,"period":")";
+  out += k.budget.period == config::Budget::Period::day ? "day" : "month";
+  out += "\"}";
   out += R"(,"expires_unix":)" + std::to_string(k.expires_unix);
   out += R"(,"created_unix":)" + std::to_string(k.created_unix);
   out += R"(,"revoked":)";
@@ -91,6 +98,32 @@ Result<governance::KeyRecord> parse_key_request(std::string_view body) {
         } else {
           return make_error(Errc::bad_request, "Unknown limit '" + std::string(lk) + "'.",
                             "limits");
+        }
+      }
+    } else if (key == "budget") {
+      dom::object b;
+      if (value.get_object().get(b)) {
+        return make_error(Errc::bad_request, "'budget' must be an object {usd, period}.",
+                          "budget");
+      }
+      for (auto [bk, bv] : b) {
+        if (bk == "usd") {
+          double usd = 0;
+          if (bv.get_double().get(usd) || usd < 0) {
+            return make_error(Errc::bad_request, "'budget.usd' must be a number >= 0.", "budget");
+          }
+          k.budget.usd = usd;
+        } else if (bk == "period") {
+          std::string_view p;
+          if (bv.get_string().get(p) || (p != "day" && p != "month")) {
+            return make_error(Errc::bad_request, "'budget.period' must be \"day\" or \"month\".",
+                              "budget");
+          }
+          k.budget.period = p == "day" ? config::Budget::Period::day
+                                       : config::Budget::Period::month;
+        } else {
+          return make_error(Errc::bad_request, "Unknown budget field '" + std::string(bk) + "'.",
+                            "budget");
         }
       }
     } else if (key == "expires_unix") {

@@ -128,11 +128,7 @@ Result<Identity> Governance::authenticate(const http::Request& request) const {
   who.tenant = rec->tenant.empty() ? rec->name : rec->tenant;
   who.models = rec->models;
   who.limits = rec->limits;
-  if (rec->from_config) {
-    for (const auto& k : config_.auth.keys) {
-      if (k.name == rec->name && k.budget.any()) who.budget = k.budget;
-    }
-  }
+  if (rec->budget.any()) who.budget = rec->budget;
   return who;
 }
 

@@ -41,7 +41,9 @@ constexpr const char* kSchema =
     " tpd INTEGER,"
     " expires_unix INTEGER,"
     " created_unix INTEGER,"
-    " revoked INTEGER DEFAULT 0)";
+    " revoked INTEGER DEFAULT 0,"
+    " budget_usd REAL DEFAULT 0,"
+    " budget_period TEXT DEFAULT 'month')";
 
 sqlite3* as_db(void* p) { return static_cast<sqlite3*>(p); }
 
@@ -69,6 +71,7 @@ class Stmt {
                        static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
   }
   int64_t integer(int col) const { return sqlite3_column_int64(stmt_, col); }
+  sqlite3_stmt* raw() const { return stmt_; }
 
  private:
   sqlite3_stmt* stmt_ = nullptr;
@@ -230,6 +233,7 @@ void KeyStore::load_locked() {
     r.tenant = k.tenant.empty() ? k.name : k.tenant;
     r.models = k.models;
     r.limits = k.limits;
+    r.budget = k.budget;
     r.expires_unix = k.expires_unix;
     r.from_config = true;
     std::string hash = to_lower(k.key_sha256);
@@ -249,7 +253,8 @@ void KeyStore::load_locked() {
     }
     Stmt q(db,
            "SELECT id, key_hash, key_prefix, name, tenant, models, rpm, tpm, tpd, expires_unix,"
-           " created_unix, revoked FROM api_keys ORDER BY created_unix, id");
+           " created_unix, revoked, budget_usd, budget_period FROM api_keys"
+           " ORDER BY created_unix, id");
     if (!q.ok()) return;
     int rc;
     while ((rc = q.step()) == SQLITE_ROW) {
@@ -261,6 +266,9 @@ void KeyStore::load_locked() {
       r.tenant = q.text(4);
       if (r.tenant.empty()) r.tenant = r.name;
       r.models = split_lines(q.text(5));
+      r.budget.usd = sqlite3_column_double(q.raw(), 12);
+      r.budget.period = q.text(13) == "day" ? config::Budget::Period::day
+                                             : config::Budget::Period::month;
       r.limits.requests_per_minute = q.integer(6);
       r.limits.tokens_per_minute = q.integer(7);
       r.limits.tokens_per_day = q.integer(8);
@@ -356,7 +364,8 @@ Result<std::pair<KeyRecord, std::string>> KeyStore::create(const KeyRecord& fiel
 
   Stmt ins(as_db(db_),
            "INSERT INTO api_keys (id, key_hash, key_prefix, name, tenant, models, rpm, tpm, tpd,"
-           " expires_unix, created_unix, revoked) VALUES (?,?,?,?,?,?,?,?,?,?,?,0)");
+           " expires_unix, created_unix, revoked, budget_usd, budget_period)"
+           " VALUES (?,?,?,?,?,?,?,?,?,?,?,0,?,?)");
   if (!ins.ok()) return make_error(Errc::internal, db_error(db_, "key database"));
   ins.bind_text(1, r.id);
   ins.bind_text(2, sha256_hex(secret));
@@ -369,6 +378,8 @@ Result<std::pair<KeyRecord, std::string>> KeyStore::create(const KeyRecord& fiel
   ins.bind_int(9, r.limits.tokens_per_day);
   ins.bind_int(10, r.expires_unix);
   ins.bind_int(11, r.created_unix);
+  sqlite3_bind_double(ins.raw(), 12, r.budget.usd);
+  ins.bind_text(13, r.budget.period == config::Budget::Period::day ? "day" : "month");
   int rc = ins.step();
   if (rc != SQLITE_DONE) {
     std::string msg = sqlite3_errmsg(as_db(db_));

@@ -24,6 +24,7 @@ struct KeyRecord {
   std::string tenant;
   std::vector<std::string> models;   // allowed model globs; empty = all
   config::RateLimits limits;
+  config::Budget budget;             // the key's own (usd 0 = budgets.per_key)
   int64_t expires_unix = 0;          // 0 = never
   int64_t created_unix = 0;
   bool revoked = false;

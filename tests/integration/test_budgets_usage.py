@@ -20,6 +20,7 @@ def start(tmp_path, mock, budget_usd: float = 0.05, tenant_budget: str = "") -> 
 admin: {{token_env: SLUICE_ADMIN_TOKEN}}
 auth:
   enabled: true
+  keys_db: "{tmp_path / 'keys.db'}"
   keys:
     - {{name: team-a, key_sha256: "{hashlib.sha256(KEY.encode()).hexdigest()}", tenant: alpha,
         budget: {{usd: {budget_usd}, period: day}}}}
@@ -108,5 +109,25 @@ def test_streams_are_counted_including_partial_ones(tmp_path, mock):
         # 5 reported completion tokens + an estimate (>= 1) for the cut stream.
         assert rows[0]["output_tokens"] >= 6, rows
         assert rows[0]["cost_usd"] > 0, rows
+    finally:
+        gw.stop()
+
+
+def test_admin_created_key_carries_its_own_budget(tmp_path, mock):
+    gw = start(tmp_path, mock, budget_usd=100)
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    try:
+        r = http_call(gw, "POST", "/admin/keys", headers=admin,
+                      json_body={"name": "capped", "budget": {"usd": 0.05, "period": "day"}})
+        assert r.status == 201, r
+        assert r.json()["budget"] == {"usd": 0.05, "period": "day"}, r.json()
+        secret = r.json()["key"]
+        assert call(gw, key=secret).status == 200
+        assert call(gw, key=secret).status == 200
+        r = call(gw, key=secret)
+        assert r.status == 429 and r.json()["error"]["code"] == "insufficient_quota", r
+        bad = http_call(gw, "POST", "/admin/keys", headers=admin,
+                        json_body={"name": "x", "budget": {"usd": -1}})
+        assert bad.status == 400, bad
     finally:
         gw.stop()
