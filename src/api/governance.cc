@@ -52,28 +52,6 @@ int64_t estimate_request_tokens(size_t body_bytes, int64_t max_tokens) {
   return prompt + (max_tokens > 0 ? max_tokens : 1024);
 }
 
-std::optional<int64_t> usage_total_tokens(std::string_view json) {
-  size_t at = json.rfind("\"usage\"");
-  if (at == std::string_view::npos) return std::nullopt;
-  auto number_after = [&](std::string_view field) -> std::optional<int64_t> {
-    size_t k = json.find(field, at);
-    if (k == std::string_view::npos) return std::nullopt;
-    k = json.find(':', k + field.size());
-    if (k == std::string_view::npos) return std::nullopt;
-    ++k;
-    while (k < json.size() && (json[k] == ' ' || json[k] == '\t')) ++k;
-    int64_t v = 0;
-    auto [p, ec] = std::from_chars(json.data() + k, json.data() + json.size(), v);
-    if (ec != std::errc()) return std::nullopt;
-    return v;
-  };
-  if (auto total = number_after("\"total_tokens\"")) return total;
-  auto prompt = number_after("\"prompt_tokens\"");
-  auto completion = number_after("\"completion_tokens\"");
-  if (prompt || completion) return prompt.value_or(0) + completion.value_or(0);
-  return std::nullopt;
-}
-
 Governance::Governance(const config::Config& config) : config_(config) {
   std::string db;
   if (config.auth.enabled) db = config.auth.keys_db;

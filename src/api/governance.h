@@ -120,7 +120,4 @@ class Governance {
 /// client sets none) plus ~4 bytes per prompt token.
 int64_t estimate_request_tokens(size_t body_bytes, int64_t max_tokens);
 
-/// total_tokens (or prompt + completion) of the last "usage" object in `json`; nullopt if none.
-std::optional<int64_t> usage_total_tokens(std::string_view json);
-
 }  // namespace sluice::api

@@ -46,7 +46,6 @@ struct ProxyContext {
   // Governance: what was reserved, and what the upstream says was used.
   Admission admission;
   bool succeeded = false;
-  std::optional<int64_t> usage_tokens;
   std::optional<UsageTokens> usage;  // as the upstream reported it
   int64_t stream_events = 0;         // content events relayed (an estimate when no usage)
 };
@@ -463,8 +462,6 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
     UsageTokens tokens = ctx.usage.value_or(UsageTokens{
         static_cast<int64_t>(request.body.size() / 4) + 1,
         0, std::max<int64_t>(0, ctx.stream_events - 2)});
-    ctx.usage_tokens = tokens.input + tokens.output;
-    if (!ctx.usage) ctx.usage_tokens.reset();  // estimates do not replace a reservation
     governance_->usage().record(who.key_id, who.tenant, ctx.parsed.model, tokens,
                                 governance_->usage().cost(ctx.parsed.model, tokens));
   }
@@ -474,8 +471,8 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
     std::optional<int64_t> actual;
     if (!ctx.succeeded) {
       actual = 0;
-    } else if (ctx.usage_tokens) {
-      actual = ctx.usage_tokens;
+    } else if (ctx.usage) {  // estimates do not replace a reservation
+      actual = ctx.usage->input + ctx.usage->output;
     }
     if (actual && worker.redis != nullptr && governance_->uses_redis()) {
       // A Redis round trip the client need not wait for: run it beside the connection.

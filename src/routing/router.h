@@ -2,7 +2,6 @@
 // Built once per config and shared read-only by every worker.
 #pragma once
 
-#include <atomic>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -20,25 +19,16 @@ class Router {
   /// The route serving `model`, or nullptr (→ 404 model_not_found).
   const config::RouteConfig* match(std::string_view model) const;
 
-  /// Picks a target of `route` by smooth-enough weighted round robin (a shared counter walks
-  /// the cumulative weights). Thread-safe, lock-free.
-  const config::TargetConfig& pick(const config::RouteConfig& route) const;
-
   /// Exact (non-glob) model names, in config order: what GET /v1/models lists.
   const std::vector<std::string>& model_ids() const { return model_ids_; }
 
   const config::Config& config() const { return *config_; }
 
  private:
-  struct RouteState {
-    std::vector<uint32_t> cumulative;  // cumulative weights
-    mutable std::atomic<uint64_t> counter{0};
-  };
   std::shared_ptr<const config::Config> config_;
   std::unordered_map<std::string, const config::RouteConfig*> exact_;
   std::vector<const config::RouteConfig*> globs_;
   std::vector<std::string> model_ids_;
-  std::vector<std::unique_ptr<RouteState>> state_;  // parallel to config_->routes
 };
 
 }  // namespace sluice::routing

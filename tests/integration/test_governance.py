@@ -211,3 +211,24 @@ def test_jwt_hs256(tmp_path, mock, case):
             assert r.json()["error"]["message"], r
     finally:
         gw.stop()
+
+
+def test_model_token_limit_without_auth_is_reconciled_with_real_usage(tmp_path, mock):
+    # No auth, no prices: nothing is billed, but the per-model token limit still reserves
+    # ~420 tokens per request and must refund down to the real (small) usage afterwards.
+    cfg = tmp_path / "anon.yaml"
+    cfg.write_text(f"""server: {{listen: "127.0.0.1:0", threads: 2}}
+rate_limits:
+  per_model:
+    - {{model: mock-model, tokens_per_minute: 1000}}
+routes:
+  - model: mock-model
+    targets: [{{provider: openai, base_url: "http://127.0.0.1:{mock.port}/v1"}}]
+""")
+    gw = Proc([str(SLUICE_BIN), "--config", str(cfg)], name="anon")
+    try:
+        ok = sum(http_call(gw, "POST", "/v1/chat/completions", body=chat_body(max_tokens=400),
+                           headers={"x-mock-tokens": "5"}).status == 200 for _ in range(6))
+        assert ok >= 4, ok  # without reconciliation only two would fit
+    finally:
+        gw.stop()

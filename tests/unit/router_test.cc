@@ -1,13 +1,11 @@
-// Unit tests for the router: exact names before globs, globs in file order, the /v1/models list,
-// and the deterministic weighted round robin over a route's targets.
+// Unit tests for the router: exact names before globs, globs in file order, the /v1/models list.
+// Target choice within a route is the Balancer's (balancer_test.cc).
 #include "routing/router.h"
 
 #include <gtest/gtest.h>
 
-#include <map>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "config/config.h"
@@ -85,65 +83,6 @@ TEST(Router, ListsOnlyExactModelNamesInFileOrder) {
 TEST(Router, ListsNothingWhenEveryRouteIsAGlob) {
   Router r = make_router(route("*", target("1")));
   EXPECT_TRUE(r.model_ids().empty());
-}
-
-TEST(Router, AlwaysPicksTheOnlyTarget) {
-  Router r = make_router(route("m", target("only", 7)));
-  const config::RouteConfig& rt = *r.match("m");
-  for (int i = 0; i < 100; ++i) EXPECT_EQ(&r.pick(rt), &rt.targets[0]);
-}
-
-TEST(Router, SplitsPicksExactlyByWeight) {
-  Router r = make_router(route("m", target("heavy", 3) + target("light", 1)));
-  const config::RouteConfig& rt = *r.match("m");
-  std::map<std::string, int> counts;
-  for (int i = 0; i < 4000; ++i) ++counts[r.pick(rt).model];
-  EXPECT_EQ(counts["heavy"], 3000);
-  EXPECT_EQ(counts["light"], 1000);
-}
-
-TEST(Router, SplitsEveryWindowOfTotalWeightExactly) {
-  Router r = make_router(route("m", target("a", 2) + target("b", 5) + target("c", 3)));
-  const config::RouteConfig& rt = *r.match("m");
-  for (int window = 0; window < 5; ++window) {
-    std::map<std::string, int> counts;
-    for (int i = 0; i < 10; ++i) ++counts[r.pick(rt).model];
-    EXPECT_EQ(counts["a"], 2);
-    EXPECT_EQ(counts["b"], 5);
-    EXPECT_EQ(counts["c"], 3);
-  }
-}
-
-TEST(Router, KeepsASeparateCounterPerRoute) {
-  Router r = make_router(route("x", target("x1") + target("x2")) +
-                         route("y", target("y1") + target("y2")));
-  const config::RouteConfig& x = *r.match("x");
-  const config::RouteConfig& y = *r.match("y");
-  EXPECT_EQ(r.pick(x).model, "x1");
-  EXPECT_EQ(r.pick(y).model, "y1");  // not advanced by the pick on x
-  EXPECT_EQ(r.pick(x).model, "x2");
-  EXPECT_EQ(r.pick(y).model, "y2");
-}
-
-TEST(Router, SplitsExactlyByWeightAcrossThreads) {
-  Router r = make_router(route("m", target("heavy", 3) + target("light", 1)));
-  const config::RouteConfig& rt = *r.match("m");
-  std::vector<std::map<std::string, int>> counts(4);
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 4; ++t) {
-    threads.emplace_back([&, t] {
-      for (int i = 0; i < 1000; ++i) ++counts[t][r.pick(rt).model];
-    });
-  }
-  for (auto& t : threads) t.join();
-  int heavy = 0;
-  int light = 0;
-  for (auto& c : counts) {
-    heavy += c["heavy"];
-    light += c["light"];
-  }
-  EXPECT_EQ(heavy, 3000);
-  EXPECT_EQ(light, 1000);
 }
 
 }  // namespace
