@@ -9,6 +9,8 @@ PACKAGES=(
   # libraries
   libboost1.81-dev libboost-json1.81-dev libsimdjson-dev libyaml-cpp-dev libssl-dev
   libspdlog-dev libfmt-dev libcli11-dev libsqlite3-dev libjwt-dev libhiredis-dev libmimalloc-dev
+  # profiling: libprofiler + libtcmalloc (/debug/pprof) and the google-pprof reader
+  libgoogle-perftools-dev google-perftools
   # tests
   libgtest-dev libgmock-dev python3 python3-pytest curl openssl
   # benchmark peers and load generator

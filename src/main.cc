@@ -8,18 +8,26 @@
 
 #include "app/app.h"
 #include "config/config.h"
+#ifdef SLUICE_TCMALLOC
+#include "observe/tcmalloc/heap_sample.h"
+#endif
 
 int main(int argc, char** argv) {
+#ifdef SLUICE_TCMALLOC
+  // Before anything else allocates much, so the heap profile covers start-up state too.
+  sluice::observe::install_tcmalloc_heap_sampling();
+#endif
   CLI::App cli{"Sluice — a fast LLM API gateway (OpenAI-compatible)"};
   std::string config_path = "config/sluice.yaml";
   bool check_only = false;
   bool version = false;
-  std::string log_level = "info";
+  std::string log_level;  // empty: logging.level from the config
   cli.add_option("-c,--config", config_path, "YAML configuration file")->capture_default_str();
   cli.add_flag("--check-config", check_only, "Validate the configuration and exit");
   cli.add_flag("-v,--version", version, "Print the version and exit");
-  cli.add_option("--log-level", log_level, "trace, debug, info, warn, error")
-      ->capture_default_str();
+  cli.add_option("--log-level", log_level,
+                 "trace, debug, info, warn, error (overrides logging.level in the config)")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   CLI11_PARSE(cli, argc, argv);
 
   if (version) {
@@ -28,7 +36,7 @@ int main(int argc, char** argv) {
   }
   // Logs go to stderr: stdout carries only the "listening on" line scripts wait for.
   spdlog::set_default_logger(spdlog::stderr_color_mt("sluice"));
-  spdlog::set_level(spdlog::level::from_str(log_level));
+  if (!log_level.empty()) spdlog::set_level(spdlog::level::from_str(log_level));
   std::shared_ptr<const sluice::config::Config> config;
   try {
     config = sluice::config::load_config(config_path);
@@ -43,7 +51,9 @@ int main(int argc, char** argv) {
   }
   int rc = 0;
   try {
-    rc = sluice::app::run_gateway(config);
+    sluice::app::RunFlags flags;
+    flags.log_level = log_level;
+    rc = sluice::app::run_gateway(config, flags);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "sluice: %s\n", e.what());
     rc = 1;

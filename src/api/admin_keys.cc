@@ -1,6 +1,8 @@
 // Admin API for virtual keys: POST /admin/keys (create; the secret is shown once),
 // GET /admin/keys (list, no secrets), DELETE /admin/keys/{id} (revoke). Admin-token protected.
-// SQLite writes happen on the calling worker: admin calls are rare and take milliseconds.
+// Key writes happen on the calling worker: admin calls are rare and take milliseconds (one SQLite
+// write, or with auth.keys_backend: redis one Redis round trip bounded by redis.timeout_ms; an
+// unreachable Redis is a 503).
 #include <simdjson.h>
 
 #include "api/gateway.h"

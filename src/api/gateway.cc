@@ -8,6 +8,7 @@
 #include "http/parse/sse_parser.h"
 #include "providers/demo.h"
 #include "providers/openai.h"
+#include "observe/profiler.h"
 #include "providers/openai_format.h"
 #include "api/proxy_util.h"
 
@@ -29,17 +30,23 @@ std::string_view api_path(std::string_view path) {
 
 TargetRuntime::TargetRuntime(const config::TargetConfig& target,
                              const config::RouteConfig& route)
-    : state(target, route), limiter(target.concurrency, target.name.empty() ? target.base_url
+    : state(target, route),
+      metrics(route.model, target.name),
+      limiter(target.concurrency, target.name.empty() ? target.base_url
                                                                               : target.name) {
   if (target.provider == config::ProviderKind::openai) origin = upstream::origin_of(target);
 }
 
 Gateway::Gateway(std::shared_ptr<const routing::Router> router, const std::atomic<bool>* draining,
-                 std::shared_ptr<Governance> governance)
-    : router_(std::move(router)), draining_(draining), governance_(std::move(governance)) {
+                 std::shared_ptr<Governance> governance,
+                 std::shared_ptr<observe::AccessLog> access_log)
+    : router_(std::move(router)),
+      draining_(draining),
+      governance_(std::move(governance)),
+      access_log_(access_log),
+      telemetry_(router_->config(), std::move(access_log)) {
   for (const auto& route : router_->config().routes) {
-    auto rr = std::make_unique<RouteRuntime>();
-    rr->route = &route;
+    auto rr = std::make_unique<RouteRuntime>(route);
     for (const auto& target : route.targets) {
       rr->targets.push_back(std::make_unique<TargetRuntime>(target, route));
       rr->states.push_back(&rr->targets.back()->state);
@@ -56,9 +63,21 @@ RouteRuntime* Gateway::runtime_for(const config::RouteConfig* route) {
 }
 
 asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& responder,
-                                      WorkerContext& worker) {
+                                      WorkerContext& worker, std::shared_ptr<void> keep) {
   std::string_view method = request.method();
   std::string_view path = api_path(request.path());
+  // Whatever way this coroutine ends, the request is counted and logged once.
+  Trace trace;
+  struct Finish {
+    Telemetry& telemetry;
+    http::Request& request;
+    http::Responder& responder;
+    Trace& trace;
+    observe::GaugeHold active;
+    ~Finish() { telemetry.finish(request, responder, trace); }
+  } finish{telemetry_, request, responder, trace, {}};
+  if (telemetry_.metrics_on()) finish.active.hold(telemetry_.active_requests);
+
   auto method_not_allowed = [&](std::string_view allow) -> asio::awaitable<void> {
     ErrorResponse r = to_response(make_error(
         Errc::method_not_allowed,
@@ -70,38 +89,69 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
   bool api_path_hit = path == "/chat/completions" || path == "/completions" ||
                       path == "/embeddings" || path == "/models" || path.starts_with("/models/");
   Identity who;
-  if (api_path_hit && governance_ && governance_->auth_enabled()) {
-    auto id = governance_->authenticate(request);
-    if (!id) {
-      co_await responder.send_error(id.error());
-      co_return;
+  if (api_path_hit) {
+    request.timing->emit = router_->config().metrics.server_timing;
+    if (governance_ && governance_->auth_enabled()) {
+      auto t0 = std::chrono::steady_clock::now();
+      auto id = governance_->authenticate(request);
+      request.timing->auth_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::steady_clock::now() - t0)
+                                     .count();
+      if (!id) {
+        trace.endpoint = path == "/chat/completions" ? Endpoint::chat
+                         : path == "/completions"    ? Endpoint::completions
+                         : path == "/embeddings"     ? Endpoint::embeddings
+                                                     : Endpoint::models;
+        co_await responder.send_error(id.error());
+        co_return;
+      }
+      who = std::move(id.value());
+      trace.who = &who;
     }
-    who = std::move(id.value());
   }
   Operation op;
   if (path == "/chat/completions") {
     op = Operation::chat;
+    trace.endpoint = Endpoint::chat;
   } else if (path == "/completions") {
     op = Operation::completions;
+    trace.endpoint = Endpoint::completions;
   } else if (path == "/embeddings") {
     op = Operation::embeddings;
+    trace.endpoint = Endpoint::embeddings;
   } else if (path == "/models" || path.starts_with("/models/")) {
+    trace.endpoint = Endpoint::models;
     if (method != "GET" && method != "HEAD") co_return co_await method_not_allowed("GET");
     if (path == "/models") co_return co_await list_models(responder);
     co_return co_await get_model(path.substr(8), responder);
   } else if (request.path() == "/admin/keys" || request.path().starts_with("/admin/keys/")) {
+    trace.endpoint = Endpoint::admin;
     co_return co_await admin_keys(request, responder);
   } else if (request.path() == "/admin/usage") {
+    trace.endpoint = Endpoint::admin;
     if (method != "GET" && method != "HEAD") co_return co_await method_not_allowed("GET");
     co_return co_await admin_usage(request, responder);
   } else if (request.path() == "/admin/upstreams") {
+    trace.endpoint = Endpoint::admin;
     if (method != "GET" && method != "HEAD") co_return co_await method_not_allowed("GET");
     co_return co_await admin_upstreams(request, responder);
+  } else if (request.path().starts_with("/debug/pprof/")) {
+    trace.endpoint = Endpoint::debug;
+    if (!co_await admin_allowed(request, responder)) co_return;
+    if (method != "GET") co_return co_await method_not_allowed("GET");
+    co_return co_await observe::serve_pprof(request, responder);
+  } else if (router_->config().metrics.enabled &&
+             request.path() == router_->config().metrics.path) {
+    trace.endpoint = Endpoint::metrics;
+    if (method != "GET" && method != "HEAD") co_return co_await method_not_allowed("GET");
+    co_return co_await serve_metrics(request, responder);
   } else if (request.path() == "/healthz") {
+    trace.endpoint = Endpoint::health;
     if (method != "GET" && method != "HEAD") co_return co_await method_not_allowed("GET");
     co_await responder.send(200, "application/json", R"({"status":"ok"})");
     co_return;
   } else if (request.path() == "/readyz") {
+    trace.endpoint = Endpoint::health;
     if (method != "GET" && method != "HEAD") co_return co_await method_not_allowed("GET");
     if (draining_ && draining_->load(std::memory_order_relaxed)) {
       co_await responder.send(503, "application/json", R"({"status":"draining"})");
@@ -116,7 +166,7 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
     co_return;
   }
   if (method != "POST") co_return co_await method_not_allowed("POST");
-  co_await proxy(op, request, responder, worker, who);
+  co_await proxy(op, request, responder, worker, who, trace);
 }
 
 namespace {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "api/governance.h"
+#include "api/telemetry.h"
 #include "http/server.h"
 #include "providers/request.h"
 #include "routing/balancer.h"
@@ -27,13 +28,16 @@ namespace asio = boost::asio;
 struct TargetRuntime {
   TargetRuntime(const config::TargetConfig& target, const config::RouteConfig& route);
   routing::TargetState state;
+  RequestSeries metrics;
   upstream::ConcurrencyLimiter limiter;
   upstream::Origin origin;  // openai targets only
 };
 
 /// Live state of one route: its targets, balancer and resolved fallbacks.
 struct RouteRuntime {
+  explicit RouteRuntime(const config::RouteConfig& r) : route(&r), metrics(r.model) {}
   const config::RouteConfig* route = nullptr;
+  RouteMetrics metrics;
   std::vector<std::unique_ptr<TargetRuntime>> targets;
   std::vector<routing::TargetState*> states;  // parallel to targets, for the balancer
   std::unique_ptr<routing::Balancer> balancer;
@@ -47,19 +51,37 @@ struct WorkerContext {
   governance::RedisRateLimiter* redis = nullptr;  // null unless rate_limits.backend is redis
 };
 
-class Gateway {
+class Gateway : public std::enable_shared_from_this<Gateway> {
  public:
-  /// `draining` is read by /readyz (503 while the process shuts down).
+  /// `draining` is read by /readyz (503 while the process shuts down). `access_log` may be
+  /// null (off); it is shared with the next Gateway when a reload leaves it unchanged.
   Gateway(std::shared_ptr<const routing::Router> router, const std::atomic<bool>* draining,
-          std::shared_ptr<Governance> governance);
+          std::shared_ptr<Governance> governance,
+          std::shared_ptr<observe::AccessLog> access_log = nullptr);
 
-  /// Serves one request on the calling worker; `pool` is that worker's upstream pool.
+  /// Serves one request on the calling worker (`worker` lends its upstream pool). `keep` is
+  /// held for the request's lifetime (the owner of this Gateway, across a reload).
   asio::awaitable<void> handle(http::Request& request, http::Responder& responder,
-                               WorkerContext& worker);
+                               WorkerContext& worker, std::shared_ptr<void> keep = nullptr);
 
   /// Starts active health checks (targets with health.enabled) on `io`, using `pool`.
-  /// Call once, on one worker; the checks run until the io_context stops.
+  /// Call once, on one worker; the checks run until the io_context stops or retire().
+  /// The Gateway must be owned by a shared_ptr (the checks keep it alive).
   void start_health_checks(asio::io_context& io, upstream::Pool& pool);
+
+  /// A newer config replaced this one: background work (health checks) stops; requests in
+  /// flight finish on it.
+  void retire() { retired_.store(true); }
+  bool retired() const { return retired_.load(std::memory_order_relaxed); }
+
+  /// Registers the scrape-time collector of per-target state (attempts, retries, breakers,
+  /// health, in-flight). Call once the Gateway is owned by a shared_ptr; a later Gateway's
+  /// call replaces it.
+  void register_collectors();
+
+  const std::shared_ptr<Governance>& governance() const { return governance_; }
+  const std::shared_ptr<const routing::Router>& router() const { return router_; }
+  const std::shared_ptr<observe::AccessLog>& access_log() const { return access_log_; }
 
   /// Runtime state for admin views and tests (stable for the Gateway's lifetime).
   const std::vector<std::unique_ptr<RouteRuntime>>& routes() const { return routes_; }
@@ -68,7 +90,8 @@ class Gateway {
   struct AttemptResult;
   asio::awaitable<void> proxy(providers::Operation op, http::Request& request,
                               http::Responder& responder, WorkerContext& worker,
-                              const Identity& who);
+                              const Identity& who, Trace& trace);
+  asio::awaitable<void> serve_metrics(http::Request& request, http::Responder& responder);
   asio::awaitable<AttemptResult> attempt(ProxyContext& ctx, TargetRuntime& target,
                                          std::string_view model_override);
   /// Answers from the built-in demo model; `usage` receives what the answer reports.
@@ -86,7 +109,10 @@ class Gateway {
   std::shared_ptr<const routing::Router> router_;
   const std::atomic<bool>* draining_;
   std::shared_ptr<Governance> governance_;
+  std::shared_ptr<observe::AccessLog> access_log_;
+  Telemetry telemetry_;
   std::vector<std::unique_ptr<RouteRuntime>> routes_;  // parallel to config routes
+  std::atomic<bool> retired_{false};
 };
 
 }  // namespace sluice::api

@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cstdio>
 
+#include "governance/redis_keys.h"
+
 namespace sluice::api {
 
 using governance::Charge;
@@ -53,9 +55,16 @@ int64_t estimate_request_tokens(size_t body_bytes, int64_t max_tokens) {
 }
 
 Governance::Governance(const config::Config& config) : config_(config) {
-  std::string db;
-  if (config.auth.enabled) db = config.auth.keys_db;
-  keys_ = std::make_unique<governance::KeyStore>(config.auth.keys, db);
+  if (config.auth.enabled && config.auth.keys_backend == config::AuthConfig::KeysBackend::redis) {
+    keys_ = std::make_unique<governance::KeyStore>(
+        config.auth.keys, std::make_unique<governance::RedisKeys>(
+                              config.rate_limits.redis_host, config.rate_limits.redis_port,
+                              config.rate_limits.redis_timeout));
+  } else {
+    std::string db;
+    if (config.auth.enabled) db = config.auth.keys_db;
+    keys_ = std::make_unique<governance::KeyStore>(config.auth.keys, db);
+  }
   usage_ = std::make_unique<UsageLedger>(config);
   if (config.auth.enabled && config.auth.jwt.enabled) {
     jwt_ = std::make_unique<governance::JwtVerifier>(config.auth.jwt);

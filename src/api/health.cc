@@ -14,7 +14,8 @@ namespace sluice::api {
 
 namespace {
 
-asio::awaitable<void> check_loop(TargetRuntime& target, upstream::Pool& pool) {
+asio::awaitable<void> check_loop(std::shared_ptr<Gateway> gateway, TargetRuntime& target,
+                                 upstream::Pool& pool) {
   const config::TargetConfig& cfg = target.state.config;
   const config::HealthCheckConfig& hc = cfg.health;
   config::Timeouts timeouts;
@@ -37,7 +38,7 @@ asio::awaitable<void> check_loop(TargetRuntime& target, upstream::Pool& pool) {
   for (;;) {
     timer.expires_after(hc.interval);
     auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-    if (ec) co_return;
+    if (ec || gateway->retired()) co_return;
     bool ok = false;
     std::string why;
     {
@@ -77,7 +78,7 @@ void Gateway::start_health_checks(asio::io_context& io, upstream::Pool& pool) {
     for (auto& t : rr->targets) {
       if (t->state.config.health.enabled &&
           t->state.config.provider == config::ProviderKind::openai) {
-        asio::co_spawn(io, check_loop(*t, pool), asio::detached);
+        asio::co_spawn(io, check_loop(shared_from_this(), *t, pool), asio::detached);
       }
     }
   }

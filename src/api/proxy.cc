@@ -48,6 +48,13 @@ struct ProxyContext {
   bool succeeded = false;
   std::optional<UsageTokens> usage;  // as the upstream reported it
   int64_t stream_events = 0;         // content events relayed (an estimate when no usage)
+  Trace* trace = nullptr;
+
+  /// Adds the time since `since` to the upstream phase (time not charged as overhead).
+  void waited_since(Clock::time_point since) const {
+    request->timing->upstream_ns +=
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - since).count();
+  }
 };
 
 namespace {
@@ -108,6 +115,7 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
 
   auto started_at = Clock::now();
   auto started = co_await call.start(wire);
+  ctx.waited_since(started_at);
   if (!started) {
     // Connection failures — refused, reset, or closed before a single response byte — are
     // always retryable: the upstream produced nothing and (for refused) never saw the request.
@@ -132,7 +140,9 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
 
   if (status >= 400) {
     auto retry_after = upstream_retry_after(call.head());
+    auto read_at = Clock::now();
     auto body = co_await call.read_all(kMaxUpstreamErrorBody);
+    ctx.waited_since(read_at);
     std::string_view text = body ? *body : std::string_view{};
     Error e = upstream_status_error(status, text, content_type, retry_after, runtime.origin.key);
     call.finish();
@@ -152,7 +162,9 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
 
   bool is_sse = content_type.starts_with("text/event-stream");
   if (!(ctx.parsed.stream && is_sse)) {
+    auto read_at = Clock::now();
     auto body = co_await call.read_all(kMaxUpstreamBody);
+    ctx.waited_since(read_at);
     if (!body) {
       fail(std::move(body.error()), false);
       co_return result;
@@ -176,14 +188,20 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
   http::SseParser observer;
   std::string pending;
   bool begun = false;
-  auto observe = [&ctx](const http::SseEvent& ev) {
+  observe::GaugeHold open_stream;  // sluice_open_streams while this relay is live
+  auto observe = [&ctx, this](const http::SseEvent& ev) {
     if (ev.data.find("\"usage\"") != std::string_view::npos) {
       if (auto u = parse_usage(ev.data)) ctx.usage = u;
     }
-    if (ev.data != "[DONE]") ctx.stream_events++;
+    if (ev.data != "[DONE]") {
+      ctx.stream_events++;
+      telemetry_.on_stream_event(*ctx.trace);
+    }
   };
   for (;;) {
+    auto read_at = Clock::now();
     auto piece = co_await call.read_some();
+    ctx.waited_since(read_at);
     if (!piece) {
       if (responder.client_gone()) {
         result.responded = begun;
@@ -203,6 +221,9 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
                    runtime.origin.key, err.message);
       std::string event = stream_error_event(
           "The upstream stream failed before it finished: " + err.message, code);
+      ctx.trace->stream_error = true;
+      responder.note_error(code == "upstream_timeout" ? "upstream_timeout"
+                                                      : "upstream_stream_error");
       co_await responder.write_chunk(event);
       // The client's connection is healthy and the chunked body ends cleanly, so it stays
       // usable; only the upstream connection is discarded.
@@ -230,6 +251,8 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
           state.count(AttemptOutcome::protocol_error);
           state.breaker.on_failure(Clock::now());
           std::string event = stream_error_event(err.message, "upstream_stream_error");
+          ctx.trace->stream_error = true;
+          responder.note_error("upstream_stream_error");
           co_await responder.write_chunk(event);
           co_await responder.end_stream();
           result.responded = true;
@@ -241,6 +264,7 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
           begun = true;
           ctx.succeeded = true;
           responder.add_header("x-sluice-attempts", std::to_string(ctx.attempts));
+          if (telemetry_.metrics_on()) open_stream.hold(telemetry_.open_streams);
           if (!co_await responder.begin_stream(status, content_type, kStreamHeaders)) break;
         }
         observer.feed(ready, observe);
@@ -272,17 +296,37 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
 
 asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
                                      http::Responder& responder, WorkerContext& worker,
-                                     const Identity& who) {
+                                     const Identity& who, Trace& trace) {
   ProxyContext ctx;
   ctx.request = &request;
   ctx.responder = &responder;
   ctx.pool = worker.pool;
+  ctx.trace = &trace;
+  auto route_at = Clock::now();
+  auto route_done = [&] {
+    request.timing->route_ns +=
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - route_at).count();
+  };
   if (auto r = providers::parse_request(op, request.body, ctx.parsed); !r) {
+    route_done();
     co_await responder.send_error(r.error());
     co_return;
   }
   if (op == Operation::embeddings) ctx.parsed.stream = false;
+  trace.model = ctx.parsed.model;
+  trace.stream = ctx.parsed.stream;
   RouteRuntime* primary = runtime_for(router_->match(ctx.parsed.model));
+  route_done();
+  trace.route = primary;
+  // Everything below fills the trace; its attempts and usage are read when the request ends.
+  struct TraceAttempts {
+    Trace& trace;
+    ProxyContext& ctx;
+    ~TraceAttempts() {
+      trace.attempts = ctx.attempts;
+      if (ctx.usage) trace.usage = ctx.usage;
+    }
+  } trace_attempts{trace, ctx};
   if (primary == nullptr) {
     co_await responder.send_error(make_error(
         Errc::model_not_found,
@@ -290,8 +334,14 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
         "model"));
     co_return;
   }
+  auto auth_at = Clock::now();
+  auto auth_done = [&] {
+    request.timing->auth_ns +=
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - auth_at).count();
+  };
   if (governance_) {
     if (auto allowed = governance_->authorize_model(who, ctx.parsed.model); !allowed) {
+      auth_done();
       co_await responder.send_error(allowed.error());
       co_return;
     }
@@ -299,10 +349,12 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
     auto admitted =
         co_await governance_->admit(who, ctx.parsed.model, estimate, responder, worker.redis);
     if (!admitted) {
+      auth_done();
       co_await responder.send_error(admitted.error());
       co_return;
     }
     ctx.admission = std::move(admitted.value());
+    auth_done();
     if (auto budget = governance_->usage().check_budget(who.key_id, who.tenant, who.budget);
         !budget) {
       co_await responder.send_error(budget.error());
@@ -367,12 +419,16 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
       }
       TargetRuntime& tr = *rr.targets[*picked];
       tried[*picked] = true;
+      trace.target = &tr;
       if (tr.state.config.provider == config::ProviderKind::demo) {
+        observe::GaugeHold open_stream;
+        if (ctx.parsed.stream && telemetry_.metrics_on()) open_stream.hold(telemetry_.open_streams);
         responder.add_header("x-sluice-attempts", std::to_string(ctx.attempts + 1));
         tr.state.breaker.on_success(now);
         tr.state.count(AttemptOutcome::success);
         UsageTokens demo_usage;
         co_await serve_demo(ctx.parsed, responder, &demo_usage);
+        ctx.attempts++;
         ctx.succeeded = true;
         ctx.usage = demo_usage;
         done = true;
@@ -405,7 +461,9 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
         if (wait.count() > 0) {
           sleeper.expires_after(wait);
           ctx.sleeper = &sleeper;
+          auto slept_at = Clock::now();
           co_await sleeper.async_wait(asio::as_tuple(asio::use_awaitable));
+          ctx.waited_since(slept_at);
           ctx.sleeper = nullptr;
           if (responder.client_gone()) {
             tr.state.breaker.on_abandon();
@@ -416,7 +474,9 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
       } else {
         tr.state.budget.on_request(now);
       }
+      auto queued_at = Clock::now();
       auto slot = co_await tr.limiter.acquire(!rr.route->fail_fast, ctx.deadline);
+      ctx.waited_since(queued_at);
       if (!slot) {
         tr.state.breaker.on_abandon();
         tr.state.count(AttemptOutcome::rejected);

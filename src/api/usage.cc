@@ -123,11 +123,21 @@ UsageLedger::UsageLedger(const config::Config& config) : config_(config) {
     }
     sqlite3_finalize(st);
   }
+  if (config.budget_spend_in_redis) {
+    redis_spend_ = std::make_unique<RedisSpend>(
+        config.rate_limits.redis_host, config.rate_limits.redis_port,
+        config.rate_limits.redis_timeout);
+    sync_spend();  // Redis down: the spend loaded above (if any) serves until it returns
+  }
   flusher_ = std::thread([this] {
-    while (!stop_.load()) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    // Shared spend is synced every 250 ms (so an instance sees the others' within ~0.5 s);
+    // SQLite rows are written every 500 ms.
+    const bool shared = redis_spend_ != nullptr;
+    for (uint64_t tick = 1; !stop_.load(); ++tick) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(shared ? 250 : 500));
       try {
-        flush();
+        if (shared) sync_spend();
+        if (!shared || tick % 2 == 0) flush();
       } catch (const std::exception& e) {
         spdlog::warn("usage: flush failed: {}", e.what());
       }
@@ -139,6 +149,7 @@ UsageLedger::~UsageLedger() {
   stop_.store(true);
   if (flusher_.joinable()) flusher_.join();
   flush();
+  sync_spend();  // best effort: this instance's last spend reaches the others
   if (db_) sqlite3_close(static_cast<sqlite3*>(db_));
 }
 
@@ -171,9 +182,40 @@ void UsageLedger::record(const std::string& key_id, const std::string& tenant,
   }
   if (!db_) pending_.clear();  // memory_ holds everything; nothing to write
   for (auto p : {config::Budget::Period::day, config::Budget::Period::month}) {
-    spend_["k:" + key_id + "|" + period_key(day, p)] += cost_usd;
-    spend_["t:" + tenant + "|" + period_key(day, p)] += cost_usd;
+    std::string key_scope = "k:" + key_id + "|" + period_key(day, p);
+    std::string tenant_scope = "t:" + tenant + "|" + period_key(day, p);
+    spend_[key_scope] += cost_usd;
+    spend_[tenant_scope] += cost_usd;
+    if (redis_spend_ && cost_usd != 0) {
+      spend_pending_[key_scope] += cost_usd;
+      spend_pending_[tenant_scope] += cost_usd;
+    }
   }
+}
+
+void UsageLedger::sync_spend() {
+  if (!redis_spend_) return;
+  SpendMap batch;
+  {
+    std::lock_guard lock(mu_);
+    batch.swap(spend_pending_);
+  }
+  std::string day = utc_day();
+  auto totals = redis_spend_->sync(batch, day, day.substr(0, 7));
+  std::lock_guard lock(mu_);
+  if (!totals) {
+    // Kept for the next attempt (spend_ already counts it). If the connection broke after the
+    // update was sent, it may be applied twice: budgets err on the strict side.
+    for (const auto& [key, usd] : batch) spend_pending_[key] += usd;
+    if (totals.error().code != Errc::unavailable && !spend_sync_failing_) {
+      spdlog::warn("budgets: syncing spend with Redis failed: {}", totals.error().message);
+    }
+    spend_sync_failing_ = true;  // unavailable: RedisSync logs it once per outage
+    return;
+  }
+  spend_sync_failing_ = false;
+  for (const auto& [key, usd] : spend_pending_) (*totals)[key] += usd;  // recorded meanwhile
+  spend_.swap(*totals);
 }
 
 double UsageLedger::spent(const std::string& scope, config::Budget::Period period) const {

@@ -1,12 +1,14 @@
 // Usage accounting and budgets: each answered request's tokens and cost (from the upstream's
 // reported usage and the configured prices) are added per key / tenant / model / UTC day in
 // memory and written to SQLite in batches by a background thread, never on a worker. Budgets
-// per key and per tenant are checked against the running spend of the current day or month.
+// per key and per tenant are checked against the running spend of the current day or month:
+// this instance's own, or (budgets.backend: redis) every instance's, synced every 250 ms.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -15,6 +17,7 @@
 #include <tuple>
 #include <unordered_map>
 
+#include "api/redis_spend.h"
 #include "common/error.h"
 #include "config/config.h"
 
@@ -32,7 +35,9 @@ std::optional<UsageTokens> parse_usage(std::string_view json);
 class UsageLedger {
  public:
   /// Opens (creating) `config.usage_db` when set and loads the current month's spend, so
-  /// budgets survive restarts. Throws std::runtime_error naming the file on failure.
+  /// budgets survive restarts. With `budgets.backend: redis` the spend comes from Redis instead
+  /// (read once here if Redis answers, then every 250 ms by the background thread). Throws
+  /// std::runtime_error naming the file on failure.
   explicit UsageLedger(const config::Config& config);
   ~UsageLedger();  // flushes what is pending
 
@@ -44,7 +49,8 @@ class UsageLedger {
               const UsageTokens& tokens, double cost_usd);
 
   /// quota_exceeded (429 insufficient_quota) when the key's or the tenant's budget for the
-  /// current period is spent. `key_budget` is the key's own or budgets.per_key.
+  /// current period is spent. `key_budget` is the key's own or budgets.per_key. In memory,
+  /// never waits on Redis or SQLite.
   Result<void> check_budget(const std::string& key_id, const std::string& tenant,
                             const config::Budget& key_budget) const;
 
@@ -54,6 +60,12 @@ class UsageLedger {
 
   /// Writes pending rows now (tests, shutdown).
   void flush();
+
+  /// budgets.backend: redis — adds the spend recorded since the last call to Redis and replaces
+  /// the in-memory totals by Redis' (every instance's). While Redis is unreachable the deltas
+  /// are kept for the next call and budgets are checked against the last totals plus this
+  /// instance's own spend. Blocking: background thread, startup, shutdown and tests only.
+  void sync_spend();
 
  private:
   struct Row {
@@ -68,7 +80,10 @@ class UsageLedger {
   mutable std::mutex mu_;
   std::map<RowKey, Row> pending_;   // not yet in SQLite
   std::map<RowKey, Row> memory_;    // every row, when there is no database
-  std::unordered_map<std::string, double> spend_;  // "<k|t>:<id>|<day or month>" → USD
+  SpendMap spend_;                  // "<k|t>:<id>|<day or month>" → USD
+  SpendMap spend_pending_;          // budgets.backend: redis — not yet added to Redis
+  std::unique_ptr<RedisSpend> redis_spend_;
+  bool spend_sync_failing_ = false;  // flusher thread only: log once per failure streak
   std::mutex db_mu_;
   std::atomic<bool> stop_{false};
   std::thread flusher_;

@@ -9,7 +9,14 @@
 
 namespace sluice::app {
 
-/// Runs the gateway until SIGTERM/SIGINT, then drains. Returns the process exit code.
-int run_gateway(std::shared_ptr<const config::Config> config);
+/// Command-line settings that override the config file.
+struct RunFlags {
+  std::string log_level;  // empty: logging.level from the config
+};
+
+/// Runs the gateway until SIGTERM/SIGINT, then drains. SIGHUP or a change of the config file
+/// reloads it (validated first; an invalid file is logged and the old config keeps serving).
+/// Returns the process exit code.
+int run_gateway(std::shared_ptr<const config::Config> config, const RunFlags& flags = {});
 
 }  // namespace sluice::app

@@ -11,9 +11,18 @@
 
 namespace sluice::app {
 
-int serve(const RunOptions& options, const HandlerFactory& factory,
-          http::ServerShared& shared) {
-  // Block the shutdown signals in every thread; the main thread takes them with sigwait.
+namespace {
+// Main-thread callbacks must never take the process down: log and carry on.
+void run_guarded(const char* what, const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    spdlog::error("{} failed: {}", what, e.what());
+  }
+}
+}  // namespace
+
+sigset_t block_control_signals() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
@@ -21,6 +30,12 @@ int serve(const RunOptions& options, const HandlerFactory& factory,
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
+  return signals;
+}
+
+int serve(const RunOptions& options, const HandlerFactory& factory,
+          http::ServerShared& shared) {
+  sigset_t signals = block_control_signals();
 
   int threads = options.threads > 0 ? options.threads
                                     : static_cast<int>(std::thread::hardware_concurrency());
@@ -57,10 +72,20 @@ int serve(const RunOptions& options, const HandlerFactory& factory,
   }
 
   for (;;) {
-    int sig = 0;
-    sigwait(&signals, &sig);
+    timespec wait{};
+    wait.tv_sec = options.tick.count() / 1000;
+    wait.tv_nsec = (options.tick.count() % 1000) * 1'000'000;
+    int sig = sigtimedwait(&signals, nullptr, &wait);
+    if (sig < 0) {  // timeout (EAGAIN) or EINTR
+      if (options.on_tick) run_guarded("tick", options.on_tick);
+      continue;
+    }
     if (sig == SIGHUP) {
-      spdlog::info("SIGHUP received; configuration reload is not supported yet");
+      if (options.on_reload) {
+        run_guarded("reload", options.on_reload);
+      } else {
+        spdlog::info("SIGHUP received; nothing to reload");
+      }
       continue;
     }
     spdlog::info("signal {} received: draining (deadline {} ms)", sig,

@@ -2,6 +2,8 @@
 // SO_REUSEPORT; signal handling and graceful drain shared by sluice and sluice-mock.
 #pragma once
 
+#include <signal.h>
+
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <functional>
@@ -27,7 +29,15 @@ struct RunOptions {
   http::ServerLimits limits;
   std::chrono::milliseconds drain_timeout{15'000};
   std::string banner = "sluice";  // printed as "<banner>: listening on http://host:port"
+  std::function<void()> on_reload;  // SIGHUP (main thread); none: logged and ignored
+  std::function<void()> on_tick;    // every `tick` on the main thread (file watch, cleanup)
+  std::chrono::milliseconds tick{1000};
 };
+
+/// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread (and so in every thread it starts
+/// afterwards: call it before starting any) and ignores SIGPIPE. The main thread takes them
+/// in serve(). Returns the set.
+sigset_t block_control_signals();
 
 /// Builds a handler for one worker; called once per worker on the main thread.
 using HandlerFactory = std::function<http::Handler(Worker& worker)>;

@@ -96,6 +96,11 @@ Shape shape_of(const Error& e) {
 
 int http_status(const Error& error) { return shape_of(error).status; }
 
+std::string_view error_kind(const Error& error) {
+  Shape s = shape_of(error);
+  return *s.code ? std::string_view(s.code) : std::string_view("invalid_request");
+}
+
 ErrorResponse to_response(const Error& error) {
   Shape s = shape_of(error);
   ErrorResponse r;

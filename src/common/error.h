@@ -95,6 +95,10 @@ ErrorResponse to_response(const Error& error);
 /// Status code only (for logs and tests).
 int http_status(const Error& error);
 
+/// The error's OpenAI `code` ("rate_limit_exceeded", "upstream_timeout", ...; "invalid_request"
+/// for plain 400s), for logs and metrics. Static storage.
+std::string_view error_kind(const Error& error);
+
 /// Appends `s` to `out` as the inside of a JSON string (no quotes), escaping as RFC 8259 asks.
 void append_json_escaped(std::string& out, std::string_view s);
 

@@ -183,6 +183,8 @@ struct JwtConfig {
 struct AuthConfig {
   bool enabled = false;               // false: every request is anonymous (the embedded default)
   std::string keys_db;                // SQLite file for keys created through /admin/keys ("" = none)
+  enum class KeysBackend { sqlite, redis };
+  KeysBackend keys_backend = KeysBackend::sqlite;  // redis: created keys shared through Redis
   std::vector<ApiKeyConfig> keys;
   JwtConfig jwt;
 };
@@ -190,6 +192,8 @@ struct AuthConfig {
 struct RateLimitConfig {
   enum class Backend { memory, redis };
   Backend backend = Backend::memory;  // redis: exact limits shared by every instance
+  // The Redis connection of every Redis feature (limits, keys, budgets): from `redis.url` /
+  // `redis.timeout_ms`, or the older spelling `rate_limits.redis.url` / `timeout_ms`.
   std::string redis_host = "127.0.0.1";
   uint16_t redis_port = 6379;
   Millis redis_timeout{250};
@@ -197,6 +201,31 @@ struct RateLimitConfig {
   RateLimits per_key;                                 // default for every key without its own
   std::map<std::string, RateLimits> per_tenant;       // tenant name → limits ("*" = each tenant)
   std::vector<std::pair<std::string, RateLimits>> per_model;  // model glob → limits, in order
+};
+
+struct MetricsConfig {
+  bool enabled = true;                // GET <path> in the Prometheus text format
+  std::string path = "/metrics";
+  bool require_admin_token = false;   // scrapes must send the admin token
+  bool server_timing = true;          // server-timing header on every API response
+};
+
+struct AccessLogConfig {
+  bool enabled = false;
+  std::string path = "stdout";        // "stdout", "stderr" or a file (appended)
+  double sample = 1.0;                // fraction of successful requests logged; errors always
+  bool include_bodies = false;        // log request bodies (prompts): off unless asked for
+  size_t queue = 8192;                // lines buffered; when full the oldest are dropped
+};
+
+struct LoggingConfig {
+  std::string level = "info";         // trace, debug, info, warn, error, critical, off
+  bool json = false;                  // format: text | json
+};
+
+struct ReloadConfig {
+  bool watch = true;                  // reload when the config file changes (polled)
+  Millis interval{1000};              // how often the file is checked
 };
 
 struct Config {
@@ -210,6 +239,16 @@ struct Config {
   Budget budget_per_key;                       // budgets.per_key
   std::map<std::string, Budget> budget_per_tenant;  // budgets.per_tenant ("*" = each tenant)
   std::string usage_db;                        // usage.db: SQLite file ("" = in memory only)
+  bool budget_spend_in_redis = false;          // budgets.backend: redis (spend shared, ~1 s lag)
+  MetricsConfig metrics;
+  AccessLogConfig access_log;
+  LoggingConfig logging;
+  ReloadConfig reload;
+  // What a reload cannot apply in place: the YAML of server (listen address, threads, limits)
+  // and of everything governance builds state from (auth, admin, rate_limits, prices, budgets,
+  // usage). Compared between the old and the new config on reload.
+  std::string server_fingerprint;
+  std::string governance_fingerprint;
   std::string source_path;          // file it came from (empty when parsed from a string)
 };
 

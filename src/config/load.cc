@@ -970,6 +970,75 @@ void parse_admin(const YAML::Node& node, Config& config) {
   }
 }
 
+// ---- Observability -------------------------------------------------------------------------
+
+void parse_metrics(const YAML::Node& node, MetricsConfig& m) {
+  const Section s(node, "metrics", {"enabled", "path", "require_admin_token", "server_timing"});
+  if (const auto* n = s.find("enabled")) m.enabled = read_bool(*n, s.path("enabled"));
+  if (const auto* n = s.find("path")) {
+    m.path = read_string(*n, s.path("path"));
+    if (m.path.empty() || m.path.front() != '/') fail(s.path("path"), "must start with /");
+    if (m.path.starts_with("/v1/") || m.path == "/v1" || m.path.starts_with("/admin/") ||
+        m.path == "/healthz" || m.path == "/readyz") {
+      fail(s.path("path"), fmt::format("{} is taken by another endpoint", quote_value(m.path)));
+    }
+  }
+  if (const auto* n = s.find("require_admin_token")) {
+    m.require_admin_token = read_bool(*n, s.path("require_admin_token"));
+  }
+  if (const auto* n = s.find("server_timing")) {
+    m.server_timing = read_bool(*n, s.path("server_timing"));
+  }
+}
+
+void parse_access_log(const YAML::Node& node, const std::string& base_dir, AccessLogConfig& a) {
+  const Section s(node, "access_log", {"enabled", "path", "sample", "include_bodies", "queue"});
+  if (const auto* n = s.find("enabled")) a.enabled = read_bool(*n, s.path("enabled"));
+  if (const auto* n = s.find("path")) {
+    a.path = read_string(*n, s.path("path"));
+    if (a.path.empty()) fail(s.path("path"), "must not be empty (stdout, stderr or a file)");
+    if (a.path != "stdout" && a.path != "stderr" && a.path.front() != '/' && !base_dir.empty()) {
+      a.path = base_dir + "/" + a.path;
+    }
+  }
+  if (const auto* n = s.find("sample")) a.sample = read_double_in(*n, s.path("sample"), 0, 1, false);
+  if (const auto* n = s.find("include_bodies")) {
+    a.include_bodies = read_bool(*n, s.path("include_bodies"));
+  }
+  if (const auto* n = s.find("queue")) {
+    a.queue = static_cast<size_t>(read_int_in(*n, s.path("queue"), 16, 10'000'000));
+  }
+}
+
+void parse_logging(const YAML::Node& node, LoggingConfig& l) {
+  const Section s(node, "logging", {"level", "format"});
+  if (const auto* n = s.find("level")) {
+    l.level = read_string(*n, s.path("level"));
+    static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+    if (std::find(std::begin(kLevels), std::end(kLevels), l.level) == std::end(kLevels)) {
+      fail(s.path("level"),
+           fmt::format("unknown level {} (expected trace, debug, info, warn, error, critical, off)",
+                       quote_value(l.level)));
+    }
+  }
+  if (const auto* n = s.find("format")) {
+    std::string format = read_string(*n, s.path("format"));
+    if (format != "text" && format != "json") {
+      fail(s.path("format"), fmt::format("unknown format {} (expected text, json)",
+                                         quote_value(format)));
+    }
+    l.json = format == "json";
+  }
+}
+
+void parse_reload(const YAML::Node& node, ReloadConfig& r) {
+  const Section s(node, "reload", {"watch", "interval_ms"});
+  if (const auto* n = s.find("watch")) r.watch = read_bool(*n, s.path("watch"));
+  if (const auto* n = s.find("interval_ms")) {
+    r.interval = Millis{read_int_in(*n, s.path("interval_ms"), 100, 3'600'000)};
+  }
+}
+
 // ---- Auth and rate limits ------------------------------------------------------------------
 
 // Lower-case hex SHA-256 of `data`.
@@ -1281,12 +1350,26 @@ void parse_jwt(const YAML::Node& node, const std::string& path, bool auth_enable
 }
 
 void parse_auth(const YAML::Node& node, const std::string& base_dir, AuthConfig& auth) {
-  const Section s(node, "auth", {"enabled", "keys_db", "keys", "jwt"});
+  const Section s(node, "auth", {"enabled", "keys_db", "keys_backend", "keys", "jwt"});
   if (const auto* n = s.find("enabled")) auth.enabled = read_bool(*n, s.path("enabled"));
+  if (const auto* n = s.find("keys_backend")) {
+    std::string backend = read_string(*n, s.path("keys_backend"));
+    if (backend == "sqlite") {
+      auth.keys_backend = AuthConfig::KeysBackend::sqlite;
+    } else if (backend == "redis") {
+      auth.keys_backend = AuthConfig::KeysBackend::redis;
+    } else {
+      fail(s.path("keys_backend"),
+           fmt::format("unknown backend {} (expected sqlite, redis)", quote_value(backend)));
+    }
+  }
   if (const auto* n = s.find("keys_db")) {
     const std::string file = read_string(*n, s.path("keys_db"));
     if (has_control_chars(file)) fail(s.path("keys_db"), "contains control characters");
     if (!file.empty()) auth.keys_db = resolve_path(file, base_dir);
+    if (!file.empty() && auth.keys_backend == AuthConfig::KeysBackend::redis) {
+      fail(s.path("keys_db"), "not used with keys_backend: redis (created keys live in Redis)");
+    }
   }
   if (const auto* n = s.find("keys")) {
     const std::string keys_path = s.path("keys");
@@ -1318,6 +1401,54 @@ void parse_auth(const YAML::Node& node, const std::string& base_dir, AuthConfig&
   }
 }
 
+// redis://host:port (no auth, no database index: Debian's hiredis 0.14 has no TLS).
+void parse_redis_url(const YAML::Node& node, const std::string& path, RateLimitConfig& limits) {
+  std::string url = read_string(node, path);
+  constexpr std::string_view kScheme = "redis://";
+  if (!std::string_view(url).starts_with(kScheme)) fail(path, "expected redis://host:port");
+  std::string rest = url.substr(kScheme.size());
+  if (!rest.empty() && rest.back() == '/') rest.pop_back();
+  size_t colon = rest.rfind(':');
+  std::string host = colon == std::string::npos ? rest : rest.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host.empty() || host.find('/') != std::string::npos || host.find('@') != std::string::npos) {
+    fail(path, "expected redis://host:port");
+  }
+  int port = 6379;
+  if (colon != std::string::npos) {
+    std::string digits = rest.substr(colon + 1);
+    if (digits.empty() || digits.size() > 5 ||
+        digits.find_first_not_of("0123456789") != std::string::npos || std::stoi(digits) < 1 ||
+        std::stoi(digits) > 65535) {
+      fail(path, "port must be 1..65535");
+    }
+    port = std::stoi(digits);
+  }
+  limits.redis_host = host;
+  limits.redis_port = static_cast<uint16_t>(port);
+}
+
+// Top-level `redis`: the one connection every Redis feature uses (rate limits, keys, budgets).
+// `rate_limits.redis.url` / `timeout_ms` (the older spelling) may not set it a second time.
+void parse_redis(const YAML::Node& node, const YAML::Node* rate_limits, RateLimitConfig& limits) {
+  const Section s(node, "redis", {"url", "timeout_ms"});
+  const YAML::Node old_spelling = rate_limits != nullptr && rate_limits->IsMap()
+                                      ? (*rate_limits)["redis"]
+                                      : YAML::Node();
+  for (const char* key : {"url", "timeout_ms"}) {
+    if (s.find(key) != nullptr && old_spelling.IsMap() && old_spelling[key].IsDefined()) {
+      fail(std::string("rate_limits.redis.") + key,
+           fmt::format("also set as redis.{}; set it in one place (redis.{})", key, key));
+    }
+  }
+  if (const auto* u = s.find("url")) parse_redis_url(*u, s.path("url"), limits);
+  if (const auto* t = s.find("timeout_ms")) {
+    limits.redis_timeout = read_millis(*t, s.path("timeout_ms"));
+  }
+}
+
 void parse_rate_limits(const YAML::Node& node, RateLimitConfig& limits) {
   const Section s(node, "rate_limits", {"backend", "redis", "per_key", "per_tenant", "per_model"});
   if (const auto* n = s.find("backend")) {
@@ -1333,37 +1464,7 @@ void parse_rate_limits(const YAML::Node& node, RateLimitConfig& limits) {
   }
   if (const auto* n = s.find("redis")) {
     const Section r(*n, s.path("redis"), {"url", "timeout_ms", "on_error"});
-    if (const auto* u = r.find("url")) {
-      // redis://host:port (no auth, no database index: Debian's hiredis 0.14 has no TLS).
-      std::string url = read_string(*u, r.path("url"));
-      constexpr std::string_view kScheme = "redis://";
-      if (!std::string_view(url).starts_with(kScheme)) {
-        fail(r.path("url"), "expected redis://host:port");
-      }
-      std::string rest = url.substr(kScheme.size());
-      if (!rest.empty() && rest.back() == '/') rest.pop_back();
-      size_t colon = rest.rfind(':');
-      std::string host = colon == std::string::npos ? rest : rest.substr(0, colon);
-      if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-        host = host.substr(1, host.size() - 2);
-      }
-      if (host.empty() || host.find('/') != std::string::npos ||
-          host.find('@') != std::string::npos) {
-        fail(r.path("url"), "expected redis://host:port");
-      }
-      int port = 6379;
-      if (colon != std::string::npos) {
-        std::string digits = rest.substr(colon + 1);
-        if (digits.empty() || digits.size() > 5 ||
-            digits.find_first_not_of("0123456789") != std::string::npos ||
-            std::stoi(digits) < 1 || std::stoi(digits) > 65535) {
-          fail(r.path("url"), "port must be 1..65535");
-        }
-        port = std::stoi(digits);
-      }
-      limits.redis_host = host;
-      limits.redis_port = static_cast<uint16_t>(port);
-    }
+    if (const auto* u = r.find("url")) parse_redis_url(*u, r.path("url"), limits);
     if (const auto* t = r.find("timeout_ms")) limits.redis_timeout = read_millis(*t, r.path("timeout_ms"));
     if (const auto* e = r.find("on_error")) {
       std::string policy = read_string(*e, r.path("on_error"));
@@ -1435,12 +1536,13 @@ Config build(const std::string& text, const std::string& source, const std::stri
   Config config;
   const Section top(root, "",
                     {"server", "upstream", "admin", "auth", "rate_limits", "prices", "budgets",
-                     "usage", "routes"});
+                     "usage", "routes", "metrics", "access_log", "logging", "reload", "redis"});
   if (const auto* n = top.find("server")) parse_server(*n, config.server);
   if (const auto* n = top.find("upstream")) parse_upstream(*n, config.upstream);
   if (const auto* n = top.find("admin")) parse_admin(*n, config);
   if (const auto* n = top.find("auth")) parse_auth(*n, base_dir, config.auth);
   if (const auto* n = top.find("rate_limits")) parse_rate_limits(*n, config.rate_limits);
+  if (const auto* n = top.find("redis")) parse_redis(*n, top.find("rate_limits"), config.rate_limits);
   if (const auto* n = top.find("prices")) {
     if (!n->IsSequence()) fail("prices", fmt::format("expected a sequence, got {}", describe(*n)));
     for (size_t i = 0; i < n->size(); ++i) {
@@ -1463,7 +1565,15 @@ Config build(const std::string& text, const std::string& source, const std::stri
     }
   }
   if (const auto* n = top.find("budgets")) {
-    const Section b(*n, "budgets", {"per_key", "per_tenant"});
+    const Section b(*n, "budgets", {"per_key", "per_tenant", "backend"});
+    if (const auto* k = b.find("backend")) {
+      std::string backend = read_string(*k, b.path("backend"));
+      if (backend != "memory" && backend != "redis") {
+        fail(b.path("backend"),
+             fmt::format("unknown backend {} (expected memory, redis)", quote_value(backend)));
+      }
+      config.budget_spend_in_redis = backend == "redis";
+    }
     if (const auto* k = b.find("per_key")) config.budget_per_key = parse_budget(*k, b.path("per_key"));
     if (const auto* t = b.find("per_tenant")) {
       for (const auto& [tenant, value] : map_entries(*t, b.path("per_tenant"))) {
@@ -1481,6 +1591,23 @@ Config build(const std::string& text, const std::string& source, const std::stri
     }
   }
   parse_routes(top.find("routes"), config);
+  if (const auto* n = top.find("metrics")) parse_metrics(*n, config.metrics);
+  if (const auto* n = top.find("access_log")) parse_access_log(*n, base_dir, config.access_log);
+  if (const auto* n = top.find("logging")) parse_logging(*n, config.logging);
+  if (const auto* n = top.find("reload")) parse_reload(*n, config.reload);
+  auto dump = [&](std::initializer_list<const char*> keys) {
+    std::string out;
+    for (const char* key : keys) {
+      out += key;
+      out += ':';
+      if (const auto* n = top.find(key)) out += YAML::Dump(*n);
+      out += '\n';
+    }
+    return out;
+  };
+  config.server_fingerprint = dump({"server"});
+  config.governance_fingerprint =
+      dump({"admin", "auth", "rate_limits", "prices", "budgets", "usage", "redis"});
   return config;
 }
 

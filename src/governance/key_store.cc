@@ -1,6 +1,6 @@
 // Virtual API keys: config-declared keys plus keys created through the admin API and stored in
-// SQLite as SHA-256 hashes. Authentication reads an immutable in-memory snapshot (hash → record)
-// swapped atomically; every write and every reload goes through one connection under write_mu_.
+// SQLite or Redis as SHA-256 hashes. Authentication reads an immutable in-memory snapshot
+// (hash → record) swapped atomically; every write and every reload happens under write_mu_.
 #include "governance/key_store.h"
 
 #include <openssl/evp.h>
@@ -8,11 +8,14 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cctype>
 #include <ctime>
 #include <mutex>
 #include <stdexcept>
 #include <utility>
+
+#include "governance/redis_keys.h"
 
 namespace sluice::governance {
 
@@ -142,6 +145,15 @@ int64_t unix_now() {
       .count();
 }
 
+// A failed Redis write as the admin API reports it: 503 with a hint to retry.
+Error admin_error(Error e) {
+  if (e.code == Errc::unavailable) {
+    e.message = "Key management is unavailable: " + e.message + "; try again shortly.";
+    e.retry_after = std::chrono::milliseconds(1000);
+  }
+  return e;
+}
+
 }  // namespace
 
 std::string sha256_hex(std::string_view data) {
@@ -217,13 +229,19 @@ KeyStore::KeyStore(const std::vector<config::ApiKeyConfig>& declared, const std:
   }
 }
 
+KeyStore::KeyStore(const std::vector<config::ApiKeyConfig>& declared,
+                   std::unique_ptr<RedisKeys> redis)
+    : declared_(declared), redis_(std::move(redis)) {
+  std::lock_guard lock(write_mu_);
+  publish(declared_snapshot());
+  load_redis_locked();  // Redis down at startup: declared keys only until refresh() succeeds
+}
+
 KeyStore::~KeyStore() {
   if (db_ != nullptr) sqlite3_close_v2(as_db(db_));
 }
 
-// Rebuilds the snapshot from the config keys and every database row. On a database error the
-// previous snapshot stays and data_version_ is left at -1 so the next refresh() retries.
-void KeyStore::load_locked() {
+std::shared_ptr<KeyStore::Snapshot> KeyStore::declared_snapshot() const {
   auto snap = std::make_shared<Snapshot>();
   for (const config::ApiKeyConfig& k : declared_) {
     if (k.key_sha256.empty()) continue;  // cannot match anything
@@ -241,6 +259,41 @@ void KeyStore::load_locked() {
     snap->by_hash.emplace(std::move(hash), snap->records.size());
     snap->records.push_back(std::move(r));
   }
+  return snap;
+}
+
+void KeyStore::publish(std::shared_ptr<const Snapshot> snap) {
+  std::unique_lock lock(snap_mu_);
+  snapshot_ = std::move(snap);
+}
+
+std::shared_ptr<const KeyStore::Snapshot> KeyStore::current() const {
+  std::shared_lock lock(snap_mu_);
+  return snapshot_;
+}
+
+// Rebuilds the snapshot from the config keys and every key in Redis. On failure the previous
+// snapshot stays (known keys keep working) and redis_version_ is left as it was, so the next
+// refresh() retries.
+void KeyStore::load_redis_locked() {
+  auto loaded = redis_->load();
+  if (!loaded) return;  // logged once per outage by RedisSync
+  std::shared_ptr<Snapshot> snap = declared_snapshot();
+  for (StoredKey& k : loaded->second) {
+    std::string hash = to_lower(std::move(k.hash));
+    if (k.record.tenant.empty()) k.record.tenant = k.record.name;
+    if (snap->by_hash.contains(hash)) continue;  // config keys win
+    snap->by_hash.emplace(std::move(hash), snap->records.size());
+    snap->records.push_back(std::move(k.record));
+  }
+  redis_version_ = loaded->first;
+  publish(std::move(snap));
+}
+
+// Rebuilds the snapshot from the config keys and every database row. On a database error the
+// previous snapshot stays and data_version_ is left at -1 so the next refresh() retries.
+void KeyStore::load_locked() {
+  std::shared_ptr<Snapshot> snap = declared_snapshot();
 
   if (db_ != nullptr) {
     data_version_ = -1;
@@ -282,19 +335,13 @@ void KeyStore::load_locked() {
     if (rc != SQLITE_DONE) return;
     data_version_ = version;
   }
-
-  std::unique_lock lock(snap_mu_);
-  snapshot_ = std::move(snap);
+  publish(std::move(snap));
 }
 
 Result<KeyRecord> KeyStore::authenticate(std::string_view presented, int64_t now_unix) const {
   if (presented.empty()) return make_error(Errc::unauthorized, "Invalid API key");
   std::string hash = sha256_hex(presented);
-  std::shared_ptr<const Snapshot> snap;
-  {
-    std::shared_lock lock(snap_mu_);
-    snap = snapshot_;
-  }
+  std::shared_ptr<const Snapshot> snap = current();
   if (snap == nullptr) return make_error(Errc::unauthorized, "Invalid API key");
   auto it = snap->by_hash.find(hash);
   if (it == snap->by_hash.end()) return make_error(Errc::unauthorized, "Invalid API key");
@@ -310,9 +357,10 @@ Result<KeyRecord> KeyStore::authenticate(std::string_view presented, int64_t now
 }
 
 Result<std::pair<KeyRecord, std::string>> KeyStore::create(const KeyRecord& fields) {
-  if (db_ == nullptr) {
+  if (db_ == nullptr && redis_ == nullptr) {
     return make_error(Errc::unavailable,
-                      "creating keys needs a key database (auth.keys_db in the config)");
+                      "creating keys needs a key database (auth.keys_db in the config) or "
+                      "auth.keys_backend: redis");
   }
   if (fields.name.empty()) return make_error(Errc::bad_request, "a key name is required", "name");
   if (fields.name.size() > kMaxNameBytes) {
@@ -331,11 +379,7 @@ Result<std::pair<KeyRecord, std::string>> KeyStore::create(const KeyRecord& fiel
 
   std::lock_guard lock(write_mu_);
   {
-    std::shared_ptr<const Snapshot> snap;
-    {
-      std::shared_lock slock(snap_mu_);
-      snap = snapshot_;
-    }
+    std::shared_ptr<const Snapshot> snap = current();
     if (snap != nullptr) {
       for (const KeyRecord& r : snap->records) {
         if (r.name == fields.name) {
@@ -361,6 +405,17 @@ Result<std::pair<KeyRecord, std::string>> KeyStore::create(const KeyRecord& fiel
   r.revoked = false;
   r.from_config = false;
   r.key_prefix = secret.substr(0, kDisplayPrefixChars);
+
+  if (redis_ != nullptr) {
+    StoredKey stored{r, sha256_hex(secret)};
+    if (auto written = redis_->create(stored); !written) return admin_error(written.error());
+    // Usable here at once; other instances (and this one, fully) reload on the version bump.
+    auto snap = std::make_shared<Snapshot>(*current());
+    snap->by_hash.emplace(std::move(stored.hash), snap->records.size());
+    snap->records.push_back(r);
+    publish(std::move(snap));
+    return std::pair<KeyRecord, std::string>{std::move(r), std::move(secret)};
+  }
 
   Stmt ins(as_db(db_),
            "INSERT INTO api_keys (id, key_hash, key_prefix, name, tenant, models, rpm, tpm, tpd,"
@@ -396,11 +451,7 @@ Result<std::pair<KeyRecord, std::string>> KeyStore::create(const KeyRecord& fiel
 }
 
 std::vector<KeyRecord> KeyStore::list() const {
-  std::shared_ptr<const Snapshot> snap;
-  {
-    std::shared_lock lock(snap_mu_);
-    snap = snapshot_;
-  }
+  std::shared_ptr<const Snapshot> snap = current();
   if (snap == nullptr) return {};
   return snap->records;
 }
@@ -412,6 +463,17 @@ Result<void> KeyStore::revoke(std::string_view id) {
                         "keys declared in the config file cannot be revoked through the API; "
                         "remove them from the config");
     }
+  }
+  if (redis_ != nullptr) {
+    std::lock_guard lock(write_mu_);
+    if (auto done = redis_->revoke(id); !done) return admin_error(done.error());
+    // Rejected here at once; other instances follow within a refresh.
+    auto snap = std::make_shared<Snapshot>(*current());
+    for (KeyRecord& r : snap->records) {
+      if (r.id == id) r.revoked = true;
+    }
+    publish(std::move(snap));
+    return {};
   }
   if (db_ == nullptr) {
     return make_error(Errc::not_found, "no API key with id '" + std::string(id) + "'");
@@ -429,6 +491,15 @@ Result<void> KeyStore::revoke(std::string_view id) {
 }
 
 void KeyStore::refresh() {
+  if (redis_ != nullptr) {
+    std::lock_guard lock(write_mu_);
+    if (redis_version_ >= 0) {
+      auto version = redis_->version();
+      if (!version || *version == redis_version_) return;
+    }
+    load_redis_locked();
+    return;
+  }
   if (db_ == nullptr) return;
   std::lock_guard lock(write_mu_);
   if (data_version_ >= 0) {

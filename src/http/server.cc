@@ -215,6 +215,7 @@ class Connection {
     out += "\r\n";
     out += added_headers_;
     out += extra;
+    if (timing_.emit) append_server_timing(out, timing_, Timing::Clock::now());
     out += "\r\n";
   }
 
@@ -274,6 +275,7 @@ class Connection {
   RequestHead head_;
   std::string_view body_;
   std::string request_id_;
+  Timing timing_;
   std::string out_;            // response head scratch, reused
   std::string added_headers_;  // Responder::add_header lines for the current request
   char chunk_line_[24];
@@ -399,6 +401,7 @@ asio::awaitable<void> Connection::run() {
   for (;;) {
     // 1. Wait for a complete request head (idle timeout while nothing arrived, then the
     //    header timeout from the first byte: a slowloris client is cut off).
+    if (size_ > 0) timing_.received = Timing::Clock::now();  // pipelined bytes already here
     ParseStatus st = size_ > 0 ? parse_request_head({buf_.get(), size_}, head_)
                                : ParseStatus::incomplete;
     if (st == ParseStatus::incomplete) {
@@ -423,6 +426,7 @@ asio::awaitable<void> Connection::run() {
         }
         if (!started) {
           started = true;
+          timing_.received = Timing::Clock::now();
           idle_ = false;
           deadline_.expire_after(limits.header_timeout);
         }
@@ -460,8 +464,10 @@ asio::awaitable<void> Connection::run() {
     }
     // 3. Body, then the handler.
     if (!co_await read_body()) break;
+    timing_.handler = Timing::Clock::now();
     Request request;
     request.head = &head_;
+    request.timing = &timing_;
     request.body = body_;
     request.request_id = request_id_;
     Responder responder(*this);
@@ -478,10 +484,23 @@ asio::awaitable<void> Connection::run() {
     consumed_ = 0;
     request_id_.clear();
     added_headers_.clear();
+    timing_ = Timing{};
   }
   deadline_.clear();
   socket_.shutdown(tcp::socket::shutdown_send, ignored);
   socket_.close(ignored);
+}
+
+void append_server_timing(std::string& out, const Timing& t, Timing::Clock::time_point now) {
+  using std::chrono::nanoseconds;
+  auto ms = [](int64_t ns) { return static_cast<double>(ns) / 1e6; };
+  int64_t parse = std::chrono::duration_cast<nanoseconds>(t.handler - t.received).count();
+  int64_t total = std::chrono::duration_cast<nanoseconds>(now - t.received).count();
+  if (t.received == Timing::Clock::time_point{}) parse = total = 0;
+  fmt::format_to(std::back_inserter(out),
+                 "server-timing: parse;dur={:.3f}, auth;dur={:.3f}, route;dur={:.3f}, "
+                 "upstream;dur={:.3f}, total;dur={:.3f}\r\n",
+                 ms(parse), ms(t.auth_ns), ms(t.route_ns), ms(t.upstream_ns), ms(total));
 }
 
 // ---- Responder ----
@@ -500,6 +519,7 @@ asio::awaitable<bool> Responder::send(int status, std::string_view content_type,
 
 asio::awaitable<bool> Responder::send_error(const Error& error) {
   ErrorResponse r = to_response(error);
+  error_kind_ = sluice::error_kind(error);
   std::string extra;
   if (r.retry_after_seconds > 0) {
     extra = "Retry-After: " + std::to_string(r.retry_after_seconds) + "\r\n";

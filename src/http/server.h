@@ -34,8 +34,27 @@ struct ServerLimits {
   size_t max_connections = 20'000;
 };
 
+/// Where one request's time went. The server stamps `received` (first byte of the head) and
+/// `handler` (head and body read); the handler adds its phases. When `emit` is set, every
+/// response head carries them as a `server-timing` header (parse, auth, route, upstream,
+/// total; milliseconds).
+struct Timing {
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point received{};
+  Clock::time_point handler{};
+  int64_t auth_ns = 0;
+  int64_t route_ns = 0;
+  int64_t upstream_ns = 0;  // waiting on upstreams: connect, answer, stream reads, backoff, queue
+  bool emit = false;
+};
+
+/// Appends `server-timing: parse;dur=…, auth;dur=…, route;dur=…, upstream;dur=…, total;dur=…`
+/// (with CRLF) measured up to `now`.
+void append_server_timing(std::string& out, const Timing& t, Timing::Clock::time_point now);
+
 struct Request {
   const RequestHead* head = nullptr;
+  Timing* timing = nullptr;     // never null for requests from the Server
   std::string_view body;        // followed by at least kBodyPadding readable bytes
   std::string_view request_id;  // client's x-request-id when valid, else generated
   std::string_view method() const { return head->method; }
@@ -84,6 +103,10 @@ class Responder {
   bool streaming() const { return streaming_; }
   bool client_gone() const;
   int status() const { return status_; }
+  /// The error_kind() of what send_error() sent, or of an error the handler reported with
+  /// note_error() (e.g. a stream ended by an error event); empty when none.
+  std::string_view error_kind() const { return error_kind_; }
+  void note_error(std::string_view kind) { error_kind_ = kind; }
   /// Ask for the connection to be closed after this response.
   void close_after() { close_after_ = true; }
   /// Writes bytes as they are, bypassing HTTP framing (fault injection in sluice-mock only).
@@ -99,6 +122,7 @@ class Responder {
   bool streaming_ = false;
   bool close_after_ = false;
   int status_ = 0;
+  std::string_view error_kind_;
 };
 
 using Handler = std::function<asio::awaitable<void>(Request&, Responder&)>;

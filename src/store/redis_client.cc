@@ -18,6 +18,8 @@
 #include <deque>
 #include <optional>
 
+#include "store/redis_sync.h"  // convert_hiredis_reply
+
 namespace sluice::store {
 namespace {
 
@@ -42,32 +44,6 @@ void append_command(std::string& out, const std::vector<std::string>& args) {
     out += a;
     out += "\r\n";
   }
-}
-
-RedisReply convert(const redisReply* r) {
-  RedisReply out;
-  switch (r->type) {
-    case REDIS_REPLY_INTEGER:
-      out.type = RedisReply::Type::integer;
-      out.integer = r->integer;
-      break;
-    case REDIS_REPLY_STRING:
-    case REDIS_REPLY_STATUS:
-    case REDIS_REPLY_ERROR:
-      out.type = r->type == REDIS_REPLY_STRING   ? RedisReply::Type::string
-                 : r->type == REDIS_REPLY_STATUS ? RedisReply::Type::status
-                                                 : RedisReply::Type::error;
-      out.str.assign(r->str, r->len);
-      break;
-    case REDIS_REPLY_ARRAY:
-      out.type = RedisReply::Type::array;
-      out.elements.reserve(r->elements);
-      for (size_t i = 0; i < r->elements; ++i) out.elements.push_back(convert(r->element[i]));
-      break;
-    default:
-      out.type = RedisReply::Type::nil;
-  }
-  return out;
 }
 
 // One command waiting for its reply; `timer` doubles as the wake-up signal (cancelled on reply).
@@ -208,7 +184,7 @@ struct RedisClient::Impl {
           co_return;
         }
         if (raw == nullptr) break;
-        RedisReply reply = convert(static_cast<redisReply*>(raw));
+        RedisReply reply = convert_hiredis_reply(static_cast<redisReply*>(raw));
         freeReplyObject(raw);
         if (self->waiting_.empty()) {
           self->fail(gen, "Redis protocol error: reply without a command");
