@@ -20,6 +20,7 @@
 #include <random>
 
 #include "http/deadline.h"
+#include "observe/metrics.h"
 #include "http/parse/chunked.h"
 
 namespace sluice::http {
@@ -177,6 +178,7 @@ class Connection {
 
   // Sends a complete error response (used before a Request exists) and marks close.
   asio::awaitable<void> reply_error_and_close(const Error& error) {
+    count_rejection(error);
     ErrorResponse r = to_response(error);
     std::string head;
     render_head(head, r.status, "application/json", r.body.size(), true, {});
@@ -489,6 +491,22 @@ asio::awaitable<void> Connection::run() {
   deadline_.clear();
   socket_.shutdown(tcp::socket::shutdown_send, ignored);
   socket_.close(ignored);
+}
+
+void count_rejection(const Error& error) {
+  // Requests refused before a handler saw them (malformed, too large, too slow): cached per
+  // error code, so a flood of bad requests never takes the registry lock.
+  static std::array<std::atomic<observe::Cell>, 64> cells{};
+  size_t i = static_cast<size_t>(error.code) % cells.size();
+  observe::Cell c = cells[i].load(std::memory_order_relaxed);
+  if (c == 0) {
+    c = observe::Registry::instance().counter(
+        "sluice_http_rejected_total",
+        "Requests refused by the HTTP layer before routing (malformed, too large, too slow).",
+        observe::label("reason", error_kind(error)));
+    cells[i].store(c, std::memory_order_relaxed);
+  }
+  observe::add(c);
 }
 
 void append_server_timing(std::string& out, const Timing& t, Timing::Clock::time_point now) {

@@ -48,6 +48,9 @@ struct Timing {
   bool emit = false;
 };
 
+/// Counts a request the HTTP layer refused itself (sluice_http_rejected_total{reason}).
+void count_rejection(const Error& error);
+
 /// Appends `server-timing: parse;dur=…, auth;dur=…, route;dur=…, upstream;dur=…, total;dur=…`
 /// (with CRLF) measured up to `now`.
 void append_server_timing(std::string& out, const Timing& t, Timing::Clock::time_point now);

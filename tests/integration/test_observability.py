@@ -415,3 +415,17 @@ def test_check_config(tmp_path, mock):
     r = subprocess.run([str(SLUICE_BIN), "--check-config", "-c", str(bad)],
                        capture_output=True, text=True, timeout=10)
     assert r.returncode == 2 and "access_log.sample" in r.stderr, r
+
+
+def test_http_layer_rejections_are_counted(mock, tmp_path, gateways):
+    gw = start_gateway(tmp_path, mock)
+    gateways.append(gw)
+    with socket.create_connection((gw.host, gw.port), timeout=5) as s:
+        s.sendall(b"GARBAGE\r\n\r\n")
+        assert b" 400 " in s.recv(4096)
+    with socket.create_connection((gw.host, gw.port), timeout=5) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n")
+        assert b" 431 " in s.recv(4096)
+    m = scrape(gw)
+    assert metric(m, "sluice_http_rejected_total", reason="invalid_request") == 1
+    assert metric(m, "sluice_http_rejected_total", reason="request_header_fields_too_large") == 1
