@@ -66,8 +66,10 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
                                       WorkerContext& worker, std::shared_ptr<void> keep) {
   std::string_view method = request.method();
   std::string_view path = api_path(request.path());
-  // Whatever way this coroutine ends, the request is counted and logged once.
+  // Whatever way this coroutine ends, the request is counted and logged once (the trace and
+  // the identity it points to are declared first, so they outlive the Finish).
   Trace trace;
+  Identity who;
   struct Finish {
     Telemetry& telemetry;
     http::Request& request;
@@ -88,7 +90,6 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
   };
   bool api_path_hit = path == "/chat/completions" || path == "/completions" ||
                       path == "/embeddings" || path == "/models" || path.starts_with("/models/");
-  Identity who;
   if (api_path_hit) {
     request.timing->emit = router_->config().metrics.server_timing;
     if (governance_ && governance_->auth_enabled()) {

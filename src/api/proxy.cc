@@ -313,7 +313,7 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
     co_return;
   }
   if (op == Operation::embeddings) ctx.parsed.stream = false;
-  trace.model = ctx.parsed.model;
+  if (telemetry_.logging()) trace.model = ctx.parsed.model;  // copied: ctx ends before the log
   trace.stream = ctx.parsed.stream;
   RouteRuntime* primary = runtime_for(router_->match(ctx.parsed.model));
   route_done();

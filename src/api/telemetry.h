@@ -70,7 +70,7 @@ struct Trace {
   RouteRuntime* route = nullptr;
   TargetRuntime* target = nullptr;  // the last one attempted
   const Identity* who = nullptr;
-  std::string_view model;           // as requested (lives as long as the request)
+  std::string model;                // as requested; filled only for the access log
   int attempts = 0;
   bool stream = false;
   bool stream_error = false;        // a begun stream ended with an error event
@@ -86,6 +86,7 @@ class Telemetry {
 
   bool metrics_on() const { return metrics_on_; }
   bool active() const { return metrics_on_ || access_log_ != nullptr; }
+  bool logging() const { return access_log_ != nullptr; }
 
   /// Records the request's series and access-log line. Call once, when it is answered.
   void finish(const http::Request& request, const http::Responder& responder,
