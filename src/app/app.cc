@@ -240,6 +240,15 @@ class App {
       spdlog::warn("server settings (listen address, threads, limits) changed in {}: they take "
                    "effect at the next restart", path);
     }
+    const auto& ou = config_->upstream;
+    const auto& nu = next->upstream;
+    if (ou.max_idle_per_host != nu.max_idle_per_host || ou.idle_timeout != nu.idle_timeout ||
+        ou.max_connections_per_host != nu.max_connections_per_host || ou.dns_ttl != nu.dns_ttl ||
+        ou.ca_file != nu.ca_file) {
+      spdlog::warn("upstream pool settings (max_idle_per_host, idle_timeout_ms, "
+                   "max_connections_per_host, dns_ttl_ms, ca_file) changed in {}: they take "
+                   "effect at the next restart; timeouts apply now", path);
+    }
     apply_logging(*next);
     // Swap on every worker, on its own thread, between requests.
     for (auto& [worker, state] : workers_) {

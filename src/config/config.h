@@ -215,7 +215,7 @@ struct AccessLogConfig {
   std::string path = "stdout";        // "stdout", "stderr" or a file (appended)
   double sample = 1.0;                // fraction of successful requests logged; errors always
   bool include_bodies = false;        // log request bodies (prompts): off unless asked for
-  size_t queue = 8192;                // lines buffered; when full the oldest are dropped
+  size_t queue = 8192;                // lines buffered per worker thread; when full, new ones are dropped
 };
 
 struct LoggingConfig {

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <openssl/evp.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "config/schema.h"
 
 namespace sluice::config {
 namespace {
@@ -40,9 +42,18 @@ constexpr int64_t kMaxRate = 1'000'000'000'000;  // requests or tokens per minut
   throw ConfigError(fmt::format("{}: {}", path, problem));
 }
 
+std::string quote_value(std::string_view value);
+
 std::string child_path(std::string_view parent, std::string_view key) {
-  if (parent.empty()) return std::string(key);
-  return fmt::format("{}.{}", parent, key);
+  // Keys come from the file: one with control characters (or none at all) is shown quoted, so
+  // an error message never carries raw bytes.
+  bool plain = !key.empty() && std::none_of(key.begin(), key.end(), [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return u < 0x20 || u == 0x7f;
+  });
+  std::string shown = plain ? std::string(key) : quote_value(key);
+  if (parent.empty()) return shown;
+  return fmt::format("{}.{}", parent, shown);
 }
 
 std::string index_path(std::string_view parent, size_t index) {
@@ -137,10 +148,13 @@ Entries map_entries(const YAML::Node& node, std::string_view path) {
 }
 
 // One map of the schema: unknown keys are rejected up front, known ones looked up by name.
+// `path` is the concrete YAML path (for messages), `schema` the section of schema.h whose keys
+// are allowed (checked at compile time to exist there).
 class Section {
  public:
-  Section(const YAML::Node& node, std::string path, std::initializer_list<std::string_view> known)
+  Section(const YAML::Node& node, std::string path, SchemaRef schema)
       : path_(std::move(path)), entries_(map_entries(node, path_)) {
+    const std::vector<std::string_view>& known = schema.section().keys;
     for (const auto& [key, value] : entries_) {
       if (std::find(known.begin(), known.end(), key) == known.end()) {
         fail(child_path(path_, key), "unknown key");
@@ -406,9 +420,7 @@ std::optional<std::string> parse_base_url(std::string_view url, TargetConfig& ta
 // ---- Sections --------------------------------------------------------------------------------
 
 void parse_server(const YAML::Node& node, ServerConfig& server) {
-  const Section s(node, "server",
-                  {"listen", "threads", "max_header_bytes", "max_body_bytes", "header_timeout_ms",
-                   "body_timeout_ms", "idle_timeout_ms", "max_connections", "drain_timeout_ms"});
+  const Section s(node, "server", "server");
   if (const auto* n = s.find("listen")) parse_listen(*n, s.path("listen"), server);
   if (const auto* n = s.find("threads")) {
     const std::string path = s.path("threads");
@@ -449,9 +461,9 @@ void parse_server(const YAML::Node& node, ServerConfig& server) {
 
 // Overlays the keys present in a `timeouts:` map onto `timeouts`, then checks that the
 // per-phase limits fit inside the total. `base_path` names where inherited values came from.
-void parse_timeouts(const YAML::Node& node, const std::string& path, std::string_view base_path,
-                    Timeouts& timeouts) {
-  const Section s(node, path, {"connect_ms", "first_byte_ms", "stream_idle_ms", "total_ms"});
+void parse_timeouts(const YAML::Node& node, const std::string& path, SchemaRef schema,
+                    std::string_view base_path, Timeouts& timeouts) {
+  const Section s(node, path, schema);
   const auto* connect = s.find("connect_ms");
   const auto* first_byte = s.find("first_byte_ms");
   const auto* stream_idle = s.find("stream_idle_ms");
@@ -477,9 +489,7 @@ void parse_timeouts(const YAML::Node& node, const std::string& path, std::string
 }
 
 void parse_upstream(const YAML::Node& node, UpstreamConfig& upstream) {
-  const Section s(node, "upstream",
-                  {"max_idle_per_host", "idle_timeout_ms", "max_connections_per_host", "dns_ttl_ms",
-                   "ca_file", "timeouts"});
+  const Section s(node, "upstream", "upstream");
   if (const auto* n = s.find("max_idle_per_host")) {
     upstream.max_idle_per_host =
         static_cast<size_t>(read_int_in(*n, s.path("max_idle_per_host"), 0, kMaxCount));
@@ -505,7 +515,8 @@ void parse_upstream(const YAML::Node& node, UpstreamConfig& upstream) {
     }
   }
   if (const auto* n = s.find("timeouts")) {
-    parse_timeouts(*n, s.path("timeouts"), "the built-in defaults", upstream.timeouts);
+    parse_timeouts(*n, s.path("timeouts"), "upstream.timeouts", "the built-in defaults",
+                   upstream.timeouts);
   }
 }
 
@@ -544,9 +555,7 @@ void parse_headers(const YAML::Node& node, const std::string& path,
 }
 
 void parse_breaker(const YAML::Node& node, const std::string& path, BreakerConfig& breaker) {
-  const Section s(node, path,
-                  {"enabled", "failure_ratio", "min_requests", "window_ms", "cooldown_ms",
-                   "half_open_probes"});
+  const Section s(node, path, "routes[].targets[].breaker");
   if (const auto* n = s.find("enabled")) breaker.enabled = read_bool(*n, s.path("enabled"));
   if (const auto* n = s.find("failure_ratio")) {
     breaker.failure_ratio = read_double_in(*n, s.path("failure_ratio"), 0, 1, true);
@@ -565,7 +574,7 @@ void parse_breaker(const YAML::Node& node, const std::string& path, BreakerConfi
 
 void parse_concurrency(const YAML::Node& node, const std::string& path,
                        ConcurrencyConfig& concurrency) {
-  const Section s(node, path, {"max_in_flight", "max_queue", "queue_timeout_ms"});
+  const Section s(node, path, "routes[].targets[].concurrency");
   if (const auto* n = s.find("max_in_flight")) {
     concurrency.max_in_flight = read_count(*n, s.path("max_in_flight"), 0);
   }
@@ -578,9 +587,7 @@ void parse_concurrency(const YAML::Node& node, const std::string& path,
 }
 
 void parse_health(const YAML::Node& node, const std::string& path, HealthCheckConfig& health) {
-  const Section s(node, path,
-                  {"enabled", "path", "interval_ms", "timeout_ms", "healthy_threshold",
-                   "unhealthy_threshold"});
+  const Section s(node, path, "routes[].targets[].health");
   if (const auto* n = s.find("enabled")) health.enabled = read_bool(*n, s.path("enabled"));
   if (const auto* n = s.find("path")) {
     health.path = read_string(*n, s.path("path"));
@@ -617,10 +624,7 @@ void parse_health(const YAML::Node& node, const std::string& path, HealthCheckCo
 TargetConfig parse_target(const YAML::Node& node, const std::string& path,
                           const UpstreamConfig& upstream) {
   if (!node.IsMap()) fail(path, fmt::format("expected a map, got {}", describe(node)));
-  const Section s(node, path,
-                  {"provider", "base_url", "base_url_env", "model", "api_key_env", "api_key",
-                   "api_style", "api_version", "weight", "headers", "timeouts", "name", "breaker",
-                   "concurrency", "health"});
+  const Section s(node, path, "routes[].targets[]");
   if (s.find("api_key") != nullptr) {
     fail(s.path("api_key"), "inline secrets are not allowed; use api_key_env");
   }
@@ -687,7 +691,8 @@ TargetConfig parse_target(const YAML::Node& node, const std::string& path,
   if (const auto* n = s.find("headers")) parse_headers(*n, s.path("headers"), target.headers);
   target.timeouts = upstream.timeouts;
   if (const auto* n = s.find("timeouts")) {
-    parse_timeouts(*n, s.path("timeouts"), "upstream.timeouts", target.timeouts);
+    parse_timeouts(*n, s.path("timeouts"), "routes[].targets[].timeouts", "upstream.timeouts",
+                   target.timeouts);
   }
   if (const auto* n = s.find("name")) {
     target.name = read_string(*n, s.path("name"));
@@ -703,9 +708,7 @@ TargetConfig parse_target(const YAML::Node& node, const std::string& path,
 }
 
 void parse_retry(const YAML::Node& node, const std::string& path, RetryPolicy& retry) {
-  const Section s(node, path,
-                  {"max_attempts", "backoff_base_ms", "backoff_cap_ms", "jitter", "deadline_ms",
-                   "retry_on_timeout", "budget_ratio", "budget_window_ms", "budget_min_retries"});
+  const Section s(node, path, "routes[].retry");
   if (const auto* n = s.find("max_attempts")) {
     retry.max_attempts = static_cast<int>(read_int_in(*n, s.path("max_attempts"), 1, 10));
   }
@@ -775,9 +778,7 @@ struct ParsedRoute {
 ParsedRoute parse_route(const YAML::Node& node, const std::string& path,
                         const UpstreamConfig& upstream) {
   if (!node.IsMap()) fail(path, fmt::format("expected a map, got {}", describe(node)));
-  const Section s(node, path,
-                  {"model", "description", "when_env", "targets", "balancer", "retry", "fallbacks",
-                   "context_fallback", "fail_fast"});
+  const Section s(node, path, "routes[]");
   ParsedRoute parsed;
   RouteConfig& route = parsed.route;
 
@@ -964,7 +965,7 @@ void parse_routes(const YAML::Node* node, Config& config) {
 }
 
 void parse_admin(const YAML::Node& node, Config& config) {
-  const Section s(node, "admin", {"token_env"});
+  const Section s(node, "admin", "admin");
   if (const auto* n = s.find("token_env")) {
     config.admin_token = env_value(read_env_name(*n, s.path("token_env"))).value_or("");
   }
@@ -973,7 +974,7 @@ void parse_admin(const YAML::Node& node, Config& config) {
 // ---- Observability -------------------------------------------------------------------------
 
 void parse_metrics(const YAML::Node& node, MetricsConfig& m) {
-  const Section s(node, "metrics", {"enabled", "path", "require_admin_token", "server_timing"});
+  const Section s(node, "metrics", "metrics");
   if (const auto* n = s.find("enabled")) m.enabled = read_bool(*n, s.path("enabled"));
   if (const auto* n = s.find("path")) {
     m.path = read_string(*n, s.path("path"));
@@ -992,7 +993,7 @@ void parse_metrics(const YAML::Node& node, MetricsConfig& m) {
 }
 
 void parse_access_log(const YAML::Node& node, const std::string& base_dir, AccessLogConfig& a) {
-  const Section s(node, "access_log", {"enabled", "path", "sample", "include_bodies", "queue"});
+  const Section s(node, "access_log", "access_log");
   if (const auto* n = s.find("enabled")) a.enabled = read_bool(*n, s.path("enabled"));
   if (const auto* n = s.find("path")) {
     a.path = read_string(*n, s.path("path"));
@@ -1011,7 +1012,7 @@ void parse_access_log(const YAML::Node& node, const std::string& base_dir, Acces
 }
 
 void parse_logging(const YAML::Node& node, LoggingConfig& l) {
-  const Section s(node, "logging", {"level", "format"});
+  const Section s(node, "logging", "logging");
   if (const auto* n = s.find("level")) {
     l.level = read_string(*n, s.path("level"));
     static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
@@ -1032,7 +1033,7 @@ void parse_logging(const YAML::Node& node, LoggingConfig& l) {
 }
 
 void parse_reload(const YAML::Node& node, ReloadConfig& r) {
-  const Section s(node, "reload", {"watch", "interval_ms"});
+  const Section s(node, "reload", "reload");
   if (const auto* n = s.find("watch")) r.watch = read_bool(*n, s.path("watch"));
   if (const auto* n = s.find("interval_ms")) {
     r.interval = Millis{read_int_in(*n, s.path("interval_ms"), 100, 3'600'000)};
@@ -1093,9 +1094,8 @@ RateLimits read_limits(const Section& s) {
   return limits;
 }
 
-RateLimits parse_limits(const YAML::Node& node, const std::string& path) {
-  return read_limits(
-      Section(node, path, {"requests_per_minute", "tokens_per_minute", "tokens_per_day"}));
+RateLimits parse_limits(const YAML::Node& node, const std::string& path, SchemaRef schema) {
+  return read_limits(Section(node, path, schema));
 }
 
 int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
@@ -1172,9 +1172,9 @@ bool is_hex64(std::string_view text) {
 }
 
 // {usd: 100, period: month|day}
-Budget parse_budget(const YAML::Node& node, const std::string& path) {
+Budget parse_budget(const YAML::Node& node, const std::string& path, SchemaRef schema) {
   if (!node.IsMap()) fail(path, fmt::format("expected a map, got {}", describe(node)));
-  const Section s(node, path, {"usd", "period"});
+  const Section s(node, path, schema);
   Budget b;
   const auto* usd = s.find("usd");
   if (usd == nullptr) fail(s.path("usd"), "required");
@@ -1195,9 +1195,7 @@ Budget parse_budget(const YAML::Node& node, const std::string& path) {
 
 ApiKeyConfig parse_api_key(const YAML::Node& node, const std::string& path, bool auth_enabled) {
   if (!node.IsMap()) fail(path, fmt::format("expected a map, got {}", describe(node)));
-  const Section s(node, path,
-                  {"name", "key", "key_env", "key_sha256", "tenant", "models", "limits",
-                   "budget", "expires"});
+  const Section s(node, path, "auth.keys[]");
   // Checked before anything else, and the value is never echoed.
   if (s.find("key") != nullptr) {
     fail(s.path("key"), "inline secrets are not allowed; use key_env or key_sha256");
@@ -1260,17 +1258,19 @@ ApiKeyConfig parse_api_key(const YAML::Node& node, const std::string& path, bool
       }
     }
   }
-  if (const auto* n = s.find("limits")) key.limits = parse_limits(*n, s.path("limits"));
-  if (const auto* n = s.find("budget")) key.budget = parse_budget(*n, s.path("budget"));
+  if (const auto* n = s.find("limits")) {
+    key.limits = parse_limits(*n, s.path("limits"), "auth.keys[].limits");
+  }
+  if (const auto* n = s.find("budget")) {
+    key.budget = parse_budget(*n, s.path("budget"), "auth.keys[].budget");
+  }
   if (const auto* n = s.find("expires")) key.expires_unix = read_timestamp(*n, s.path("expires"));
   return key;
 }
 
 void parse_jwt(const YAML::Node& node, const std::string& path, bool auth_enabled,
                const std::string& base_dir, JwtConfig& jwt) {
-  const Section s(node, path,
-                  {"enabled", "algorithms", "secret", "secret_env", "public_key_file", "jwks_file",
-                   "issuer", "audience", "clock_skew_ms", "tenant_claim"});
+  const Section s(node, path, "auth.jwt");
   if (s.find("secret") != nullptr) {
     fail(s.path("secret"), "inline secrets are not allowed; use secret_env");
   }
@@ -1350,7 +1350,7 @@ void parse_jwt(const YAML::Node& node, const std::string& path, bool auth_enable
 }
 
 void parse_auth(const YAML::Node& node, const std::string& base_dir, AuthConfig& auth) {
-  const Section s(node, "auth", {"enabled", "keys_db", "keys_backend", "keys", "jwt"});
+  const Section s(node, "auth", "auth");
   if (const auto* n = s.find("enabled")) auth.enabled = read_bool(*n, s.path("enabled"));
   if (const auto* n = s.find("keys_backend")) {
     std::string backend = read_string(*n, s.path("keys_backend"));
@@ -1433,7 +1433,7 @@ void parse_redis_url(const YAML::Node& node, const std::string& path, RateLimitC
 // Top-level `redis`: the one connection every Redis feature uses (rate limits, keys, budgets).
 // `rate_limits.redis.url` / `timeout_ms` (the older spelling) may not set it a second time.
 void parse_redis(const YAML::Node& node, const YAML::Node* rate_limits, RateLimitConfig& limits) {
-  const Section s(node, "redis", {"url", "timeout_ms"});
+  const Section s(node, "redis", "redis");
   const YAML::Node old_spelling = rate_limits != nullptr && rate_limits->IsMap()
                                       ? (*rate_limits)["redis"]
                                       : YAML::Node();
@@ -1450,7 +1450,7 @@ void parse_redis(const YAML::Node& node, const YAML::Node* rate_limits, RateLimi
 }
 
 void parse_rate_limits(const YAML::Node& node, RateLimitConfig& limits) {
-  const Section s(node, "rate_limits", {"backend", "redis", "per_key", "per_tenant", "per_model"});
+  const Section s(node, "rate_limits", "rate_limits");
   if (const auto* n = s.find("backend")) {
     std::string backend = read_string(*n, s.path("backend"));
     if (backend == "memory") {
@@ -1463,7 +1463,7 @@ void parse_rate_limits(const YAML::Node& node, RateLimitConfig& limits) {
     }
   }
   if (const auto* n = s.find("redis")) {
-    const Section r(*n, s.path("redis"), {"url", "timeout_ms", "on_error"});
+    const Section r(*n, s.path("redis"), "rate_limits.redis");
     if (const auto* u = r.find("url")) parse_redis_url(*u, r.path("url"), limits);
     if (const auto* t = r.find("timeout_ms")) limits.redis_timeout = read_millis(*t, r.path("timeout_ms"));
     if (const auto* e = r.find("on_error")) {
@@ -1478,14 +1478,16 @@ void parse_rate_limits(const YAML::Node& node, RateLimitConfig& limits) {
       }
     }
   }
-  if (const auto* n = s.find("per_key")) limits.per_key = parse_limits(*n, s.path("per_key"));
+  if (const auto* n = s.find("per_key")) {
+    limits.per_key = parse_limits(*n, s.path("per_key"), "rate_limits.per_key");
+  }
   if (const auto* n = s.find("per_tenant")) {
     const std::string tenants_path = s.path("per_tenant");
     for (const auto& [tenant, value] : map_entries(*n, tenants_path)) {
       const std::string path = child_path(tenants_path, tenant);
       if (tenant.empty()) fail(path, "tenant name must not be empty");
       if (has_control_chars(tenant)) fail(path, "tenant name contains control characters");
-      limits.per_tenant.emplace(tenant, parse_limits(value, path));
+      limits.per_tenant.emplace(tenant, parse_limits(value, path, "rate_limits.per_tenant.*"));
     }
   }
   if (const auto* n = s.find("per_model")) {
@@ -1498,8 +1500,7 @@ void parse_rate_limits(const YAML::Node& node, RateLimitConfig& limits) {
         const std::string path = index_path(models_path, i);
         const YAML::Node& entry = (*n)[i];
         if (!entry.IsMap()) fail(path, fmt::format("expected a map, got {}", describe(entry)));
-        const Section e(entry, path,
-                        {"model", "requests_per_minute", "tokens_per_minute", "tokens_per_day"});
+        const Section e(entry, path, "rate_limits.per_model[]");
         const auto* model = e.find("model");
         if (model == nullptr) fail(e.path("model"), "required");
         std::string pattern = read_label(*model, e.path("model"));
@@ -1515,28 +1516,69 @@ void parse_rate_limits(const YAML::Node& node, RateLimitConfig& limits) {
   }
 }
 
+// Counts the documents of a YAML stream, and those with any content, from parser events.
+class DocumentCounter final : public YAML::EventHandler {
+ public:
+  void next() {
+    ++documents_;
+    if (content_) ++with_content_;
+    content_ = false;
+  }
+  int documents() const { return documents_; }
+  int with_content() const { return with_content_; }
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override { content_ = true; }
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    content_ = true;
+  }
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    content_ = true;
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    content_ = true;
+  }
+  void OnMapEnd() override {}
+
+ private:
+  int documents_ = 0;
+  int with_content_ = 0;
+  bool content_ = false;
+};
+
 // Parses YAML text; `source` names it in syntax errors ("<file>:<line>:<col>: <msg>").
 // Relative paths in the file (keys_db, JWT key files) are resolved against `base_dir`
 // (empty = the working directory).
 Config build(const std::string& text, const std::string& source, const std::string& base_dir) {
-  std::vector<YAML::Node> documents;
+  YAML::Node root;
   try {
-    documents = YAML::LoadAll(text);
+    // yaml-cpp 0.7's LoadAll() loops forever (allocating) on some invalid inputs such as " ,"
+    // (yaml-cpp PR #1319): count documents with a bounded loop instead, then load the first.
+    DocumentCounter counter;
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    for (int i = 0; i < 3 && parser.HandleNextDocument(counter); ++i) counter.next();
+    if (counter.with_content() > 1) fail(source, "expected one YAML document, found several");
+    if (counter.documents() > 1 && counter.with_content() == 0) {
+      fail(source, "invalid YAML: nothing could be parsed (a stray ',' or similar?)");
+    }
+    root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     if (e.mark.is_null()) throw ConfigError(fmt::format("{}: {}", source, e.msg));
     throw ConfigError(
         fmt::format("{}:{}:{}: {}", source, e.mark.line + 1, e.mark.column + 1, e.msg));
   }
-  if (documents.size() > 1) fail(source, "expected one YAML document, found several");
-  const YAML::Node root = documents.empty() ? YAML::Node() : documents.front();
   if (root.IsDefined() && !root.IsNull() && !root.IsMap()) {
     fail(source, fmt::format("expected a map at the top level, got {}", describe(root)));
   }
 
   Config config;
-  const Section top(root, "",
-                    {"server", "upstream", "admin", "auth", "rate_limits", "prices", "budgets",
-                     "usage", "routes", "metrics", "access_log", "logging", "reload", "redis"});
+  const Section top(root, "", "");
   if (const auto* n = top.find("server")) parse_server(*n, config.server);
   if (const auto* n = top.find("upstream")) parse_upstream(*n, config.upstream);
   if (const auto* n = top.find("admin")) parse_admin(*n, config);
@@ -1549,8 +1591,7 @@ Config build(const std::string& text, const std::string& source, const std::stri
       const std::string path = index_path("prices", i);
       const YAML::Node& entry = (*n)[i];
       if (!entry.IsMap()) fail(path, fmt::format("expected a map, got {}", describe(entry)));
-      const Section e(entry, path, {"model", "input_per_million", "cached_input_per_million",
-                                    "output_per_million"});
+      const Section e(entry, path, "prices[]");
       Price price;
       const auto* model = e.find("model");
       if (model == nullptr) fail(e.path("model"), "required");
@@ -1565,7 +1606,7 @@ Config build(const std::string& text, const std::string& source, const std::stri
     }
   }
   if (const auto* n = top.find("budgets")) {
-    const Section b(*n, "budgets", {"per_key", "per_tenant", "backend"});
+    const Section b(*n, "budgets", "budgets");
     if (const auto* k = b.find("backend")) {
       std::string backend = read_string(*k, b.path("backend"));
       if (backend != "memory" && backend != "redis") {
@@ -1574,16 +1615,19 @@ Config build(const std::string& text, const std::string& source, const std::stri
       }
       config.budget_spend_in_redis = backend == "redis";
     }
-    if (const auto* k = b.find("per_key")) config.budget_per_key = parse_budget(*k, b.path("per_key"));
+    if (const auto* k = b.find("per_key")) {
+      config.budget_per_key = parse_budget(*k, b.path("per_key"), "budgets.per_key");
+    }
     if (const auto* t = b.find("per_tenant")) {
       for (const auto& [tenant, value] : map_entries(*t, b.path("per_tenant"))) {
         config.budget_per_tenant.emplace(tenant,
-                                         parse_budget(value, child_path(b.path("per_tenant"), tenant)));
+                                         parse_budget(value, child_path(b.path("per_tenant"), tenant),
+                                                      "budgets.per_tenant.*"));
       }
     }
   }
   if (const auto* n = top.find("usage")) {
-    const Section u(*n, "usage", {"db"});
+    const Section u(*n, "usage", "usage");
     if (const auto* d = u.find("db")) {
       std::string db = read_string(*d, u.path("db"));
       if (!db.empty() && db.front() != '/' && !base_dir.empty()) db = base_dir + "/" + db;

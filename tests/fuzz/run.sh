@@ -15,7 +15,9 @@ for bin in "$BUILD"/fuzz_*; do
   corpus_seed="tests/fuzz/corpus/${name#fuzz_}"
   work=$(mktemp -d)
   [[ -d "$corpus_seed" ]] && cp -r "$corpus_seed"/. "$work"/
-  if "$bin" -max_total_time="$SECONDS_PER_TARGET" -print_final_stats=0 -artifact_prefix="$work/" \
+  # -timeout: one input taking 10 s is a hang (libFuzzer's default would stall CI 20 minutes).
+  if "$bin" -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -print_final_stats=0 \
+       -artifact_prefix="$work/" \
        "$work" >"$work/log" 2>&1; then
     echo "fuzz $name: ok ($(grep -Eo '#[0-9]+' "$work/log" | tail -1 | tr -d '#') runs)"
   else

@@ -551,7 +551,7 @@ TEST(ConfigGovernanceRateLimits, RejectInvalidEntriesWithTheirPath) {
   EXPECT_EQ(error_of(with_rate_limits("  per_tenant: {team-a: {tokens_per_minute: x}}\n")),
             "rate_limits.per_tenant.team-a.tokens_per_minute: expected an integer, got \"x\"");
   EXPECT_EQ(error_of(with_rate_limits("  per_tenant: {\"\": {requests_per_minute: 1}}\n")),
-            "rate_limits.per_tenant.: tenant name must not be empty");
+            "rate_limits.per_tenant.\"\": tenant name must not be empty");
   EXPECT_EQ(error_of(with_rate_limits("  per_tenant: {a: {rpm: 1}}\n")),
             "rate_limits.per_tenant.a.rpm: unknown key");
   EXPECT_EQ(error_of(with_rate_limits("  per_model: {gpt-4o: {requests_per_minute: 1}}\n")),
