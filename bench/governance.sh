@@ -59,91 +59,11 @@ RESULTS_DIR="$BENCH/results"
 OUT="$RESULTS_DIR/governance-latest.txt"
 RAW="$RESULTS_DIR/governance-latest-raw.tsv"
 
-die() { echo "governance.sh: error: $*" >&2; exit 1; }
-log() { echo "[govbench $(date +%H:%M:%S)] $*" >&2; }
-secs() { local d=$1; case $d in *ms) echo 1;; *m) echo $(( ${d%m} * 60 ));; *s) echo "${d%s}";; *) echo "$d";; esac; }
-
-# ---------------------------------------------------------------- process bookkeeping
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/govbench.XXXXXX")
-declare -a PIDS=()
-declare -A PNAME=()
-LAST_PID=
-
-stop_pid() {  # PID: TERM, wait up to 5 s, then KILL; always reaps.
-  local pid=$1 i
-  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    log "${PNAME[$pid]:-pid $pid} ignored SIGTERM; killing"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
-
-exec 9>&2   # the script's real stderr: a trap may fire while fd 2 is redirected
-cleanup() {
-  local rc=$? i
-  trap - EXIT INT TERM
-  exec 2>&9
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[$i]}"; done
-  if [[ ${BENCH_KEEP_TMP:-0} == 1 || $rc != 0 ]]; then
-    echo "governance.sh: logs and configs kept in $TMP" >&2
-  else
-    rm -rf "$TMP"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# start_bg NAME CPU LOGFILE CMD...  → LAST_PID (the real server PID; taskset execs CMD)
-start_bg() {
-  local name=$1 cpu=$2 logf=$3; shift 3
-  if [[ $PIN == 1 && -n $cpu ]]; then
-    taskset -c "$cpu" "$@" >"$logf" 2>&1 </dev/null &
-  else
-    "$@" >"$logf" 2>&1 </dev/null &
-  fi
-  LAST_PID=$!
-  PIDS+=("$LAST_PID")
-  PNAME[$LAST_PID]=$name
-}
-
-alive_or_die() {  # PID LOGFILE
-  kill -0 "$1" 2>/dev/null && return 0
-  echo "---- ${PNAME[$1]:-pid $1} exited; last log lines ($2):" >&2
-  tail -n 30 "$2" >&2 || true
-  die "${PNAME[$1]:-pid $1} died"
-}
-
-# wait_line PID LOGFILE REGEX TIMEOUT_S → echoes the first matching line
-wait_line() {
-  local pid=$1 logf=$2 re=$3 t=$4 i line
-  for ((i = 0; i < t * 20; i++)); do
-    if line=$(grep -m1 -E "$re" "$logf" 2>/dev/null); then echo "$line"; return 0; fi
-    alive_or_die "$pid" "$logf"
-    sleep 0.05
-  done
-  tail -n 30 "$logf" >&2 || true
-  die "${PNAME[$pid]:-pid $pid}: no line matching /$re/ within ${t}s"
-}
-
-free_port() {
-  "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-CLK_TCK=$(getconf CLK_TCK)
-cpu_ticks() {  # PID → utime+stime of the whole process (all threads), in clock ticks
-  local s
-  s=$(<"/proc/$1/stat")
-  s=${s##*) }   # drop "pid (comm) "
-  awk '{print $12 + $13}' <<<"$s"
-}
+BENCH_SELF=governance.sh
+BENCH_TAG=govbench
+# shellcheck source=bench/lib.sh
+source "$BENCH/lib.sh"   # die log secs start_bg alive_or_die wait_line free_port cpu_ticks wrk_run ...
+bench_init govbench      # $TMP + the EXIT trap that stops every process started here
 
 redis_cmd() { "$REDIS_CLI" -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
 redis_stat() {  # FIELD of INFO (e.g. total_commands_processed) or cmdstat_evalsha calls
@@ -163,19 +83,14 @@ command -v curl >/dev/null || die "curl not found"
 [[ -x $REDIS_BIN ]] || die "redis-server not found at $REDIS_BIN (scripts/install-deps.sh installs it)"
 [[ -x $REDIS_CLI ]] || die "redis-cli not found at $REDIS_CLI"
 [[ -f $BENCH/chat.lua && -f $BENCH/chat_auth.lua ]] || die "bench/chat.lua or bench/chat_auth.lua missing"
-if [[ $PIN == 1 ]]; then
-  if ! command -v taskset >/dev/null || ! taskset -c "$CPU_GW,$CPU_WRK,$CPU_MOCK,$CPU_REDIS" true 2>/dev/null; then
-    log "taskset unavailable or CPUs $CPU_GW/$CPU_MOCK/$CPU_WRK/$CPU_REDIS not allowed; running unpinned"
-    PIN=0
-  fi
-fi
-mkdir -p "$RESULTS_DIR" "$TMP/bin"
+check_pinning "$CPU_GW" "$CPU_MOCK" "$CPU_WRK" "$CPU_REDIS"
+mkdir -p "$RESULTS_DIR"
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # Snapshot the binaries (neutral names).
-cp "$SLUICE_BIN" "$TMP/bin/gw"
-cp "$MOCK_BIN" "$TMP/bin/upstream"
-GW_SUM=$(sha256sum "$TMP/bin/gw" | cut -c1-12)
+GW=$(snapshot_bin "$SLUICE_BIN" gw)
+UPSTREAM_BIN=$(snapshot_bin "$MOCK_BIN" upstream)
+GW_SUM=$(sha256sum "$GW" | cut -c1-12)
 GW_MTIME=$(date -u -r "$SLUICE_BIN" +%Y-%m-%dT%H:%M:%SZ)
 
 API_KEY="sk-bench-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
@@ -184,10 +99,9 @@ export BENCH_API_KEY=$API_KEY   # read by bench/chat_auth.lua
 
 # ---------------------------------------------------------------- start servers
 start_bg mock "$CPU_MOCK" "$TMP/mock.log" \
-  "$TMP/bin/upstream" --listen 127.0.0.1:0 --threads 1 --tokens "$TOKENS"
+  "$UPSTREAM_BIN" --listen 127.0.0.1:0 --threads 1 --tokens "$TOKENS"
 MOCK_PID=$LAST_PID
-line=$(wait_line "$MOCK_PID" "$TMP/mock.log" 'listening on http://' 15)
-UPSTREAM=${line##*http://}; UPSTREAM=${UPSTREAM%%/*}
+UPSTREAM=$(listen_addr "$MOCK_PID" "$TMP/mock.log")
 log "mock pid $MOCK_PID on $UPSTREAM"
 
 REDIS_PORT=$(free_port)
@@ -229,10 +143,9 @@ EOF
 declare -A URL=() GWPID=()
 for c in $CONFIGS; do
   write_config "$c" "$TMP/$c.yaml"
-  start_bg "gw-$c" "$CPU_GW" "$TMP/gw-$c.log" "$TMP/bin/gw" --config "$TMP/$c.yaml"
+  start_bg "gw-$c" "$CPU_GW" "$TMP/gw-$c.log" "$GW" --config "$TMP/$c.yaml"
   GWPID[$c]=$LAST_PID
-  line=$(wait_line "$LAST_PID" "$TMP/gw-$c.log" 'listening on http://' 15)
-  addr=${line##*http://}; addr=${addr%%/*}
+  addr=$(listen_addr "$LAST_PID" "$TMP/gw-$c.log")
   URL[$c]="http://$addr"
   log "sluice ($c) pid $LAST_PID on $addr"
 done
@@ -281,12 +194,9 @@ log "all configs answer; runs=$RUNS duration=$DURATION warmup=$WARMUP conns=$CON
 
 # ---------------------------------------------------------------- wrk runs
 wrk_cmd() {  # DURATION CONFIG
-  local -a pin=()
   local script=$BENCH/chat_auth.lua
   [[ $2 != plain ]] || script=$BENCH/chat.lua
-  [[ $PIN != 1 ]] || pin=(taskset -c "$CPU_WRK")
-  timeout --kill-after=5 $(( $(secs "$1") + 30 )) \
-    "${pin[@]}" "$WRK_BIN" -t1 -c"$CONNS" -d"$1" --timeout 10s --latency -s "$script" "${URL[$2]}"
+  wrk_run "$CONNS" "$1" "$script" "${URL[$2]}"
 }
 
 for c in $CONFIGS; do   # warm-up: pools, caches, allocator, Redis script load
@@ -303,13 +213,11 @@ for ((r = 1; r <= RUNS; r++)); do
       cat "$f" >&2; die "wrk failed for $c run $r"
     fi
     gw1=$(cpu_ticks "${GWPID[$c]}"); rd1=$(cpu_ticks "$REDIS_PID"); ev1=$(redis_stat evalsha)
-    line=$(grep -m1 '^BENCH_RESULT' "$f") || { cat "$f" >&2; die "no BENCH_RESULT from wrk ($c run $r)"; }
-    declare -A kv=()
-    for kvp in ${line#BENCH_RESULT }; do kv[${kvp%%=*}]=${kvp#*=}; done
+    wrk_result "$f" || { cat "$f" >&2; die "no BENCH_RESULT from wrk ($c run $r)"; }
     n=${kv[requests]}
     ((n > 0)) || { cat "$f" >&2; die "$c run $r: no requests completed"; }
-    gwc=$(awk -v d=$((gw1 - gw0)) -v t="$CLK_TCK" -v n="$n" 'BEGIN{printf "%.2f", d / t * 1e6 / n}')
-    rdc=$(awk -v d=$((rd1 - rd0)) -v t="$CLK_TCK" -v n="$n" 'BEGIN{printf "%.2f", d / t * 1e6 / n}')
+    gwc=$(per_req_us $((gw1 - gw0)) "$n")
+    rdc=$(per_req_us $((rd1 - rd0)) "$n")
     evr=$(awk -v d=$((ev1 - ev0)) -v n="$n" 'BEGIN{printf "%.3f", d / n}')
     printf '%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$c" "$r" "${kv[rps]}" "${kv[p50_us]}" \
       "${kv[p99_us]}" "$n" "${kv[errors]}" "${kv[non2xx]}" "$gwc" "$rdc" "$evr" >>"$RAW"
@@ -326,10 +234,10 @@ done
 
 # ---------------------------------------------------------------- report
 {
-  echo "Sluice governance overhead (issue 5) — $(date -u +%Y-%m-%dT%H:%M:%SZ)  git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+  echo "Sluice governance overhead (issue 5) — $(date -u +%Y-%m-%dT%H:%M:%SZ)  git $(git_rev)"
   echo "sluice binary: $SLUICE_BIN (sha256 $GW_SUM…, mtime $GW_MTIME)"
-  echo "host: $(nproc) cpus, $(uname -r); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-  echo "load average at start: $LOAD_START, at end: $(cut -d' ' -f1-3 /proc/loadavg) (anything else running skews the numbers)"
+  host_line
+  load_line "$LOAD_START"
   echo "runs=$RUNS x $DURATION per config (median), interleaved plain/local/redis, warm-up $WARMUP;"
   echo "wrk -t1 -c$CONNS POST /v1/chat/completions (model mock-model), sluice threads 1 (x3, side by side),"
   echo "one sluice-mock --threads 1 --tokens $TOKENS, redis-server $("$REDIS_BIN" --version | awk '{print $3}' | sed 's/^v=//') --save \"\" --appendonly no"

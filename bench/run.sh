@@ -49,106 +49,13 @@ RESULTS_DIR="$BENCH/results"
 OUT="$RESULTS_DIR/latest.txt"
 RAW="$RESULTS_DIR/latest-raw.tsv"
 
-die() { echo "run.sh: error: $*" >&2; exit 1; }
-log() { echo "[bench $(date +%H:%M:%S)] $*" >&2; }
-secs() { local d=$1; case $d in *ms) echo 1;; *m) echo $(( ${d%m} * 60 ));; *s) echo "${d%s}";; *) echo "$d";; esac; }
-
-# ---------------------------------------------------------------- process bookkeeping
+BENCH_SELF=run.sh
+BENCH_TAG=bench
+# shellcheck source=bench/lib.sh
+source "$BENCH/lib.sh"   # die log secs start_bg forget_pid alive_or_die wait_line wait_port ...
 # Neutral names on the command lines (temp dir, config files): on a shared dev box, other people's
 # `pkill -f sluice` must not take down the bench; copy the binaries to neutral names and pass SLUICE_BIN/MOCK_BIN to go further.
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/gwbench.XXXXXX")
-declare -a PIDS=()
-declare -A PNAME=()
-LAST_PID=
-
-stop_pid() {  # PID: TERM, wait up to 5 s, then KILL; always reaps.
-  local pid=$1 i
-  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    log "${PNAME[$pid]:-pid $pid} ignored SIGTERM; killing"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
-
-exec 9>&2   # the script's real stderr: a trap may fire while fd 2 is redirected (e.g. into a wrk log)
-cleanup() {
-  local rc=$? i
-  trap - EXIT INT TERM
-  exec 2>&9
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[$i]}"; done
-  if [[ ${BENCH_KEEP_TMP:-0} == 1 || $rc != 0 ]]; then
-    echo "run.sh: logs and configs kept in $TMP" >&2
-  else
-    rm -rf "$TMP"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# start_bg NAME CPU LOGFILE CMD...  → LAST_PID (the real server PID; taskset execs CMD)
-start_bg() {
-  local name=$1 cpu=$2 logf=$3; shift 3
-  if [[ $PIN == 1 && -n $cpu ]]; then
-    taskset -c "$cpu" "$@" >"$logf" 2>&1 </dev/null &
-  else
-    "$@" >"$logf" 2>&1 </dev/null &
-  fi
-  LAST_PID=$!
-  PIDS+=("$LAST_PID")
-  PNAME[$LAST_PID]=$name
-}
-
-forget_pid() {  # stop one process and drop it from the list
-  local pid=$1 p; local -a keep=()
-  stop_pid "$pid"
-  for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
-  PIDS=("${keep[@]}")
-}
-
-alive_or_die() {  # PID LOGFILE
-  kill -0 "$1" 2>/dev/null && return 0
-  echo "---- ${PNAME[$1]:-pid $1} exited; last log lines ($2):" >&2
-  tail -n 30 "$2" >&2 || true
-  die "${PNAME[$1]:-pid $1} died"
-}
-
-# wait_line PID LOGFILE REGEX TIMEOUT_S → echoes the first matching line
-wait_line() {
-  local pid=$1 logf=$2 re=$3 t=$4 i line
-  for ((i = 0; i < t * 20; i++)); do
-    if line=$(grep -m1 -E "$re" "$logf" 2>/dev/null); then echo "$line"; return 0; fi
-    alive_or_die "$pid" "$logf"
-    sleep 0.05
-  done
-  tail -n 30 "$logf" >&2 || true
-  die "${PNAME[$pid]:-pid $pid}: no line matching /$re/ within ${t}s"
-}
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-wait_port() {  # PID LOGFILE PORT TIMEOUT_S
-  local i
-  for ((i = 0; i < $4 * 20; i++)); do
-    port_open "$3" && return 0
-    alive_or_die "$1" "$2"
-    sleep 0.05
-  done
-  die "${PNAME[$1]:-pid $1}: port $3 not open within ${4}s"
-}
-
-free_port() {
-  "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+bench_init gwbench       # $TMP + the EXIT trap that stops every process started here
 
 # ---------------------------------------------------------------- preflight
 command -v "$WRK_BIN" >/dev/null || die "wrk not found"
@@ -161,12 +68,7 @@ fi
 if [[ " $TARGETS " == *" sluice "* || $MEMORY == 1 ]]; then
   [[ -x $SLUICE_BIN ]] || die "$SLUICE_BIN not found (build first)"
 fi
-if [[ $PIN == 1 ]]; then
-  if ! command -v taskset >/dev/null || ! taskset -c "$CPU_GW,$CPU_WRK" true 2>/dev/null; then
-    log "taskset unavailable or CPUs $CPU_GW/$CPU_WRK not allowed; running unpinned"
-    PIN=0
-  fi
-fi
+check_pinning "$CPU_GW" "$CPU_WRK"
 # 10k client sockets in hold_conns.py + 10k in Sluice (separate processes, but one limit each).
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 NOFILE=$(ulimit -n)
@@ -187,8 +89,7 @@ else
   start_bg sluice-mock "$CPU_MOCK" "$TMP/mock.log" \
     "$MOCK_BIN" --listen 127.0.0.1:0 --threads 1 --tokens "$TOKENS"
   MOCK_PID=$LAST_PID
-  line=$(wait_line "$MOCK_PID" "$TMP/mock.log" 'listening on http://' 15)
-  UPSTREAM=${line##*http://}; UPSTREAM=${UPSTREAM%%/*}
+  UPSTREAM=$(listen_addr "$MOCK_PID" "$TMP/mock.log")
   log "sluice-mock pid $MOCK_PID on $UPSTREAM"
 fi
 URL[direct]="http://$UPSTREAM"
@@ -206,9 +107,8 @@ start_sluice() {  # NAME CONFIG_BASENAME → LAST_PID, SLUICE_ADDR
   local name=$1 cfg="$TMP/$2.yaml"
   write_sluice_config "$cfg"
   start_bg "$name" "$CPU_GW" "$TMP/$name.log" "$SLUICE_BIN" --config "$cfg"
-  local pid=$LAST_PID line
-  line=$(wait_line "$pid" "$TMP/$name.log" 'listening on http://' 15)
-  SLUICE_ADDR=${line##*http://}; SLUICE_ADDR=${SLUICE_ADDR%%/*}
+  local pid=$LAST_PID
+  SLUICE_ADDR=$(listen_addr "$pid" "$TMP/$name.log")
   LAST_PID=$pid
 }
 
@@ -272,12 +172,7 @@ done
 log "all targets answer; runs=$RUNS duration=$DURATION warmup=$WARMUP pin=$PIN (gw cpu $CPU_GW, mock cpu $CPU_MOCK, wrk cpu $CPU_WRK)"
 
 # ---------------------------------------------------------------- wrk runs
-wrk_cmd() {  # CONNS DURATION SCRIPT URL
-  local -a pin=()
-  [[ $PIN != 1 ]] || pin=(taskset -c "$CPU_WRK")
-  timeout --kill-after=5 $(( $(secs "$2") + 30 )) \
-    "${pin[@]}" "$WRK_BIN" -t1 -c"$1" -d"$2" --timeout 10s --latency -s "$3" "$4"
-}
+wrk_cmd() { wrk_run "$@"; }  # CONNS DURATION SCRIPT URL
 
 printf 'scenario\ttarget\trun\trps\tp50_us\tp99_us\trequests\terrors\tnon2xx\n' >"$RAW"
 for sc in $SCENARIOS; do
@@ -296,9 +191,7 @@ for sc in $SCENARIOS; do
       if ! wrk_cmd "$c" "$DURATION" "$script" "${URL[$t]}" >"$f" 2>&1; then
         cat "$f" >&2; die "wrk failed for $sc/$t run $r"
       fi
-      line=$(grep -m1 '^BENCH_RESULT' "$f") || { cat "$f" >&2; die "no BENCH_RESULT from wrk ($sc/$t)"; }
-      declare -A kv=()
-      for kvp in ${line#BENCH_RESULT }; do kv[${kvp%%=*}]=${kvp#*=}; done
+      wrk_result "$f" || { cat "$f" >&2; die "no BENCH_RESULT from wrk ($sc/$t)"; }
       printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sc" "$t" "$r" "${kv[rps]}" "${kv[p50_us]}" \
         "${kv[p99_us]}" "${kv[requests]}" "${kv[errors]}" "${kv[non2xx]}" >>"$RAW"
       log "$sc $t run $r/$RUNS: ${kv[rps]} req/s p50 ${kv[p50_us]}us p99 ${kv[p99_us]}us errors ${kv[errors]} non2xx ${kv[non2xx]}"
@@ -368,9 +261,9 @@ fi
 
 # ---------------------------------------------------------------- report
 {
-  echo "Sluice benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ)  git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
-  echo "host: $(nproc) cpus, $(uname -r); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-  echo "load average at start: $LOAD_START, at end: $(cut -d' ' -f1-3 /proc/loadavg) (anything else running skews the numbers)"
+  echo "Sluice benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ)  git $(git_rev)"
+  host_line
+  load_line "$LOAD_START"
   echo "runs=$RUNS x $DURATION (median), warm-up $WARMUP, wrk -t1 -c$CONNS/-c1, mock --threads 1 --tokens $TOKENS"
   if [[ $PIN == 1 ]]; then
     echo "pinning: gateways on cpu $CPU_GW, sluice-mock on cpu $CPU_MOCK, wrk on cpu $CPU_WRK"
