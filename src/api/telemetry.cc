@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
 #include <ctime>
 
 #include "api/gateway.h"
@@ -60,7 +61,29 @@ void append_timestamp(std::string& out) {
     std::strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm);
     cached_second = second;
   }
-  fmt::format_to(std::back_inserter(out), "{}.{:03d}Z", cached, static_cast<int>(ms % 1000));
+  int frac = static_cast<int>(ms % 1000);
+  out += cached;
+  char tail[5] = {'.', static_cast<char>('0' + frac / 100), static_cast<char>('0' + frac / 10 % 10),
+                  static_cast<char>('0' + frac % 10), 'Z'};
+  out.append(tail, 5);
+}
+
+void append_int(std::string& out, std::string_view name, int64_t value) {
+  out += ",\"";
+  out += name;
+  out += "\":";
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+  out.append(buf, end);
+}
+
+// Nanoseconds as milliseconds with three decimals ("12.345"), without floating point.
+void append_millis(std::string& out, std::string_view name, int64_t ns) {
+  int64_t us = std::max<int64_t>(0, ns) / 1000;
+  append_int(out, name, us / 1000);
+  char frac[4] = {'.', static_cast<char>('0' + us % 1000 / 100),
+                  static_cast<char>('0' + us % 100 / 10), static_cast<char>('0' + us % 10)};
+  out.append(frac, 4);
 }
 
 void append_field(std::string& out, std::string_view name, std::string_view value) {
@@ -216,15 +239,15 @@ void Telemetry::finish(const http::Request& request, const http::Responder& resp
   }
   if (!access_log_ || !access_log_->sampled(outcome != Outcome::success)) return;
 
-  std::string line;
-  line.reserve(512);
+  thread_local std::string line;  // reused: no allocation per request
+  line.clear();
   line += "{\"ts\":\"";
   append_timestamp(line);
   line += '"';
   append_field(line, "request_id", request.request_id);
   append_field(line, "method", request.method());
   append_field(line, "path", request.path());
-  fmt::format_to(std::back_inserter(line), ",\"status\":{}", responder.status());
+  append_int(line, "status", responder.status());
   append_field(line, "outcome", outcome_label(outcome));
   if (!trace.model.empty()) append_field(line, "model", trace.model);
   if (trace.route) append_field(line, "route", trace.route->route->model);
@@ -233,27 +256,25 @@ void Telemetry::finish(const http::Request& request, const http::Responder& resp
     append_field(line, "key", trace.who->key_id);
     if (!trace.who->tenant.empty()) append_field(line, "tenant", trace.who->tenant);
   }
-  fmt::format_to(std::back_inserter(line), ",\"attempts\":{},\"stream\":{}", trace.attempts,
-                 trace.stream ? "true" : "false");
+  append_int(line, "attempts", trace.attempts);
+  line += trace.stream ? ",\"stream\":true" : ",\"stream\":false";
   if (trace.usage) {
-    fmt::format_to(std::back_inserter(line),
-                   ",\"input_tokens\":{},\"output_tokens\":{},\"cached_tokens\":{}",
-                   trace.usage->input, trace.usage->output, trace.usage->cached);
+    append_int(line, "input_tokens", trace.usage->input);
+    append_int(line, "output_tokens", trace.usage->output);
+    append_int(line, "cached_tokens", trace.usage->cached);
   }
-  fmt::format_to(std::back_inserter(line),
-                 ",\"duration_ms\":{:.3f},\"upstream_ms\":{:.3f},\"overhead_us\":{}",
-                 static_cast<double>(total_ns) / 1e6, static_cast<double>(t.upstream_ns) / 1e6,
-                 overhead_ns / 1000);
+  append_millis(line, "duration_ms", total_ns);
+  append_millis(line, "upstream_ms", t.upstream_ns);
+  append_int(line, "overhead_us", overhead_ns / 1000);
   if (trace.first_event != Clock::time_point{}) {
-    fmt::format_to(std::back_inserter(line), ",\"ttft_ms\":{:.3f}",
-                   static_cast<double>(ns_between(start, trace.first_event)) / 1e6);
+    append_millis(line, "ttft_ms", ns_between(start, trace.first_event));
   }
   if (!responder.error_kind().empty()) append_field(line, "error", responder.error_kind());
   if (access_log_->config().include_bodies && !request.body.empty()) {
     append_field(line, "body", request.body.substr(0, 32 * 1024));  // bounded
   }
   line += '}';
-  access_log_->write(std::move(line));
+  access_log_->write(line);
 }
 
 }  // namespace sluice::api
