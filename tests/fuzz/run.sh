@@ -19,7 +19,7 @@ for bin in "$BUILD"/fuzz_*; do
   if "$bin" -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -print_final_stats=0 \
        -artifact_prefix="$work/" \
        "$work" >"$work/log" 2>&1; then
-    echo "fuzz $name: ok ($(grep -Eo '#[0-9]+' "$work/log" | tail -1 | tr -d '#') runs)"
+    echo "fuzz $name: ok ($(grep -Eo '^Done [0-9]+ runs' "$work/log" | tail -1 | grep -Eo '[0-9]+') runs)"
   else
     echo "fuzz $name: FAILED"; tail -40 "$work/log"; status=1
     ls "$work"/crash-* "$work"/leak-* "$work"/timeout-* 2>/dev/null || true
