@@ -9,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <cstring>
 #include <random>
 
 #include "api/gateway.h"
@@ -198,6 +199,25 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
       telemetry_.on_stream_event(*ctx.trace);
     }
   };
+  // Relayed bytes always end at an event boundary. The common chunk ("data: {...}\n\n" events
+  // without usage) is only counted: events = "\n\n" boundaries, minus a final [DONE]. Chunks
+  // that mention usage, or use CR line ends, go through the full parser.
+  auto observe_chunk = [&](std::string_view ready) {
+    size_t events = 0;
+    if (memmem(ready.data(), ready.size(), "\"usage\"", 7) == nullptr &&
+        ready.find('\r') == std::string_view::npos) {
+      for (const char* p = ready.data(); (p = static_cast<const char*>(memmem(
+                                             p, ready.size() - (p - ready.data()), "\n\n", 2)));
+           p += 2) {
+        ++events;
+      }
+      if (ready.ends_with("[DONE]\n\n") && events > 0) --events;
+      ctx.stream_events += static_cast<int64_t>(events);
+      telemetry_.on_stream_events(*ctx.trace, events);
+      return;
+    }
+    observer.feed(ready, observe);
+  };
   for (;;) {
     auto read_at = Clock::now();
     auto piece = co_await call.read_some();
@@ -267,7 +287,7 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
           if (telemetry_.metrics_on()) open_stream.hold(telemetry_.open_streams);
           if (!co_await responder.begin_stream(status, content_type, kStreamHeaders)) break;
         }
-        observer.feed(ready, observe);
+        observe_chunk(ready);
         if (!co_await responder.write_chunk(ready)) break;
         if (!pending.empty()) pending.erase(0, ready.size());
       }

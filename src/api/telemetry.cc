@@ -191,13 +191,14 @@ Telemetry::Telemetry(const config::Config& config, std::shared_ptr<observe::Acce
   }
 }
 
-void Telemetry::on_stream_event(Trace& trace) const {
-  if (!metrics_on_ || trace.route == nullptr) return;
+void Telemetry::on_stream_events(Trace& trace, size_t n) const {
+  if (!metrics_on_ || trace.route == nullptr || n == 0) return;
   auto now = Clock::now();
+  const observe::Histogram& itl = trace.route->metrics.itl;
   if (trace.last_event != Clock::time_point{}) {
-    observe::observe(trace.route->metrics.itl,
-                     static_cast<uint64_t>(ns_between(trace.last_event, now) / 1000));
+    observe::observe(itl, static_cast<uint64_t>(ns_between(trace.last_event, now) / 1000));
   }
+  for (size_t i = 1; i < n; ++i) observe::observe(itl, 0);  // same chunk: no gap between them
   if (trace.first_event == Clock::time_point{}) trace.first_event = now;
   trace.last_event = now;
 }

@@ -93,7 +93,9 @@ class Telemetry {
               const Trace& trace);
 
   /// One relayed stream event (inter-token latency; time to first token on the first).
-  void on_stream_event(Trace& trace) const;
+  void on_stream_event(Trace& trace) const { on_stream_events(trace, 1); }
+  /// `n` events relayed at once (one clock read; the ones after the first follow at 0).
+  void on_stream_events(Trace& trace, size_t n) const;
 
   observe::Cell active_requests = 0;
   observe::Cell open_streams = 0;
