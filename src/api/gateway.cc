@@ -26,6 +26,20 @@ std::string_view api_path(std::string_view path) {
   return path;
 }
 
+// The metrics label of a request: `api` is the path without its optional "/v1".
+Endpoint endpoint_of(std::string_view api, std::string_view path,
+                     const config::MetricsConfig& metrics) {
+  if (api == "/chat/completions") return Endpoint::chat;
+  if (api == "/completions") return Endpoint::completions;
+  if (api == "/embeddings") return Endpoint::embeddings;
+  if (api == "/models" || api.starts_with("/models/")) return Endpoint::models;
+  if (path.starts_with("/admin/")) return Endpoint::admin;
+  if (path.starts_with("/debug/pprof/")) return Endpoint::debug;
+  if (metrics.enabled && path == metrics.path) return Endpoint::metrics;
+  if (path == "/healthz" || path == "/readyz") return Endpoint::health;
+  return Endpoint::other;
+}
+
 }  // namespace
 
 TargetRuntime::TargetRuntime(const config::TargetConfig& target,
@@ -43,7 +57,6 @@ Gateway::Gateway(std::shared_ptr<const routing::Router> router, const std::atomi
     : router_(std::move(router)),
       draining_(draining),
       governance_(std::move(governance)),
-      access_log_(access_log),
       telemetry_(router_->config(), std::move(access_log)) {
   for (const auto& route : router_->config().routes) {
     auto rr = std::make_unique<RouteRuntime>(route);
@@ -79,6 +92,7 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
     ~Finish() { telemetry.finish(request, responder, trace); }
   } finish{telemetry_, request, responder, trace, {}};
   if (telemetry_.metrics_on()) finish.active.hold(telemetry_.active_requests);
+  trace.endpoint = endpoint_of(path, request.path(), router_->config().metrics);
 
   auto method_not_allowed = [&](std::string_view allow) -> asio::awaitable<void> {
     ErrorResponse r = to_response(make_error(
@@ -93,16 +107,10 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
   if (api_path_hit) {
     request.timing->emit = router_->config().metrics.server_timing;
     if (governance_ && governance_->auth_enabled()) {
-      auto t0 = std::chrono::steady_clock::now();
+      auto t0 = http::Timing::Clock::now();
       auto id = governance_->authenticate(request);
-      request.timing->auth_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                     std::chrono::steady_clock::now() - t0)
-                                     .count();
+      http::Timing::add_since(request.timing->auth_ns, t0);
       if (!id) {
-        trace.endpoint = path == "/chat/completions" ? Endpoint::chat
-                         : path == "/completions"    ? Endpoint::completions
-                         : path == "/embeddings"     ? Endpoint::embeddings
-                                                     : Endpoint::models;
         co_await responder.send_error(id.error());
         co_return;
       }
@@ -113,46 +121,35 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
   Operation op;
   if (path == "/chat/completions") {
     op = Operation::chat;
-    trace.endpoint = Endpoint::chat;
   } else if (path == "/completions") {
     op = Operation::completions;
-    trace.endpoint = Endpoint::completions;
   } else if (path == "/embeddings") {
     op = Operation::embeddings;
-    trace.endpoint = Endpoint::embeddings;
   } else if (path == "/models" || path.starts_with("/models/")) {
-    trace.endpoint = Endpoint::models;
     if (method != "GET" && method != "HEAD") co_return co_await method_not_allowed("GET");
     if (path == "/models") co_return co_await list_models(responder);
     co_return co_await get_model(path.substr(8), responder);
   } else if (request.path() == "/admin/keys" || request.path().starts_with("/admin/keys/")) {
-    trace.endpoint = Endpoint::admin;
     co_return co_await admin_keys(request, responder);
   } else if (request.path() == "/admin/usage") {
-    trace.endpoint = Endpoint::admin;
     if (method != "GET" && method != "HEAD") co_return co_await method_not_allowed("GET");
     co_return co_await admin_usage(request, responder);
   } else if (request.path() == "/admin/upstreams") {
-    trace.endpoint = Endpoint::admin;
     if (method != "GET" && method != "HEAD") co_return co_await method_not_allowed("GET");
     co_return co_await admin_upstreams(request, responder);
   } else if (request.path().starts_with("/debug/pprof/")) {
-    trace.endpoint = Endpoint::debug;
     if (!co_await admin_allowed(request, responder)) co_return;
     if (method != "GET") co_return co_await method_not_allowed("GET");
     co_return co_await observe::serve_pprof(request, responder);
   } else if (router_->config().metrics.enabled &&
              request.path() == router_->config().metrics.path) {
-    trace.endpoint = Endpoint::metrics;
     if (method != "GET" && method != "HEAD") co_return co_await method_not_allowed("GET");
     co_return co_await serve_metrics(request, responder);
   } else if (request.path() == "/healthz") {
-    trace.endpoint = Endpoint::health;
     if (method != "GET" && method != "HEAD") co_return co_await method_not_allowed("GET");
     co_await responder.send(200, "application/json", R"({"status":"ok"})");
     co_return;
   } else if (request.path() == "/readyz") {
-    trace.endpoint = Endpoint::health;
     if (method != "GET" && method != "HEAD") co_return co_await method_not_allowed("GET");
     if (draining_ && draining_->load(std::memory_order_relaxed)) {
       co_await responder.send(503, "application/json", R"({"status":"draining"})");

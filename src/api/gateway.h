@@ -79,9 +79,6 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
   /// call replaces it.
   void register_collectors();
 
-  const std::shared_ptr<Governance>& governance() const { return governance_; }
-  const std::shared_ptr<const routing::Router>& router() const { return router_; }
-  const std::shared_ptr<observe::AccessLog>& access_log() const { return access_log_; }
 
   /// Runtime state for admin views and tests (stable for the Gateway's lifetime).
   const std::vector<std::unique_ptr<RouteRuntime>>& routes() const { return routes_; }
@@ -109,7 +106,6 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
   std::shared_ptr<const routing::Router> router_;
   const std::atomic<bool>* draining_;
   std::shared_ptr<Governance> governance_;
-  std::shared_ptr<observe::AccessLog> access_log_;
   Telemetry telemetry_;
   std::vector<std::unique_ptr<RouteRuntime>> routes_;  // parallel to config routes
   std::atomic<bool> retired_{false};

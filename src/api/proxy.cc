@@ -53,8 +53,7 @@ struct ProxyContext {
 
   /// Adds the time since `since` to the upstream phase (time not charged as overhead).
   void waited_since(Clock::time_point since) const {
-    request->timing->upstream_ns +=
-        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - since).count();
+    http::Timing::add_since(request->timing->upstream_ns, since);
   }
 };
 
@@ -323,10 +322,7 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
   ctx.pool = worker.pool;
   ctx.trace = &trace;
   auto route_at = Clock::now();
-  auto route_done = [&] {
-    request.timing->route_ns +=
-        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - route_at).count();
-  };
+  auto route_done = [&] { http::Timing::add_since(request.timing->route_ns, route_at); };
   if (auto r = providers::parse_request(op, request.body, ctx.parsed); !r) {
     route_done();
     co_await responder.send_error(r.error());
@@ -355,10 +351,7 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
     co_return;
   }
   auto auth_at = Clock::now();
-  auto auth_done = [&] {
-    request.timing->auth_ns +=
-        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - auth_at).count();
-  };
+  auto auth_done = [&] { http::Timing::add_since(request.timing->auth_ns, auth_at); };
   if (governance_) {
     if (auto allowed = governance_->authorize_model(who, ctx.parsed.model); !allowed) {
       auth_done();

@@ -46,6 +46,11 @@ struct Timing {
   int64_t route_ns = 0;
   int64_t upstream_ns = 0;  // waiting on upstreams: connect, answer, stream reads, backoff, queue
   bool emit = false;
+
+  /// Adds the time elapsed since `since` to one of the phases above.
+  static void add_since(int64_t& phase_ns, Clock::time_point since) {
+    phase_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - since).count();
+  }
 };
 
 /// Counts a request the HTTP layer refused itself (sluice_http_rejected_total{reason}).

@@ -159,7 +159,7 @@ void AccessLog::flush() {
 }
 
 uint64_t AccessLog::dropped() const {
-  std::lock_guard lock(const_cast<std::mutex&>(rings_mu_));
+  std::lock_guard lock(rings_mu_);
   uint64_t total = 0;
   for (const auto& r : rings_) total += r->dropped.load(std::memory_order_relaxed);
   return total;

@@ -51,7 +51,7 @@ class AccessLog {
   uint64_t id_;  // distinguishes instances in the per-thread ring cache
   FILE* out_ = nullptr;
   bool owns_out_ = false;
-  std::mutex rings_mu_;
+  mutable std::mutex rings_mu_;
   std::vector<std::unique_ptr<Ring>> rings_;
   std::atomic<uint64_t> written_{0};
   std::atomic<uint64_t> flush_requests_{0};

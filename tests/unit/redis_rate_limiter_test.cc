@@ -24,6 +24,7 @@
 
 #include "governance/redis_rate_limiter.h"
 #include "store/redis_client.h"
+#include "redis_server_support.h"
 
 namespace sluice::governance {
 namespace {
@@ -31,40 +32,6 @@ namespace {
 using namespace std::chrono_literals;
 using store::RedisClient;
 using store::RedisReply;
-
-constexpr char kRedisServer[] = "/usr/bin/redis-server";
-
-uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-// True once a blocking PING on a fresh connection answers +PONG.
-bool ping(uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port);
-  timeval tv{0, 200'000};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  bool ok = false;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      ::write(fd, "PING\r\n", 6) == 6) {
-    char buf[16] = {};
-    ok = ::read(fd, buf, sizeof(buf) - 1) > 0 && std::strncmp(buf, "+PONG", 5) == 0;
-  }
-  ::close(fd);
-  return ok;
-}
 
 // Runs `aw` on `io` until it completes (the client's reader keeps `io` busy, so no io.run()).
 template <class T>
@@ -89,41 +56,18 @@ Charge charge(std::string key, int64_t limit, Millis period, int64_t cost = 1) {
 class RedisTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_EQ(::access(kRedisServer, X_OK), 0)
-        << kRedisServer << " is missing: install redis-server (scripts/install-deps.sh)";
-    port_ = free_port();
+    ASSERT_TRUE(test::RedisServer::installed())
+        << test::kRedisServerPath << " is missing: install redis-server (scripts/install-deps.sh)";
+    port_ = redis_.port();
     ASSERT_TRUE(start_redis()) << "redis-server did not answer PING on port " << port_;
   }
   void TearDown() override { stop_redis(); }
 
-  bool start_redis() {
-    std::string port = std::to_string(port_);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::setpgid(0, 0);
-      int null = ::open("/dev/null", O_WRONLY);
-      ::dup2(null, 1);
-      ::dup2(null, 2);
-      ::execl(kRedisServer, kRedisServer, "--port", port.c_str(), "--save", "", "--appendonly",
-              "no", "--bind", "127.0.0.1", static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    for (int i = 0; i < 200; ++i) {
-      if (ping(port_)) return true;
-      std::this_thread::sleep_for(10ms);
-    }
-    return false;
-  }
+  bool start_redis() { return redis_.start(); }
+  void stop_redis() { redis_.stop(); }
 
-  void stop_redis() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-
+  test::RedisServer redis_;
   uint16_t port_ = 0;
-  pid_t pid_ = -1;
   asio::io_context io_;
 };
 
@@ -366,7 +310,7 @@ TEST_F(RedisTest, RedisDeathFailsFastAndRestartRecovers) {
 }
 
 TEST_F(RedisTest, UnreachableFromTheStart) {
-  uint16_t dead = free_port();
+  uint16_t dead = test::RedisServer().port();  // free, nothing listening
   RedisClient client(io_.get_executor(), "127.0.0.1", dead, 2s);
   auto r = run_sync(io_, client.command({"PING"}));
   ASSERT_FALSE(r.ok());
