@@ -99,7 +99,7 @@ write_sluice_config() {  # FILE
 server: {listen: "127.0.0.1:0", threads: 1, max_connections: 20000}
 routes:
   - model: mock-model
-    targets: [{provider: openai, base_url: "http://$UPSTREAM/v1"}]
+    targets: [{provider: openai, forward_headers: ["x-mock-*"], base_url: "http://$UPSTREAM/v1"}]
 EOF
 }
 

@@ -127,11 +127,13 @@ routes:
     targets:
       - name: mock-a
         provider: openai
+        forward_headers: ["x-mock-*"]
         base_url: "http://127.0.0.1:{port_a}/v1"
         model: mock-model
         breaker: {{min_requests: 40, failure_ratio: 0.8, window_ms: 5000, cooldown_ms: 1000}}
       - name: mock-b
         provider: openai
+        forward_headers: ["x-mock-*"]
         base_url: "http://127.0.0.1:{port_b}/v1"
         model: mock-model
         breaker: {{min_requests: 40, failure_ratio: 0.8, window_ms: 5000, cooldown_ms: 1000}}

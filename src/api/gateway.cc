@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cstdio>
+#include <random>
 
 #include "http/parse/sse_parser.h"
 #include "providers/demo.h"
@@ -329,8 +331,16 @@ asio::awaitable<void> Gateway::serve_demo(const providers::ParsedRequest& parsed
   providers::Usage usage{providers::estimate_tokens(prompt) + 8,
                          static_cast<int64_t>(words.size())};
   if (reported) *reported = UsageTokens{usage.prompt_tokens, 0, usage.completion_tokens};
-  std::string id = (parsed.op == Operation::chat ? "chatcmpl-demo-" : "cmpl-demo-") +
-                   std::to_string(std::hash<std::string>{}(prompt) & 0xffffffffffull);
+  // Unique per answer (two answers to the same prompt in the same second must differ): a
+  // per-thread random prefix and a counter, as the server's request ids.
+  thread_local uint64_t id_prefix =
+      (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
+  thread_local uint64_t id_counter = 0;
+  char id_hex[33];
+  snprintf(id_hex, sizeof id_hex, "%016llx%016llx", static_cast<unsigned long long>(id_prefix),
+           static_cast<unsigned long long>(++id_counter * 0x9E3779B97F4A7C15ull));
+  std::string id = (parsed.op == Operation::chat ? "chatcmpl-demo-" : "cmpl-demo-");
+  id += id_hex;
   providers::CompletionShape shape{parsed.op, id, model, unix_now()};
   if (!parsed.stream) {
     co_await responder.send(200, "application/json",

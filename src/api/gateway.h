@@ -44,6 +44,7 @@ struct RouteRuntime {
 };
 
 struct ProxyContext;
+class BreakerVerdict;
 
 /// What one worker thread owns and lends to the requests it serves.
 struct WorkerContext {
@@ -90,6 +91,7 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
                               const Identity& who, Trace& trace);
   asio::awaitable<void> serve_metrics(http::Request& request, http::Responder& responder);
   asio::awaitable<AttemptResult> attempt(ProxyContext& ctx, TargetRuntime& target,
+                                         BreakerVerdict& verdict,
                                          std::string_view model_override);
   /// Answers from the built-in demo model; `usage` receives what the answer reports.
   asio::awaitable<void> serve_demo(const providers::ParsedRequest& parsed,

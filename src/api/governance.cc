@@ -7,7 +7,10 @@
 #include <chrono>
 #include <cstdio>
 
+#include "common/saturating.h"
 #include "governance/redis_keys.h"
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 
 namespace sluice::api {
 
@@ -50,11 +53,66 @@ std::string_view credential(const http::Request& request) {
 }  // namespace
 
 int64_t estimate_request_tokens(size_t body_bytes, int64_t max_tokens) {
-  int64_t prompt = static_cast<int64_t>(body_bytes / 4) + 1;
-  return prompt + (max_tokens > 0 ? max_tokens : 1024);
+  int64_t prompt = static_cast<int64_t>(std::min<size_t>(body_bytes / 4, kMaxTokensBound)) + 1;
+  return sat_add(prompt, max_tokens > 0 ? clamp_nonneg(max_tokens, kMaxTokensBound) : 1024);
 }
 
-Governance::Governance(const config::Config& config) : config_(config) {
+bool same_usage_storage(const config::Config& a, const config::Config& b) {
+  const auto& ra = a.rate_limits;
+  const auto& rb = b.rate_limits;
+  return a.usage_db == b.usage_db && a.budget_spend_in_redis == b.budget_spend_in_redis &&
+         ra.redis_host == rb.redis_host && ra.redis_port == rb.redis_port &&
+         ra.redis_timeout == rb.redis_timeout;
+}
+
+Reservation::Reservation(std::shared_ptr<Governance> governance, Admission admission,
+                         governance::RedisRateLimiter* redis,
+                         boost::asio::any_io_executor executor)
+    : governance_(std::move(governance)),
+      admission_(std::move(admission)),
+      redis_(redis),
+      executor_(std::move(executor)) {
+  if (admission_.token_buckets.empty()) governance_.reset();  // nothing to settle
+}
+
+Reservation& Reservation::operator=(Reservation&& other) noexcept {
+  if (this != &other) {
+    settle(0);
+    governance_ = std::move(other.governance_);
+    admission_ = std::move(other.admission_);
+    redis_ = other.redis_;
+    executor_ = std::move(other.executor_);
+    other.governance_.reset();
+  }
+  return *this;
+}
+
+void Reservation::settle(std::optional<int64_t> actual) {
+  std::shared_ptr<Governance> g = std::move(governance_);
+  governance_.reset();
+  if (!g || !actual) return;
+  try {
+    if (redis_ != nullptr && g->uses_redis() && executor_) {
+      // A Redis round trip nobody waits for: it owns the Governance until it is done.
+      boost::asio::co_spawn(
+          executor_,
+          [](std::shared_ptr<Governance> gov, Admission a, int64_t n,
+             governance::RedisRateLimiter* r) -> boost::asio::awaitable<void> {
+            co_await gov->reconcile(std::move(a), n, r);
+          }(g, std::move(admission_), *actual, redis_),
+          boost::asio::detached);
+    } else {
+      g->reconcile(admission_, *actual);
+    }
+  } catch (const std::exception& e) {
+    spdlog::warn("rate limiter: settling a token reservation failed: {}", e.what());
+  }
+}
+
+Governance::Governance(std::shared_ptr<const config::Config> config_ptr,
+                       std::shared_ptr<UsageLedger> ledger)
+    : config_(std::move(config_ptr)) {
+  const config::Config& config = *config_;
   if (config.auth.enabled && config.auth.keys_backend == config::AuthConfig::KeysBackend::redis) {
     keys_ = std::make_unique<governance::KeyStore>(
         config.auth.keys, std::make_unique<governance::RedisKeys>(
@@ -65,7 +123,7 @@ Governance::Governance(const config::Config& config) : config_(config) {
     if (config.auth.enabled) db = config.auth.keys_db;
     keys_ = std::make_unique<governance::KeyStore>(config.auth.keys, db);
   }
-  usage_ = std::make_unique<UsageLedger>(config);
+  usage_ = ledger ? std::move(ledger) : std::make_shared<UsageLedger>(config_);
   if (config.auth.enabled && config.auth.jwt.enabled) {
     jwt_ = std::make_unique<governance::JwtVerifier>(config.auth.jwt);
   }
@@ -91,8 +149,8 @@ Governance::~Governance() {
 
 Result<Identity> Governance::authenticate(const http::Request& request) const {
   Identity who;
-  who.budget = config_.budget_per_key;
-  if (!config_.auth.enabled) return who;
+  who.budget = config_->budget_per_key;
+  if (!config_->auth.enabled) return who;
   std::string_view presented = credential(request);
   if (presented.empty()) {
     return make_error(Errc::unauthorized,
@@ -103,9 +161,17 @@ Result<Identity> Governance::authenticate(const http::Request& request) const {
   if (jwt_ && governance::looks_like_jwt(presented)) {
     auto id = jwt_->verify(presented, unix_seconds());
     if (!id) return id.error();
+    if (id->subject.empty()) {
+      // Without a subject every such caller would share one identity (limits, usage, budget).
+      return make_error(Errc::unauthorized,
+                        "The token has no 'sub' claim; the gateway needs it to identify the "
+                        "caller.");
+    }
     who.key_id = "jwt:" + id->subject;
     who.name = id->subject;
-    who.tenant = id->tenant.empty() ? id->subject : id->tenant;
+    // A token without a tenant claim is its own tenant, in a namespace of its own: subject
+    // "acme" must not share tenant limits or budgets with an API key or tenant named "acme".
+    who.tenant = id->tenant.empty() ? "jwt:" + id->subject : id->tenant;
     return who;
   }
   auto rec = keys_->authenticate(presented, unix_seconds());
@@ -131,22 +197,41 @@ Result<void> Governance::authorize_model(const Identity& who, std::string_view m
 }
 
 config::RateLimits Governance::key_limits(const Identity& who) const {
-  return who.limits.any() ? who.limits : config_.rate_limits.per_key;
+  return who.limits.any() ? who.limits : config_->rate_limits.per_key;
 }
 
 const config::RateLimits* Governance::tenant_limits(const std::string& tenant) const {
-  const auto& m = config_.rate_limits.per_tenant;
+  const auto& m = config_->rate_limits.per_tenant;
   auto it = m.find(tenant);
   if (it != m.end()) return &it->second;
   it = m.find("*");
   return it != m.end() ? &it->second : nullptr;
 }
 
-const config::RateLimits* Governance::model_limits(std::string_view model) const {
-  for (const auto& [glob, limits] : config_.rate_limits.per_model) {
-    if (config::glob_match(glob, model)) return &limits;
+const std::pair<std::string, config::RateLimits>* Governance::model_limits(
+    std::string_view model) const {
+  for (const auto& entry : config_->rate_limits.per_model) {
+    if (config::glob_match(entry.first, model)) return &entry;
   }
   return nullptr;
+}
+
+double Governance::cost(std::string_view model, const UsageTokens& t) const {
+  for (const auto& p : config_->prices) {
+    if (!config::glob_match(p.model, model)) continue;
+    int64_t uncached = std::max<int64_t>(0, sat_sub(t.input, t.cached));
+    double cached_price =
+        p.cached_input_per_million > 0 ? p.cached_input_per_million : p.input_per_million;
+    return (static_cast<double>(uncached) * p.input_per_million +
+            static_cast<double>(std::max<int64_t>(t.cached, 0)) * cached_price +
+            static_cast<double>(std::max<int64_t>(t.output, 0)) * p.output_per_million) /
+           1e6;
+  }
+  return 0;
+}
+
+Result<void> Governance::check_budget(const Identity& who) const {
+  return usage_->check_budget(who.key_id, who.tenant, who.budget, config_->budget_per_tenant);
 }
 
 Governance::Plan Governance::plan(const Identity& who, std::string_view model,
@@ -172,7 +257,8 @@ Governance::Plan Governance::plan(const Identity& who, std::string_view model,
     add("key:" + who.key_id, key_limits(who));
     if (const auto* t = tenant_limits(who.tenant)) add("tenant:" + who.tenant, *t);
   }
-  if (const config::RateLimits* ml = model_limits(model)) add("model:" + std::string(model), *ml);
+  // Keyed by the matching pattern: every model a glob covers shares its bucket.
+  if (const auto* ml = model_limits(model)) add("model:" + ml->first, ml->second);
   plan.estimated_tokens = estimated_tokens;
   return plan;
 }
@@ -236,7 +322,7 @@ void Governance::note_redis_result(bool ok, const Error* error) {
   // Logged once per incident, not once per request.
   if (!redis_down_.exchange(true)) {
     spdlog::warn("rate limiter: Redis unavailable ({}); policy {}", error ? error->message : "",
-                 config_.rate_limits.fail_open ? "fail_open (admitting without limits)"
+                 config_->rate_limits.fail_open ? "fail_open (admitting without limits)"
                                                 : "fail_closed (rejecting)");
   }
 }
@@ -254,7 +340,7 @@ boost::asio::awaitable<Result<Admission>> Governance::admit(const Identity& who,
   auto decisions = co_await redis->consume_all(p.charges);
   if (!decisions) {
     note_redis_result(false, &decisions.error());
-    if (config_.rate_limits.fail_open) co_return Admission{};
+    if (config_->rate_limits.fail_open) co_return Admission{};
     Error e = make_error(Errc::unavailable,
                          "Rate limiting is unavailable (Redis cannot be reached) and the gateway "
                          "is configured to fail closed; try again shortly.");
@@ -272,7 +358,7 @@ boost::asio::awaitable<void> Governance::reconcile(Admission admission,
     reconcile(admission, actual_tokens);
     co_return;
   }
-  int64_t delta = actual_tokens - admission.reserved_tokens;
+  int64_t delta = sat_sub(actual_tokens, admission.reserved_tokens);
   if (delta == 0) co_return;
   for (const auto& bucket : admission.token_buckets) {
     auto r = co_await redis->adjust(bucket, delta);
@@ -285,7 +371,7 @@ boost::asio::awaitable<void> Governance::reconcile(Admission admission,
 
 void Governance::reconcile(const Admission& admission, int64_t actual_tokens) {
   if (admission.token_buckets.empty()) return;
-  int64_t delta = actual_tokens - admission.reserved_tokens;
+  int64_t delta = sat_sub(actual_tokens, admission.reserved_tokens);
   if (delta == 0) return;
   auto now = Clock::now();
   for (const auto& bucket : admission.token_buckets) limiter_.adjust(bucket, delta, now);

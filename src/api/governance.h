@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <boost/asio/any_io_executor.hpp>
 #include <memory>
 #include <optional>
 #include <string>
@@ -38,14 +39,48 @@ struct Admission {
   int64_t reserved_tokens = 0;
 };
 
-class Governance {
+class Governance;
+
+/// A request's token reservation, held for the request's lifetime. Whatever way the request
+/// ends, the reservation is settled exactly once: by settle() with the real usage, or by the
+/// destructor, which refunds it (a request that never got an answer costs nothing). With the
+/// Redis backend the settlement runs detached on `executor` (the client need not wait for it)
+/// and keeps the Governance alive until it is done.
+class Reservation {
+ public:
+  Reservation() = default;
+  Reservation(std::shared_ptr<Governance> governance, Admission admission,
+              governance::RedisRateLimiter* redis, boost::asio::any_io_executor executor);
+  Reservation(Reservation&& other) noexcept { *this = std::move(other); }
+  Reservation& operator=(Reservation&& other) noexcept;
+  Reservation(const Reservation&) = delete;
+  Reservation& operator=(const Reservation&) = delete;
+  ~Reservation() { settle(0); }
+
+  /// Replaces the reservation by `actual` tokens; nullopt keeps the reservation as charged
+  /// (an answer without a usage report: the conservative choice). Later calls do nothing.
+  void settle(std::optional<int64_t> actual);
+  bool active() const { return governance_ != nullptr; }
+
+ private:
+  std::shared_ptr<Governance> governance_;
+  Admission admission_;
+  governance::RedisRateLimiter* redis_ = nullptr;
+  boost::asio::any_io_executor executor_;
+};
+
+class Governance : public std::enable_shared_from_this<Governance> {
  public:
   /// Builds the key store (opening its SQLite file), the JWT verifier and the limiter, and
   /// starts a background thread refreshing keys (250 ms) and JWKS (1 s). Throws at startup.
-  explicit Governance(const config::Config& config);
+  /// `ledger`: the usage ledger of the Governance this one replaces at a reload, when its
+  /// storage (usage.db, budgets backend, Redis) is unchanged, so spend carries on (and what
+  /// requests still in flight on the old one record is counted); null builds a new one.
+  explicit Governance(std::shared_ptr<const config::Config> config,
+                      std::shared_ptr<UsageLedger> ledger = nullptr);
   ~Governance();
 
-  bool auth_enabled() const { return config_.auth.enabled; }
+  bool auth_enabled() const { return config_->auth.enabled; }
 
   /// The caller's identity from Authorization: Bearer, x-api-key or api-key. Errors: 401.
   Result<Identity> authenticate(const http::Request& request) const;
@@ -75,17 +110,24 @@ class Governance {
                                          governance::RedisRateLimiter* redis);
 
   bool uses_redis() const {
-    return config_.rate_limits.backend == config::RateLimitConfig::Backend::redis;
+    return config_->rate_limits.backend == config::RateLimitConfig::Backend::redis;
   }
   uint64_t redis_failures() const { return redis_failures_.load(); }
 
   governance::KeyStore& keys() { return *keys_; }
   UsageLedger& usage() { return *usage_; }
+  const std::shared_ptr<UsageLedger>& usage_ledger() const { return usage_; }
+
+  /// Cost in USD of `tokens` on `model` (first matching price; 0 when none matches).
+  double cost(std::string_view model, const UsageTokens& tokens) const;
+  /// 429 insufficient_quota when the caller's key or tenant budget is spent.
+  Result<void> check_budget(const Identity& who) const;
   /// Usage is recorded when there is someone to bill or something to keep: auth on, prices,
   /// budgets or a usage database configured. The embedded default records nothing.
   bool accounts_usage() const {
-    return config_.auth.enabled || !config_.prices.empty() || !config_.usage_db.empty() ||
-           config_.budget_per_key.any() || !config_.budget_per_tenant.empty();
+    const config::Config& c = *config_;
+    return c.auth.enabled || !c.prices.empty() || !c.usage_db.empty() || c.budget_per_key.any() ||
+           !c.budget_per_tenant.empty();
   }
 
   /// The charges a request makes (requests and tokens per key, tenant and model).
@@ -102,12 +144,14 @@ class Governance {
  private:
   config::RateLimits key_limits(const Identity& who) const;
   const config::RateLimits* tenant_limits(const std::string& tenant) const;
-  const config::RateLimits* model_limits(std::string_view model) const;
+  /// The first per_model entry whose glob matches `model`, with that glob (the bucket is
+  /// keyed by the pattern, so every model it covers shares one bucket).
+  const std::pair<std::string, config::RateLimits>* model_limits(std::string_view model) const;
 
-  const config::Config& config_;
+  std::shared_ptr<const config::Config> config_;
   std::unique_ptr<governance::KeyStore> keys_;
   std::unique_ptr<governance::JwtVerifier> jwt_;
-  std::unique_ptr<UsageLedger> usage_;
+  std::shared_ptr<UsageLedger> usage_;
   governance::LocalRateLimiter limiter_;
   void note_redis_result(bool ok, const Error* error);
   std::atomic<bool> redis_down_{false};
@@ -117,7 +161,14 @@ class Governance {
 };
 
 /// Tokens an answer will cost before it exists: max_tokens (or a default of 1024 when the
-/// client sets none) plus ~4 bytes per prompt token.
+/// client sets none; clamped to kMaxTokensBound) plus ~4 bytes per prompt token. Saturating.
 int64_t estimate_request_tokens(size_t body_bytes, int64_t max_tokens);
+
+/// The largest max_tokens a request may ask for when its route sets no context window (2^31-1).
+inline constexpr int64_t kMaxTokensBound = 2147483647;
+
+/// True when two configs keep usage in the same place (usage.db, budgets backend, Redis), so a
+/// reload can hand the running ledger to the new Governance.
+bool same_usage_storage(const config::Config& a, const config::Config& b);
 
 }  // namespace sluice::api

@@ -14,8 +14,10 @@
 
 #include "api/gateway.h"
 #include "api/proxy_util.h"
+#include "common/saturating.h"
 #include "http/parse/sse_parser.h"
 #include "providers/openai.h"
+#include "providers/response_check.h"
 
 namespace sluice::api {
 
@@ -44,8 +46,10 @@ struct ProxyContext {
   // Cancellation when the client leaves: the live upstream call and the backoff timer.
   upstream::Call* live_call = nullptr;
   asio::steady_timer* sleeper = nullptr;
-  // Governance: what was reserved, and what the upstream says was used.
-  Admission admission;
+  // Governance: the token reservation (settled or refunded on every path by its destructor)
+  // and what the upstream says was used.
+  Reservation reservation;
+  std::string served_model;  // a fallback's model when one answered ("" = the client's)
   bool succeeded = false;
   std::optional<UsageTokens> usage;  // as the upstream reported it
   int64_t stream_events = 0;         // content events relayed (an estimate when no usage)
@@ -77,8 +81,38 @@ AttemptOutcome outcome_of(const Error& e) {
 
 }  // namespace
 
+/// The breaker's verdict on one picked target, given exactly once on every path: the
+/// half-open probe slot pick() may have reserved is released however the attempt ends (an
+/// early return, the client leaving, an exception).
+class BreakerVerdict {
+ public:
+  explicit BreakerVerdict(routing::TargetState& state) : state_(state) {}
+  BreakerVerdict(const BreakerVerdict&) = delete;
+  BreakerVerdict& operator=(const BreakerVerdict&) = delete;
+  ~BreakerVerdict() { abandon(); }
+  void success() {
+    if (take()) state_.breaker.on_success(Clock::now());
+  }
+  void failure() {
+    if (take()) state_.breaker.on_failure(Clock::now());
+  }
+  void abandon() {
+    if (take()) state_.breaker.on_abandon();
+  }
+
+ private:
+  bool take() {
+    bool first = !settled_;
+    settled_ = true;
+    return first;
+  }
+  routing::TargetState& state_;
+  bool settled_ = false;
+};
+
 asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
                                                          TargetRuntime& runtime,
+                                                         BreakerVerdict& verdict,
                                                          std::string_view model_override) {
   AttemptResult result;
   routing::TargetState& state = runtime.state;
@@ -102,15 +136,28 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
     ~Unlink() { ctx.live_call = nullptr; }
   } unlink{ctx};
 
+  // Upstreams are named by target in client-facing messages unless errors.expose_upstream.
+  const bool expose = router_->config().expose_upstream_errors;
+  const std::string& label = expose || target.name.empty() ? runtime.origin.key : target.name;
   auto fail = [&](Error e, bool after_send_ok) {
     // after_send_ok: the failure class may be retried even though the request was sent.
-    AttemptOutcome o = outcome_of(e);
-    state.count(o);
-    state.breaker.on_failure(Clock::now());
-    bool before_send = !call.request_sent();
-    result.retryable = !responder.client_gone() &&
-                       (before_send || after_send_ok || policy.retry_on_timeout);
     result.error = std::move(e);
+    if (responder.client_gone()) {
+      // The client left and cancelled the exchange: nothing the upstream did wrong.
+      verdict.abandon();
+      return;
+    }
+    if (result.error.code == Errc::unavailable) {
+      // This worker's own connection cap for the host: a local limit, not the target's health.
+      state.count(AttemptOutcome::rejected);
+      verdict.abandon();
+      result.retryable = true;
+      return;
+    }
+    state.count(outcome_of(result.error));
+    verdict.failure();
+    bool before_send = !call.request_sent();
+    result.retryable = before_send || after_send_ok || policy.retry_on_timeout;
   };
 
   auto started_at = Clock::now();
@@ -144,17 +191,23 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
     auto body = co_await call.read_all(kMaxUpstreamErrorBody);
     ctx.waited_since(read_at);
     std::string_view text = body ? *body : std::string_view{};
-    Error e = upstream_status_error(status, text, content_type, retry_after, runtime.origin.key);
+    // Everything read from the body is taken before finish(), which releases its buffer.
+    Error e = upstream_status_error(status, text, content_type, retry_after, label, expose);
+    bool context_length = is_context_length_error(status, text);
+    if (!expose && status >= 500 && !text.empty()) {
+      spdlog::info("request {}: upstream {} answered {}: {}", ctx.request->request_id,
+                   runtime.origin.key, status, text.substr(0, 300));
+    }
     call.finish();
     if (e.retryable) {
       state.count(AttemptOutcome::upstream_error);
-      state.breaker.on_failure(Clock::now());
+      verdict.failure();
       result.retryable = !responder.client_gone();
     } else {
       // The upstream is healthy; the request is at fault (or too long for this model).
       state.count(AttemptOutcome::success);
-      state.breaker.on_success(Clock::now());
-      result.context_length = is_context_length_error(status, text);
+      verdict.success();
+      result.context_length = context_length;
     }
     result.error = std::move(e);
     co_return result;
@@ -169,11 +222,27 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
       fail(std::move(body.error()), false);
       co_return result;
     }
+    // A compressed answer (the upstream ignored our identity Accept-Encoding) is relayed as
+    // is: checking it would mean inflating it.
+    if (auto problem = extra_headers.empty()
+                           ? providers::check_unary_answer(ctx.parsed.op, *body)
+                           : std::nullopt) {
+      // A 2xx the client's SDK could not use: an upstream protocol error, retried like one
+      // (nothing reached the client yet). The connection itself is fine.
+      spdlog::warn("request {}: upstream {} answered HTTP {} with {}", ctx.request->request_id,
+                   runtime.origin.key, status, *problem);
+      Error bad = make_error(Errc::upstream_protocol,
+                             "Upstream " + label + " answered HTTP " + std::to_string(status) +
+                                 " with " + *problem);
+      call.finish();
+      fail(std::move(bad), true);
+      co_return result;
+    }
     if (content_type.empty()) content_type = "application/json";
     ctx.succeeded = true;
     ctx.usage = parse_usage(*body);
     state.count(AttemptOutcome::success);
-    state.breaker.on_success(Clock::now());
+    verdict.success();
     responder.add_header("x-sluice-attempts", std::to_string(ctx.attempts));
     co_await responder.send(status, content_type, *body, extra_headers);
     call.finish();
@@ -185,6 +254,14 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
   // stream that dies before it can still be retried. After that, bytes are forwarded as
   // whole events, byte for byte; an incomplete tail waits for its end, so an error event can
   // only ever follow a whole event.
+  // The upstream's Content-Encoding (if any) goes with the stream too.
+  std::string with_encoding;
+  std::string_view stream_headers = kStreamHeaders;
+  if (!extra_headers.empty()) {
+    with_encoding.assign(kStreamHeaders);
+    with_encoding += extra_headers;
+    stream_headers = with_encoding;
+  }
   http::SseParser observer;
   std::string pending;
   bool begun = false;
@@ -233,7 +310,7 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
         co_return result;
       }
       state.count(outcome_of(err));
-      state.breaker.on_failure(Clock::now());
+      verdict.failure();
       std::string_view code =
           err.code == Errc::upstream_timeout ? "upstream_timeout" : "upstream_stream_error";
       spdlog::warn("request {}: stream from {} failed: {}", ctx.request->request_id,
@@ -261,14 +338,14 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
         if (ready.empty() && pending.size() > kMaxSseEventBytes) {
           // An "event" that never ends: the upstream is broken (or hostile). Bound memory.
           Error err = make_error(Errc::upstream_protocol,
-                                 "Upstream " + runtime.origin.key + " sent an SSE event larger than " +
+                                 "Upstream " + label + " sent an SSE event larger than " +
                                      std::to_string(kMaxSseEventBytes) + " bytes");
           if (!begun) {
             fail(std::move(err), false);
             co_return result;
           }
           state.count(AttemptOutcome::protocol_error);
-          state.breaker.on_failure(Clock::now());
+          verdict.failure();
           std::string event = stream_error_event(err.message, "upstream_stream_error");
           ctx.trace->stream_error = true;
           responder.note_error("upstream_stream_error");
@@ -284,7 +361,7 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
           ctx.succeeded = true;
           responder.add_header("x-sluice-attempts", std::to_string(ctx.attempts));
           if (telemetry_.metrics_on()) open_stream.hold(telemetry_.open_streams);
-          if (!co_await responder.begin_stream(status, content_type, kStreamHeaders)) break;
+          if (!co_await responder.begin_stream(status, content_type, stream_headers)) break;
         }
         observe_chunk(ready);
         if (!co_await responder.write_chunk(ready)) break;
@@ -293,22 +370,24 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
     }
     if (call.body_complete()) {
       if (!begun) {
+        // A stream that ended before its first event is still the upstream's answer.
         begun = true;
+        ctx.succeeded = true;
         responder.add_header("x-sluice-attempts", std::to_string(ctx.attempts));
-        if (!co_await responder.begin_stream(status, content_type, kStreamHeaders)) break;
+        if (!co_await responder.begin_stream(status, content_type, stream_headers)) break;
       }
       // A clean end: forward a trailing partial event as is (the upstream chose to end there).
       if (!pending.empty() && !co_await responder.write_chunk(pending)) break;
       call.finish();
       co_await responder.end_stream();
       state.count(AttemptOutcome::success);
-      state.breaker.on_success(Clock::now());
+      verdict.success();
       result.responded = true;
       co_return result;
     }
   }
   // The client went away mid-stream: not the target's fault.
-  state.breaker.on_success(Clock::now());
+  verdict.success();
   result.responded = true;
   co_return result;
 }
@@ -344,10 +423,21 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
     }
   } trace_attempts{trace, ctx};
   if (primary == nullptr) {
-    co_await responder.send_error(make_error(
+    Error unknown = make_error(
         Errc::model_not_found,
         "The model '" + ctx.parsed.model + "' does not exist or is not routed by this gateway.",
-        "model"));
+        "model");
+    co_await responder.send_error(unknown);
+    co_return;
+  }
+  if (int64_t window = primary->route->context_window;
+      window > 0 && ctx.parsed.max_tokens > window) {
+    Error too_many = make_error(Errc::bad_request,
+                                "max_tokens is too large: " + std::to_string(ctx.parsed.max_tokens) +
+                                    ". This model supports at most " + std::to_string(window) +
+                                    " completion tokens.",
+                                "max_tokens");
+    co_await responder.send_error(too_many);
     co_return;
   }
   auto auth_at = Clock::now();
@@ -358,6 +448,12 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
       co_await responder.send_error(allowed.error());
       co_return;
     }
+    // The budget first: a request it refuses must not reserve (and drain) shared buckets.
+    if (auto budget = governance_->check_budget(who); !budget) {
+      auth_done();
+      co_await responder.send_error(budget.error());
+      co_return;
+    }
     int64_t estimate = estimate_request_tokens(request.body.size(), ctx.parsed.max_tokens);
     auto admitted =
         co_await governance_->admit(who, ctx.parsed.model, estimate, responder, worker.redis);
@@ -366,13 +462,10 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
       co_await responder.send_error(admitted.error());
       co_return;
     }
-    ctx.admission = std::move(admitted.value());
+    // From here the reservation is settled on every path (refunded if no answer comes).
+    ctx.reservation = Reservation(governance_, std::move(admitted.value()), worker.redis,
+                                  co_await asio::this_coro::executor);
     auth_done();
-    if (auto budget = governance_->usage().check_budget(who.key_id, who.tenant, who.budget);
-        !budget) {
-      co_await responder.send_error(budget.error());
-      co_return;
-    }
   }
   const config::RetryPolicy& policy = primary->route->retry;
   auto now = Clock::now();
@@ -393,14 +486,19 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
     std::string model;  // model name sent upstream when the target has none ("" = client's)
   };
   std::vector<Hop> chain{{primary, ""}};
+  // A fallback serves another model: the caller's key must be allowed to use it too.
+  auto allowed = [&](std::string_view model) {
+    return !governance_ || governance_->authorize_model(who, model).ok();
+  };
   for (const auto& name : primary->route->fallbacks) {
-    if (RouteRuntime* rr = runtime_for(router_->match(name)); rr && rr != primary) {
+    if (RouteRuntime* rr = runtime_for(router_->match(name)); rr && rr != primary && allowed(name)) {
       chain.push_back({rr, name});
     }
   }
 
   std::optional<Error> last_error;
-  std::optional<std::chrono::milliseconds> wait_hint;  // upstream's Retry-After
+  std::optional<std::chrono::milliseconds> wait_hint;  // upstream's Retry-After...
+  const TargetRuntime* hint_from = nullptr;            // ...which binds only that target
   bool free_retry = false;  // the last failure was connection-level (see AttemptResult)
   Millis previous_backoff{0};
   bool done = false;
@@ -433,17 +531,20 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
       TargetRuntime& tr = *rr.targets[*picked];
       tried[*picked] = true;
       trace.target = &tr;
+      // From the pick on, the breaker gets exactly one verdict, whichever way this ends.
+      BreakerVerdict verdict(tr.state);
       if (tr.state.config.provider == config::ProviderKind::demo) {
         observe::GaugeHold open_stream;
         if (ctx.parsed.stream && telemetry_.metrics_on()) open_stream.hold(telemetry_.open_streams);
         responder.add_header("x-sluice-attempts", std::to_string(ctx.attempts + 1));
-        tr.state.breaker.on_success(now);
+        verdict.success();
         tr.state.count(AttemptOutcome::success);
         UsageTokens demo_usage;
         co_await serve_demo(ctx.parsed, responder, &demo_usage);
         ctx.attempts++;
-        ctx.succeeded = true;
-        ctx.usage = demo_usage;
+        ctx.succeeded = responder.responded() && responder.status() < 400;
+        if (ctx.succeeded) ctx.usage = demo_usage;
+        ctx.served_model = chain[hop].model;
         done = true;
         break;
       }
@@ -451,7 +552,7 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
         // A retry: it must fit the target's retry budget (unless the last failure never
         // loaded an upstream) and the deadline, after a backoff.
         if (!free_retry && !tr.state.budget.try_spend_retry(now)) {
-          tr.state.breaker.on_abandon();
+          verdict.abandon();
           tr.state.count(AttemptOutcome::rejected);
           last_error = make_error(Errc::unavailable,
                                   "Retry budget exhausted for upstream " +
@@ -464,9 +565,11 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
         Millis backoff = routing::backoff_delay(rr.route->retry, ctx.attempts, previous_backoff,
                                                 random01());
         previous_backoff = backoff;
-        Millis wait = std::max(backoff, wait_hint.value_or(Millis{0}));
+        // A Retry-After binds the target that sent it, not the others of the route.
+        Millis hint = wait_hint && hint_from == &tr ? *wait_hint : Millis{0};
+        Millis wait = std::max(backoff, hint);
         if (now + wait >= ctx.deadline) {
-          tr.state.breaker.on_abandon();
+          verdict.abandon();
           if (wait_hint && hop + 1 < chain.size()) break;  // don't sleep: try the fallback
           done = true;
           break;
@@ -479,7 +582,7 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
           ctx.waited_since(slept_at);
           ctx.sleeper = nullptr;
           if (responder.client_gone()) {
-            tr.state.breaker.on_abandon();
+            verdict.abandon();
             done = true;
             break;
           }
@@ -491,7 +594,7 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
       auto slot = co_await tr.limiter.acquire(!rr.route->fail_fast, ctx.deadline);
       ctx.waited_since(queued_at);
       if (!slot) {
-        tr.state.breaker.on_abandon();
+        verdict.abandon();
         tr.state.count(AttemptOutcome::rejected);
         last_error = std::move(slot.error());
         // Another target of the route may have room; waiting on a full one again would just
@@ -501,20 +604,22 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
       }
       ctx.attempts++;
       tr.state.in_flight.fetch_add(1, std::memory_order_relaxed);
-      AttemptResult r = co_await attempt(ctx, tr, chain[hop].model);
+      AttemptResult r = co_await attempt(ctx, tr, verdict, chain[hop].model);
       tr.state.in_flight.fetch_sub(1, std::memory_order_relaxed);
       tr.limiter.release();
       if (r.responded || responder.client_gone()) {
+        if (r.responded) ctx.served_model = chain[hop].model;
         done = true;
         break;
       }
       wait_hint = r.error.retry_after;
+      hint_from = &tr;
       free_retry = r.free_retry;
       last_error = std::move(r.error);
       if (r.context_length && !rr.route->context_fallback.empty()) {
         // Too long for this model: go straight to the larger-context route.
         RouteRuntime* bigger = runtime_for(router_->match(rr.route->context_fallback));
-        if (bigger && bigger != &rr) {
+        if (bigger && bigger != &rr && allowed(rr.route->context_fallback)) {
           chain.resize(hop + 1);
           chain.push_back({bigger, rr.route->context_fallback});
           wait_hint.reset();
@@ -525,36 +630,37 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
         done = true;
         break;
       }
-      if (wait_hint && Clock::now() + *wait_hint >= ctx.deadline) break;  // next fallback
+      // Waiting out the hint would pass the deadline: go on to the fallback, unless another
+      // target of this route (whom the hint does not bind) is left to try.
+      if (wait_hint && Clock::now() + *wait_hint >= ctx.deadline &&
+          std::all_of(tried.begin(), tried.end(), [](bool t) { return t; })) {
+        break;
+      }
     }
   }
   co_await responder.stop_watching();
   if (governance_ && ctx.succeeded && governance_->accounts_usage()) {
     // Usage and cost, also for streams cut short: without a usage report the prompt is
-    // estimated from the body and the answer from the events relayed (~1 token each).
+    // estimated from the body and the answer from the events relayed (~1 token each). Billed
+    // under the model that answered (a fallback's, when one did).
     UsageTokens tokens = ctx.usage.value_or(UsageTokens{
         static_cast<int64_t>(request.body.size() / 4) + 1,
         0, std::max<int64_t>(0, ctx.stream_events - 2)});
-    governance_->usage().record(who.key_id, who.tenant, ctx.parsed.model, tokens,
-                                governance_->usage().cost(ctx.parsed.model, tokens));
+    std::string_view served = ctx.served_model.empty() ? std::string_view(ctx.parsed.model)
+                                                       : std::string_view(ctx.served_model);
+    governance_->usage().record(who.key_id, who.tenant, served, tokens,
+                                governance_->cost(served, tokens));
   }
-  if (governance_ && !ctx.admission.token_buckets.empty()) {
-    // Real usage replaces the estimate; a request that never got an answer costs nothing; an
-    // answer without a usage report keeps its reservation (the conservative choice).
+  // Real usage replaces the estimate; a request that never got an answer costs nothing; an
+  // answer without a usage report keeps its reservation (the conservative choice).
+  if (ctx.reservation.active()) {
     std::optional<int64_t> actual;
     if (!ctx.succeeded) {
       actual = 0;
     } else if (ctx.usage) {  // estimates do not replace a reservation
-      actual = ctx.usage->input + ctx.usage->output;
+      actual = sat_add(ctx.usage->input, ctx.usage->output);
     }
-    if (actual && worker.redis != nullptr && governance_->uses_redis()) {
-      // A Redis round trip the client need not wait for: run it beside the connection.
-      asio::co_spawn(co_await asio::this_coro::executor,
-                     governance_->reconcile(ctx.admission, *actual, worker.redis),
-                     asio::detached);
-    } else if (actual) {
-      governance_->reconcile(ctx.admission, *actual);
-    }
+    ctx.reservation.settle(actual);
   }
   if (responder.client_gone()) {
     spdlog::debug("request {}: client disconnected; upstream request cancelled",

@@ -54,18 +54,31 @@ std::optional<std::chrono::milliseconds> upstream_retry_after(const http::Respon
 
 Error upstream_status_error(int status, std::string_view body, std::string_view content_type,
                             std::optional<std::chrono::milliseconds> retry_after,
-                            const std::string& origin) {
+                            const std::string& label, bool expose) {
   Error e;
   e.code = Errc::upstream_status;
   e.upstream_status = status;
-  std::string snippet(body.substr(0, 300));
-  e.message = "Upstream " + origin + " returned HTTP " + std::to_string(status) +
+  e.retry_after = retry_after;
+  if (status == 401 || status == 403 || status == 407) {
+    // The gateway's own credentials were refused. Passing this on would tell the client its key
+    // is invalid, and the upstream's body can echo fragments of the gateway's key: a 502 with
+    // a message of our own (to_response maps these statuses to 502).
+    e.message = "The upstream " + label + " refused the gateway's credentials (HTTP " +
+                std::to_string(status) +
+                "). This is a gateway configuration problem, not a problem with your request "
+                "or your API key.";
+    e.retryable = true;  // another target or a fallback may hold working credentials
+    return e;
+  }
+  // 4xx bodies describe the client's own mistake; 5xx bodies are the upstream's internals.
+  bool quote = status < 500 || expose;
+  std::string snippet(quote ? body.substr(0, 300) : std::string_view{});
+  e.message = "Upstream " + label + " returned HTTP " + std::to_string(status) +
               (snippet.empty() ? std::string() : ": " + snippet);
   if (status < 500 && content_type.find("json") != std::string_view::npos &&
       looks_like_openai_error(body)) {
     e.upstream_body.assign(body);
   }
-  e.retry_after = retry_after;
   e.retryable = status == 429 || status == 408 || status == 409 || status >= 500;
   return e;
 }

@@ -36,9 +36,12 @@ bool looks_like_openai_error(std::string_view body);
 std::optional<std::chrono::milliseconds> upstream_retry_after(const http::ResponseHead& head);
 
 /// Upstream error status → Error; 4xx bodies in OpenAI's shape are kept for pass-through.
+/// 401/403/407 (the gateway's credentials refused) never carry the upstream's body and are
+/// answered 502. `label` names the upstream in the message (the target's name, or its origin
+/// when `expose` = errors.expose_upstream, which also quotes 5xx bodies).
 Error upstream_status_error(int status, std::string_view body, std::string_view content_type,
                             std::optional<std::chrono::milliseconds> retry_after,
-                            const std::string& origin);
+                            const std::string& label, bool expose = false);
 
 /// True for an upstream 400 that says the prompt is longer than the model's context.
 bool is_context_length_error(int status, std::string_view body);

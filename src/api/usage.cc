@@ -1,6 +1,8 @@
 // UsageLedger: in-memory aggregation, batched SQLite writes, budget checks, usage queries.
 #include "api/usage.h"
 
+#include "common/saturating.h"
+
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
@@ -79,7 +81,9 @@ std::optional<UsageTokens> parse_usage(std::string_view json) {
   return t;
 }
 
-UsageLedger::UsageLedger(const config::Config& config) : config_(config) {
+UsageLedger::UsageLedger(std::shared_ptr<const config::Config> config_ptr)
+    : config_(std::move(config_ptr)) {
+  const config::Config& config = *config_;
   if (!config.usage_db.empty()) {
     sqlite3* db = nullptr;
     if (sqlite3_open(config.usage_db.c_str(), &db) != SQLITE_OK) {
@@ -153,19 +157,6 @@ UsageLedger::~UsageLedger() {
   if (db_) sqlite3_close(static_cast<sqlite3*>(db_));
 }
 
-double UsageLedger::cost(std::string_view model, const UsageTokens& t) const {
-  for (const auto& p : config_.prices) {
-    if (!config::glob_match(p.model, model)) continue;
-    int64_t uncached = std::max<int64_t>(0, t.input - t.cached);
-    double cached_price =
-        p.cached_input_per_million > 0 ? p.cached_input_per_million : p.input_per_million;
-    return (uncached * p.input_per_million + t.cached * cached_price +
-            t.output * p.output_per_million) /
-           1e6;
-  }
-  return 0;
-}
-
 void UsageLedger::record(const std::string& key_id, const std::string& tenant,
                          std::string_view model, const UsageTokens& t, double cost_usd) {
   std::string day = utc_day();
@@ -174,10 +165,10 @@ void UsageLedger::record(const std::string& key_id, const std::string& tenant,
   for (auto* rows : {&pending_, db_ ? nullptr : &memory_}) {
     if (rows == nullptr) continue;
     Row& r = (*rows)[k];
-    r.requests += 1;
-    r.input += t.input;
-    r.cached += t.cached;
-    r.output += t.output;
+    r.requests = sat_add(r.requests, 1);
+    r.input = sat_add(r.input, std::max<int64_t>(t.input, 0));
+    r.cached = sat_add(r.cached, std::max<int64_t>(t.cached, 0));
+    r.output = sat_add(r.output, std::max<int64_t>(t.output, 0));
     r.cost += cost_usd;
   }
   if (!db_) pending_.clear();  // memory_ holds everything; nothing to write
@@ -223,8 +214,9 @@ double UsageLedger::spent(const std::string& scope, config::Budget::Period perio
   return it == spend_.end() ? 0 : it->second;
 }
 
-Result<void> UsageLedger::check_budget(const std::string& key_id, const std::string& tenant,
-                                       const config::Budget& key_budget) const {
+Result<void> UsageLedger::check_budget(
+    const std::string& key_id, const std::string& tenant, const config::Budget& key_budget,
+    const std::map<std::string, config::Budget>& tenants) const {
   std::lock_guard lock(mu_);
   auto over = [](double spent, const config::Budget& b) { return b.any() && spent >= b.usd; };
   auto period_name = [](const config::Budget& b) {
@@ -236,7 +228,6 @@ Result<void> UsageLedger::check_budget(const std::string& key_id, const std::str
                           std::to_string(key_budget.usd) + " for " + period_name(key_budget) +
                           " is spent.");
   }
-  const auto& tenants = config_.budget_per_tenant;
   auto it = tenants.find(tenant);
   if (it == tenants.end()) it = tenants.find("*");
   if (it != tenants.end() && !tenant.empty() &&

@@ -38,11 +38,10 @@ class UsageLedger {
   /// budgets survive restarts. With `budgets.backend: redis` the spend comes from Redis instead
   /// (read once here if Redis answers, then every 250 ms by the background thread). Throws
   /// std::runtime_error naming the file on failure.
-  explicit UsageLedger(const config::Config& config);
+  /// Only the storage settings of `config` are used (usage.db, budgets backend, Redis); prices
+  /// and budgets come from the Governance that asks, so a reload can keep the ledger.
+  explicit UsageLedger(std::shared_ptr<const config::Config> config);
   ~UsageLedger();  // flushes what is pending
-
-  /// Cost in USD of `tokens` on `model` (first matching price; 0 when none matches).
-  double cost(std::string_view model, const UsageTokens& tokens) const;
 
   /// Adds one answered request. Thread-safe, in memory (flushed within a second).
   void record(const std::string& key_id, const std::string& tenant, std::string_view model,
@@ -52,7 +51,8 @@ class UsageLedger {
   /// current period is spent. `key_budget` is the key's own or budgets.per_key. In memory,
   /// never waits on Redis or SQLite.
   Result<void> check_budget(const std::string& key_id, const std::string& tenant,
-                            const config::Budget& key_budget) const;
+                            const config::Budget& key_budget,
+                            const std::map<std::string, config::Budget>& tenant_budgets) const;
 
   /// Rows of usage between two UTC days (YYYY-MM-DD, inclusive) for one key id (empty = all),
   /// as a JSON object {"object":"list","data":[...]}.
@@ -75,7 +75,7 @@ class UsageLedger {
   using RowKey = std::tuple<std::string, std::string, std::string, std::string>;  // day,key,tenant,model
   double spent(const std::string& scope, config::Budget::Period period) const;
 
-  const config::Config& config_;
+  std::shared_ptr<const config::Config> config_;
   void* db_ = nullptr;  // sqlite3*
   mutable std::mutex mu_;
   std::map<RowKey, Row> pending_;   // not yet in SQLite

@@ -93,7 +93,7 @@ class App {
                         .count();
     last_reload_unix_ = started_unix_;
     governance_config_ = config_;
-    governance_ = std::make_shared<api::Governance>(*config_);
+    governance_ = std::make_shared<api::Governance>(config_);
     if (config_->access_log.enabled) {
       access_log_ = std::make_shared<observe::AccessLog>(config_->access_log);
     }
@@ -188,6 +188,11 @@ class App {
     std::erase_if(graveyard_, [](const std::shared_ptr<api::Gateway>& g) {
       return g.use_count() == 1;
     });
+    // Likewise old Governances: a detached token reconciliation may hold one after its
+    // Gateway is gone; it must still be destroyed here (it joins threads), never on a worker.
+    std::erase_if(governance_graveyard_, [](const std::shared_ptr<api::Governance>& g) {
+      return g.use_count() == 1;
+    });
     if (!config_->reload.watch || config_->source_path.empty()) return;
     auto now = std::chrono::steady_clock::now();
     if (now < next_watch_) return;
@@ -216,8 +221,12 @@ class App {
       next = config::load_config(path);
       if (next->governance_fingerprint != governance_config_->governance_fingerprint) {
         // Keys, limits, prices or budgets changed: a new Governance (local rate-limit state
-        // starts over; Redis-backed limits and recorded usage carry on).
-        governance = std::make_shared<api::Governance>(*next);
+        // starts over; Redis-backed limits carry on). The usage ledger is handed over when it
+        // keeps usage in the same place, so spend (budgets) carries on too, including what
+        // requests still in flight on the old Governance record.
+        std::shared_ptr<api::UsageLedger> ledger;
+        if (api::same_usage_storage(*governance_config_, *next)) ledger = governance_->usage_ledger();
+        governance = std::make_shared<api::Governance>(next, std::move(ledger));
         governance_config = next;
       }
       if (!same_access_log(next->access_log, config_->access_log)) {
@@ -261,6 +270,7 @@ class App {
     }
     gateway_->retire();
     graveyard_.push_back(std::move(gateway_));
+    if (governance != governance_) governance_graveyard_.push_back(governance_);
     gateway_ = std::move(gateway);
     config_ = std::move(next);
     governance_ = std::move(governance);
@@ -340,6 +350,7 @@ class App {
   std::shared_ptr<observe::AccessLog> access_log_;
   std::shared_ptr<api::Gateway> gateway_;
   std::vector<std::shared_ptr<api::Gateway>> graveyard_;
+  std::vector<std::shared_ptr<api::Governance>> governance_graveyard_;
   std::vector<std::pair<Worker*, std::shared_ptr<WorkerState>>> workers_;
   http::ServerShared shared_;
   std::shared_ptr<boost::asio::ssl::context> tls_;

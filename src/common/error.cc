@@ -81,6 +81,9 @@ Shape shape_of(const Error& e) {
     case Errc::upstream_connect: return {502, "upstream_error", "upstream_unreachable"};
     case Errc::upstream_timeout: return {504, "upstream_error", "upstream_timeout"};
     case Errc::upstream_status:
+      if (e.upstream_status == 401 || e.upstream_status == 403 || e.upstream_status == 407) {
+        return {502, "upstream_error", "upstream_auth_failed"};
+      }
       if (e.upstream_status >= 400 && e.upstream_status < 500) {
         return {e.upstream_status, "upstream_error", "upstream_error"};
       }

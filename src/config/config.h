@@ -108,6 +108,9 @@ struct TargetConfig {
   uint32_t weight = 1;        // > 0
   Timeouts timeouts;          // upstream.timeouts overlaid with the target's own
   std::map<std::string, std::string> headers;  // extra headers sent upstream
+  // Client headers passed upstream besides the ones the provider needs (names or globs,
+  // lower-case). Everything else a client sends stays at the gateway.
+  std::vector<std::string> forward_headers;
   BreakerConfig breaker;
   ConcurrencyConfig concurrency;
   HealthCheckConfig health;
@@ -129,6 +132,7 @@ struct RouteConfig {
   std::vector<std::string> fallbacks;  // model names tried in order when this route fails
   std::string context_fallback;       // model for context-length errors (larger context)
   bool fail_fast = false;             // true: never queue for a concurrency slot
+  int64_t context_window = 0;         // tokens; max_tokens above it → 400 (0 = only 2^31-1)
 };
 
 /// Request and token rate limits; 0 = no limit for that dimension.
@@ -241,6 +245,7 @@ struct Config {
   std::string usage_db;                        // usage.db: SQLite file ("" = in memory only)
   bool budget_spend_in_redis = false;          // budgets.backend: redis (spend shared, ~1 s lag)
   MetricsConfig metrics;
+  bool expose_upstream_errors = false;         // errors.expose_upstream: origins and bodies in 5xx
   AccessLogConfig access_log;
   LoggingConfig logging;
   ReloadConfig reload;

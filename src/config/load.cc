@@ -109,6 +109,27 @@ std::optional<std::string> env_value(const std::string& name) {
   return std::string(value);
 }
 
+// A value that goes on the wire (upstream key, base URL) or is compared with what clients send
+// (admin token, key secrets): control bytes are a configuration error naming the variable. A
+// trailing newline from a Kubernetes secret file would otherwise end the upstream request head
+// early and desynchronise a pooled connection. The value itself is never echoed.
+std::optional<std::string> secret_env_value(const std::string& name, const std::string& path) {
+  std::optional<std::string> value = env_value(name);
+  if (!value) return value;
+  for (size_t i = 0; i < value->size(); ++i) {
+    unsigned char c = static_cast<unsigned char>((*value)[i]);
+    if (c < 0x20 || c == 0x7f) {
+      const char* what = c == '\n' ? "a line feed (LF)" : c == '\r' ? "a carriage return (CR)"
+                                                                     : "a control character";
+      throw ConfigError(fmt::format(
+          "{}: environment variable {} contains {} at byte {} of {} (a trailing newline from a "
+          "secret file?); remove it",
+          path, name, what, i + 1, value->size()));
+    }
+  }
+  return value;
+}
+
 std::string lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -646,7 +667,9 @@ TargetConfig parse_target(const YAML::Node& node, const std::string& path,
   std::string base_url_env;
   if (const auto* n = s.find("base_url_env")) {
     base_url_env = read_env_name(*n, s.path("base_url_env"));
-    if (auto value = env_value(base_url_env)) target.base_url = std::move(*value);
+    if (auto value = secret_env_value(base_url_env, s.path("base_url_env"))) {
+      target.base_url = std::move(*value);
+    }
   }
   if (target.provider == ProviderKind::openai) {
     const bool from_env = !base_url_env.empty() && env_value(base_url_env).has_value();
@@ -666,7 +689,7 @@ TargetConfig parse_target(const YAML::Node& node, const std::string& path,
   if (const auto* n = s.find("model")) target.model = read_string(*n, s.path("model"));
   if (const auto* n = s.find("api_key_env")) {
     target.api_key_env = read_env_name(*n, s.path("api_key_env"));
-    target.api_key = env_value(target.api_key_env).value_or("");
+    target.api_key = secret_env_value(target.api_key_env, s.path("api_key_env")).value_or("");
   }
   if (const auto* n = s.find("api_style")) {
     const std::string style = read_string(*n, s.path("api_style"));
@@ -681,6 +704,12 @@ TargetConfig parse_target(const YAML::Node& node, const std::string& path,
   }
   if (const auto* n = s.find("api_version")) {
     target.api_version = read_string(*n, s.path("api_version"));
+    // Written into the request line's query: only characters that need no escaping there.
+    for (char c : target.api_version) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.' && c != '_') {
+        fail(s.path("api_version"), "may contain only letters, digits, '-', '.' and '_'");
+      }
+    }
   }
   if (target.api_style == ApiStyle::azure && target.api_version.empty()) {
     fail(s.path("api_version"), "required when api_style is azure");
@@ -689,6 +718,27 @@ TargetConfig parse_target(const YAML::Node& node, const std::string& path,
     target.weight = static_cast<uint32_t>(read_int_in(*n, s.path("weight"), 1, kMaxWeight));
   }
   if (const auto* n = s.find("headers")) parse_headers(*n, s.path("headers"), target.headers);
+  if (const auto* n = s.find("forward_headers")) {
+    const std::string list_path = s.path("forward_headers");
+    if (!n->IsNull()) {
+      if (!n->IsSequence()) fail(list_path, fmt::format("expected a sequence, got {}", describe(*n)));
+      for (size_t j = 0; j < n->size(); ++j) {
+        const std::string entry_path = index_path(list_path, j);
+        std::string name = lower(read_string((*n)[j], entry_path));
+        bool ok = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+          return c == '*' || c == '?' || is_token_char(c);
+        });
+        if (!ok) fail(entry_path, "expected a header name or a glob of one (`x-trace-*`)");
+        for (std::string_view managed :
+             {"host", "content-length", "transfer-encoding", "connection", "keep-alive",
+              "proxy-connection", "te", "trailer", "upgrade", "authorization", "api-key",
+              "x-api-key", "proxy-authorization", "cookie"}) {
+          if (name == managed) fail(entry_path, "never forwarded: the gateway owns this header");
+        }
+        target.forward_headers.push_back(std::move(name));
+      }
+    }
+  }
   target.timeouts = upstream.timeouts;
   if (const auto* n = s.find("timeouts")) {
     parse_timeouts(*n, s.path("timeouts"), "routes[].targets[].timeouts", "upstream.timeouts",
@@ -845,6 +895,9 @@ ParsedRoute parse_route(const YAML::Node& node, const std::string& path,
     route.context_fallback = read_model_name(*n, s.path("context_fallback"));
   }
   if (const auto* n = s.find("fail_fast")) route.fail_fast = read_bool(*n, s.path("fail_fast"));
+  if (const auto* n = s.find("context_window")) {
+    route.context_window = read_int_in(*n, s.path("context_window"), 1, 2147483647);
+  }
   return parsed;
 }
 
@@ -967,11 +1020,19 @@ void parse_routes(const YAML::Node* node, Config& config) {
 void parse_admin(const YAML::Node& node, Config& config) {
   const Section s(node, "admin", "admin");
   if (const auto* n = s.find("token_env")) {
-    config.admin_token = env_value(read_env_name(*n, s.path("token_env"))).value_or("");
+    config.admin_token =
+        secret_env_value(read_env_name(*n, s.path("token_env")), s.path("token_env")).value_or("");
   }
 }
 
 // ---- Observability -------------------------------------------------------------------------
+
+void parse_errors(const YAML::Node& node, Config& config) {
+  const Section s(node, "errors", "errors");
+  if (const auto* n = s.find("expose_upstream")) {
+    config.expose_upstream_errors = read_bool(*n, s.path("expose_upstream"));
+  }
+}
 
 void parse_metrics(const YAML::Node& node, MetricsConfig& m) {
   const Section s(node, "metrics", "metrics");
@@ -1217,7 +1278,7 @@ ApiKeyConfig parse_api_key(const YAML::Node& node, const std::string& path, bool
     key.key_env = read_env_name(*key_env, s.path("key_env"));
     // A disabled gateway never checks keys, so it does not need their secrets either.
     if (auth_enabled) {
-      const std::optional<std::string> secret = env_value(key.key_env);
+      const std::optional<std::string> secret = secret_env_value(key.key_env, s.path("key_env"));
       if (!secret) {
         fail(s.path("key_env"), fmt::format("environment variable {} is not set", key.key_env));
       }
@@ -1334,7 +1395,7 @@ void parse_jwt(const YAML::Node& node, const std::string& path, bool auth_enable
   if (uses("HS256")) {
     if (jwt.secret_env.empty()) fail(s.path("secret_env"), "required when HS256 is allowed");
     if (auth_enabled) {
-      const std::optional<std::string> secret = env_value(jwt.secret_env);
+      const std::optional<std::string> secret = secret_env_value(jwt.secret_env, s.path("secret_env"));
       if (!secret) {
         fail(s.path("secret_env"),
              fmt::format("environment variable {} is not set", jwt.secret_env));
@@ -1636,6 +1697,7 @@ Config build(const std::string& text, const std::string& source, const std::stri
   }
   parse_routes(top.find("routes"), config);
   if (const auto* n = top.find("metrics")) parse_metrics(*n, config.metrics);
+  if (const auto* n = top.find("errors")) parse_errors(*n, config);
   if (const auto* n = top.find("access_log")) parse_access_log(*n, base_dir, config.access_log);
   if (const auto* n = top.find("logging")) parse_logging(*n, config.logging);
   if (const auto* n = top.find("reload")) parse_reload(*n, config.reload);

@@ -34,7 +34,7 @@ struct Entry {
 // clang-format off
 inline constexpr Entry kEntries[] = {
     {"", "server upstream admin auth redis rate_limits prices budgets usage routes metrics "
-         "access_log logging reload"},
+         "errors access_log logging reload"},
     {"server", "listen threads max_header_bytes max_body_bytes header_timeout_ms body_timeout_ms "
                "idle_timeout_ms max_connections drain_timeout_ms"},
     {"upstream", "max_idle_per_host idle_timeout_ms max_connections_per_host dns_ttl_ms ca_file "
@@ -59,11 +59,12 @@ inline constexpr Entry kEntries[] = {
     {"budgets.per_tenant.*", "usd period"},
     {"usage", "db"},
     {"routes[]", "model description when_env targets balancer retry fallbacks context_fallback "
-                 "fail_fast"},
+                 "fail_fast context_window"},
     {"routes[].retry", "max_attempts backoff_base_ms backoff_cap_ms jitter deadline_ms "
                        "retry_on_timeout budget_ratio budget_window_ms budget_min_retries"},
     {"routes[].targets[]", "provider base_url base_url_env model api_key_env api_key api_style "
-                           "api_version weight headers timeouts name breaker concurrency health"},
+                           "api_version weight headers forward_headers timeouts name breaker concurrency "
+                           "health"},
     {"routes[].targets[].timeouts", "connect_ms first_byte_ms stream_idle_ms total_ms"},
     {"routes[].targets[].breaker", "enabled failure_ratio min_requests window_ms cooldown_ms "
                                    "half_open_probes"},
@@ -71,6 +72,7 @@ inline constexpr Entry kEntries[] = {
     {"routes[].targets[].health", "enabled path interval_ms timeout_ms healthy_threshold "
                                   "unhealthy_threshold"},
     {"metrics", "enabled path require_admin_token server_timing"},
+    {"errors", "expose_upstream"},
     {"access_log", "enabled path sample include_bodies queue"},
     {"logging", "level format"},
     {"reload", "watch interval_ms"},

@@ -2,6 +2,7 @@
 #include "providers/openai.h"
 
 #include <algorithm>
+#include <cctype>
 
 #include "common/error.h"
 
@@ -25,17 +26,41 @@ void append_path_segment(std::string& out, std::string_view segment) {
   }
 }
 
-bool is_forwarded_header(std::string_view name, std::string_view connection_header) {
-  static constexpr std::string_view kDropped[] = {
-      "connection",     "keep-alive",        "proxy-connection", "te",
-      "trailer",        "transfer-encoding", "upgrade",          "proxy-authorization",
-      "proxy-authenticate", "host",          "content-length",   "authorization",
-      "x-api-key",      "api-key",           "cookie",           "accept-encoding",
-      "expect",         "http2-settings"};
-  for (std::string_view d : kDropped) {
-    if (iequals(name, d)) return false;
+bool is_forwarded_header(std::string_view name, std::string_view connection_header,
+                         const std::vector<std::string>& forward_headers) {
+  // What an OpenAI-compatible upstream needs from the client; x-request-id is re-added with
+  // the resolved id. Everything else stays at the gateway unless the target lists it.
+  static constexpr std::string_view kAllowed[] = {"content-type", "accept", "user-agent",
+                                                  "idempotency-key", "openai-beta"};
+  bool allowed = false;
+  for (std::string_view a : kAllowed) {
+    if (iequals(name, a)) {
+      allowed = true;
+      break;
+    }
   }
-  if (name.size() >= 9 && iequals(name.substr(0, 9), "x-sluice-")) return false;
+  if (!allowed && !forward_headers.empty()) {
+    static constexpr std::string_view kNever[] = {
+        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
+        "upgrade", "proxy-authorization", "proxy-authenticate", "host", "content-length",
+        "authorization", "x-api-key", "api-key", "cookie", "expect", "http2-settings"};
+    for (std::string_view d : kNever) {
+      if (iequals(name, d)) return false;
+    }
+    char lowered[128];
+    if (name.size() > sizeof lowered) return false;
+    for (size_t i = 0; i < name.size(); ++i) {
+      lowered[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(name[i])));
+    }
+    std::string_view low(lowered, name.size());
+    for (const auto& glob : forward_headers) {
+      if (config::glob_match(glob, low)) {
+        allowed = true;
+        break;
+      }
+    }
+  }
+  if (!allowed) return false;
   if (!connection_header.empty() && http::has_token(connection_header, name)) return false;
   return true;
 }
@@ -107,7 +132,7 @@ void encode_openai_request(const ParsedRequest& request, const config::TargetCon
   bool have_request_id = false;
   for (size_t i = 0; i < client_head.header_count; ++i) {
     const http::Header& hd = client_head.headers[i];
-    if (!is_forwarded_header(hd.name, connection)) continue;
+    if (!is_forwarded_header(hd.name, connection, target.forward_headers)) continue;
     if (std::any_of(target.headers.begin(), target.headers.end(),
                     [&](const auto& kv) { return iequals(kv.first, hd.name); })) {
       continue;  // the target's own wins (header names ignore case)

@@ -5,6 +5,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config/config.h"
 #include "http/parse/http_head.h"
@@ -22,10 +23,12 @@ struct EncodedRequest {
   size_t body_size() const { return body_prefix.size() + model_token.size() + body_suffix.size(); }
 };
 
-/// True for client headers that are forwarded upstream: everything but hop-by-hop headers
-/// (including those nominated by Connection), Host, framing, credentials (Authorization,
-/// x-api-key, api-key, Cookie), Accept-Encoding (the gateway reads the body) and x-sluice-*.
-bool is_forwarded_header(std::string_view name, std::string_view connection_header);
+/// True for client headers that are forwarded upstream, by allowlist: the few an
+/// OpenAI-compatible upstream needs (Content-Type, Accept, User-Agent, Idempotency-Key,
+/// OpenAI-Beta) plus the target's `forward_headers` (lower-case names or globs). Credentials,
+/// framing and hop-by-hop headers (and any the client's Connection header nominates) never.
+bool is_forwarded_header(std::string_view name, std::string_view connection_header,
+                         const std::vector<std::string>& forward_headers = {});
 
 /// Appends `segment` percent-encoded (RFC 3986 unreserved characters kept), so a client-chosen
 /// name can never add path segments, a query, or bytes that break the request line.

@@ -187,13 +187,13 @@ server: {_flow(srv)}
 upstream: {{timeouts: {_flow(to)}}}
 routes:
   - model: mock-model
-    targets: [{{provider: openai, base_url: "{mock}", api_key_env: MOCK_KEY}}]
+    targets: [{{provider: openai, forward_headers: ["x-mock-*"], base_url: "{mock}", api_key_env: MOCK_KEY}}]
   - model: "mock-*"
-    targets: [{{provider: openai, base_url: "{mock}", model: mock-model}}]
+    targets: [{{provider: openai, forward_headers: ["x-mock-*"], base_url: "{mock}", model: mock-model}}]
   - model: demo
     targets: [{{provider: demo}}]
   - model: dead
-    targets: [{{provider: openai, base_url: "http://127.0.0.1:{dead_port}/v1"}}]
+    targets: [{{provider: openai, forward_headers: ["x-mock-*"], base_url: "http://127.0.0.1:{dead_port}/v1"}}]
 """
     if extra_routes:
         text += extra_routes.replace("{MOCK}", mock)

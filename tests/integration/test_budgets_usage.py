@@ -33,7 +33,7 @@ budgets:
 usage: {{db: "{tmp_path / 'usage.db'}"}}
 routes:
   - model: mock-model
-    targets: [{{provider: openai, base_url: "http://127.0.0.1:{mock.port}/v1"}}]
+    targets: [{{provider: openai, forward_headers: ["x-mock-*"], base_url: "http://127.0.0.1:{mock.port}/v1"}}]
 """)
     env = dict(os.environ, SLUICE_ADMIN_TOKEN=ADMIN)
     return Proc([str(SLUICE_BIN), "--config", str(cfg)], env=env, name="sluice")

@@ -151,9 +151,9 @@ def test_unary_stall_504(gateway):
 def test_per_target_timeout_override(gateway_factory):
     gw = gateway_factory(extra_routes="""\
   - model: quick
-    targets: [{provider: openai, base_url: "{MOCK}", model: mock-model, timeouts: {first_byte_ms: 300}}]
+    targets: [{provider: openai, forward_headers: ["x-mock-*"], base_url: "{MOCK}", model: mock-model, timeouts: {first_byte_ms: 300}}]
   - model: patient
-    targets: [{provider: openai, base_url: "{MOCK}", model: mock-model, timeouts: {first_byte_ms: 4000}}]
+    targets: [{provider: openai, forward_headers: ["x-mock-*"], base_url: "{MOCK}", model: mock-model, timeouts: {first_byte_ms: 4000}}]
 """)
     hdr = {"x-mock-latency-ms": "600"}
     # global first_byte_ms 1000: 600 ms is fine
@@ -169,7 +169,7 @@ def test_per_target_timeout_override(gateway_factory):
     assert r.status == 200, r
 
 
-@pytest.mark.parametrize("status", [400, 401, 404, 422, 429])
+@pytest.mark.parametrize("status", [400, 404, 422, 429])
 def test_upstream_4xx_passed_through(gateway, mock, status):
     hdr = {"x-mock-status": str(status)}
     direct = http_call(mock, "POST", CHAT, body=chat_body(), headers=hdr)
@@ -178,6 +178,19 @@ def test_upstream_4xx_passed_through(gateway, mock, status):
     assert r.status == status, r
     assert r.body == direct.body, f"upstream body altered:\n got {r.body!r}\nwant {direct.body!r}"
     assert r.header("x-request-id"), r
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_upstream_auth_failure_becomes_502_without_upstream_body(gateway, mock, status):
+    # Review §2.6: the gateway's upstream key was refused. The client must not read "your API
+    # key is invalid" nor any part of the upstream's body (which can quote the key).
+    hdr = {"x-mock-status": str(status)}
+    r = http_call(gateway, "POST", CHAT, body=chat_body(), headers=hdr)
+    err = assert_error_shape(r, 502)
+    assert err["code"] == "upstream_auth_failed", err
+    assert "gateway's credentials" in err["message"], err
+    assert b"mock error" not in r.body and b"mock_" not in r.body, r
+    assert "127.0.0.1" not in err["message"], err
 
 
 def test_upstream_4xx_passed_through_streaming(gateway, mock):
@@ -197,11 +210,14 @@ def test_upstream_429_keeps_retry_after(gateway):
 
 
 @pytest.mark.parametrize("status", [500, 503])
-def test_upstream_5xx_becomes_502(gateway, status):
+def test_upstream_5xx_becomes_502(gateway, mock, status):
     r = http_call(gateway, "POST", CHAT, body=chat_body(), headers={"x-mock-status": str(status)})
     err = assert_error_shape(r, 502)
     assert str(status) in err["message"], f"message does not mention upstream {status}: {err}"
     assert err["code"] != f"mock_{status}", "upstream 5xx body must not be passed as-is"
+    # The internal origin and the upstream's body stay out of the message by default.
+    assert f"127.0.0.1:{mock.port}" not in err["message"], err
+    assert "mock error" not in err["message"], err
 
 
 def test_upstream_5xx_streaming_becomes_502(gateway):
@@ -209,6 +225,26 @@ def test_upstream_5xx_streaming_becomes_502(gateway):
                   headers={"x-mock-status": "503"})
     err = assert_error_shape(r, 502)
     assert "503" in err["message"], err
+
+
+def test_upstream_malformed_json_every_attempt_is_502_after_the_attempts(gateway, mock):
+    # Issue 10: a 2xx whose body does not parse is an upstream protocol error: 502 in OpenAI's
+    # shape, counted, and retried like other retryable failures (nothing reached the client).
+    r = http_call(gateway, "POST", CHAT, body=chat_body(),
+                  headers={"x-mock-fault": "malformed"})
+    err = assert_error_shape(r, 502)
+    assert err["code"] == "upstream_protocol_error", err
+    assert "not valid JSON" in err["message"], err
+    assert r.header("x-sluice-attempts") == "2", r  # the default max_attempts
+
+
+def test_upstream_malformed_json_then_good_answer_is_retried(gateway):
+    sid = f"malformed-then-ok-{time.monotonic_ns()}"
+    r = http_call(gateway, "POST", CHAT, body=chat_body(),
+                  headers={"x-mock-script": "malformed,200", "x-mock-script-id": sid})
+    assert r.status == 200, r
+    assert r.json()["choices"], r
+    assert r.header("x-sluice-attempts") == "2", r
 
 
 def test_upstream_malformed_no_crash(gateway):

@@ -53,7 +53,7 @@ auth:
         limits: {{requests_per_minute: 5}}}}
 {auth_extra}{limits}routes:
   - model: mock-model
-    targets: [{{provider: openai, base_url: "http://127.0.0.1:{mock.port}/v1"}}]
+    targets: [{{provider: openai, forward_headers: ["x-mock-*"], base_url: "http://127.0.0.1:{mock.port}/v1"}}]
   - model: demo
     targets: [{{provider: demo}}]
 """)
@@ -223,7 +223,7 @@ rate_limits:
     - {{model: mock-model, tokens_per_minute: 1000}}
 routes:
   - model: mock-model
-    targets: [{{provider: openai, base_url: "http://127.0.0.1:{mock.port}/v1"}}]
+    targets: [{{provider: openai, forward_headers: ["x-mock-*"], base_url: "http://127.0.0.1:{mock.port}/v1"}}]
 """)
     gw = Proc([str(SLUICE_BIN), "--config", str(cfg)], name="anon")
     try:

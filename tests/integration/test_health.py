@@ -27,10 +27,10 @@ def test_failing_target_leaves_rotation_and_returns_when_healthy(gateway_factory
     routes = f"""  - model: checked
     retry: {{max_attempts: 1}}
     targets:
-      - {{provider: openai, name: flaky, base_url: "http://127.0.0.1:{flaky_port}/v1",
+      - {{provider: openai, forward_headers: ["x-mock-*"], name: flaky, base_url: "http://127.0.0.1:{flaky_port}/v1",
           health: {{enabled: true, path: /models, interval_ms: 150, timeout_ms: 100,
                     unhealthy_threshold: 2, healthy_threshold: 1}}}}
-      - {{provider: openai, name: steady, base_url: "{{MOCK}}",
+      - {{provider: openai, forward_headers: ["x-mock-*"], name: steady, base_url: "{{MOCK}}",
           health: {{enabled: true, path: /models, interval_ms: 150, timeout_ms: 100}}}}
 """
     gw = gateway_factory(extra_routes=routes)

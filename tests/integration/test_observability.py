@@ -331,7 +331,7 @@ def test_reload_under_load_loses_nothing(mock, tmp_path, gateways):
     # Streams are open across every swap: 3 reloads by SIGHUP, each adding a route.
     for i in range(3):
         rewrite(gw, f"""  - model: added-later
-    targets: [{{provider: openai, base_url: "http://127.0.0.1:{mock.port}/v1", model: mock-model}}]
+    targets: [{{provider: openai, forward_headers: ["x-mock-*"], base_url: "http://127.0.0.1:{mock.port}/v1", model: mock-model}}]
   - model: gen-{i}
     targets: [{{provider: demo}}]
 """)

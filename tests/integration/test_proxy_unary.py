@@ -144,22 +144,32 @@ def test_no_authorization_sent_when_target_has_no_key(gateway, mock):
     assert "sk-client-secret" not in json.dumps(h), h
 
 
-def test_headers_forwarded_except_hop_by_hop(gateway, mock):
+def test_headers_forwarded_by_allowlist(gateway, mock):
+    # Review §2.3: client headers go upstream by allowlist (what the provider needs plus the
+    # target's forward_headers, here "x-mock-*"), never by denylist.
     r = http_call(gateway, "POST", "/v1/chat/completions", body=chat_body(), headers={
         "Host": "client.example",
-        "X-Custom-Thing": "keep-me",
+        "X-Custom-Thing": "not-listed",
         "OpenAI-Organization": "org-123",
+        "OpenAI-Project": "proj-123",
+        "X-Forwarded-For": "6.6.6.6",
+        "Forwarded": "for=6.6.6.6",
         "Keep-Alive": "timeout=5",
         "TE": "trailers",
         "Proxy-Authorization": "Basic Zm9vOmJhcg==",
+        "User-Agent": "OpenAI/Python 1.40.0",
+        "Idempotency-Key": "idem-1",
         "x-mock-tokens": "2",
     })
     assert r.status == 200, r
-    assert r.json()["choices"][0]["message"]["content"] == "w1 w2"  # x-mock-* passed through
+    assert r.json()["choices"][0]["message"]["content"] == "w1 w2"  # x-mock-* listed: forwarded
     h = mock.last()["headers"]
-    assert h.get("x-custom-thing") == "keep-me", h
-    assert h.get("openai-organization") == "org-123", h
     assert h.get("x-mock-tokens") == "2", h
+    assert h.get("user-agent") == "OpenAI/Python 1.40.0", h
+    assert h.get("idempotency-key") == "idem-1", h
+    for name in ("x-custom-thing", "openai-organization", "openai-project", "x-forwarded-for",
+                 "forwarded"):
+        assert name not in h, f"{name} forwarded without being listed: {h}"
     for name in ("keep-alive", "te", "proxy-authorization"):
         assert name not in h, f"hop-by-hop {name} forwarded: {h}"
     assert h.get("host") != "client.example", f"client Host forwarded: {h}"

@@ -108,7 +108,7 @@ def start(tmp_path, redis_port: int, name: str, mock=None, budgets: str = "",
     mock_route = ""
     if mock is not None:
         mock_route = f"""  - model: mock-model
-    targets: [{{provider: openai, base_url: "http://127.0.0.1:{mock.port}/v1"}}]
+    targets: [{{provider: openai, forward_headers: ["x-mock-*"], base_url: "http://127.0.0.1:{mock.port}/v1"}}]
 """
     cfg.write_text(f"""server: {{listen: "127.0.0.1:0", threads: 2}}
 admin: {{token_env: SLUICE_ADMIN_TOKEN}}

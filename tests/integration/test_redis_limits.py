@@ -142,7 +142,7 @@ rate_limits:
   redis: {{url: "redis://127.0.0.1:{redis_port}", timeout_ms: 300}}
 routes:
   - model: mock-model
-    targets: [{{provider: openai, base_url: "http://127.0.0.1:{mock_port}/v1"}}]
+    targets: [{{provider: openai, forward_headers: ["x-mock-*"], base_url: "http://127.0.0.1:{mock_port}/v1"}}]
 """)
     return Proc([str(SLUICE_BIN), "--config", str(cfg)], name=name)
 

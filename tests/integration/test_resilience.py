@@ -118,7 +118,7 @@ def test_500_then_200_is_retried(gateway_factory, mock):
     gw = gateway_factory(extra_routes="""\
   - model: r
     retry: {max_attempts: 3, backoff_base_ms: 10, backoff_cap_ms: 50}
-    targets: [{provider: openai, base_url: "{MOCK}", model: mock-model}]
+    targets: [{provider: openai, forward_headers: ["x-mock-*"], base_url: "{MOCK}", model: mock-model}]
 """)
     r, _ = post(gw, "r", script("500,200"))
     assert r.status == 200, r
@@ -134,14 +134,14 @@ def test_500_then_200_is_retried(gateway_factory, mock):
 RETRY_AFTER_ROUTES = """\
   - model: ra-long
     retry: {max_attempts: 2, backoff_base_ms: 10, backoff_cap_ms: 50, deadline_ms: 5000}
-    targets: [{provider: openai, base_url: "{MOCK}", model: mock-model}]
+    targets: [{provider: openai, forward_headers: ["x-mock-*"], base_url: "{MOCK}", model: mock-model}]
   - model: ra-short-fb
     retry: {max_attempts: 2, backoff_base_ms: 10, backoff_cap_ms: 50, deadline_ms: 500}
     fallbacks: [demo]
-    targets: [{provider: openai, base_url: "{MOCK}", model: mock-model}]
+    targets: [{provider: openai, forward_headers: ["x-mock-*"], base_url: "{MOCK}", model: mock-model}]
   - model: ra-short
     retry: {max_attempts: 2, backoff_base_ms: 10, backoff_cap_ms: 50, deadline_ms: 500}
-    targets: [{provider: openai, base_url: "{MOCK}", model: mock-model}]
+    targets: [{provider: openai, forward_headers: ["x-mock-*"], base_url: "{MOCK}", model: mock-model}]
 """
 
 
@@ -185,8 +185,8 @@ def _mixed_route(dead: int, retry_extra: str = "") -> str:
   - model: mixed
     retry: {{max_attempts: 2, backoff_base_ms: 5, backoff_cap_ms: 20{retry_extra}}}
     targets:
-      - {{name: dead-a, provider: openai, base_url: "http://127.0.0.1:{dead}/v1", model: mock-model}}
-      - {{name: live-b, provider: openai, base_url: "{{MOCK}}", model: mock-model}}
+      - {{name: dead-a, provider: openai, forward_headers: ["x-mock-*"], base_url: "http://127.0.0.1:{dead}/v1", model: mock-model}}
+      - {{name: live-b, provider: openai, forward_headers: ["x-mock-*"], base_url: "{{MOCK}}", model: mock-model}}
 """
 
 
@@ -224,6 +224,7 @@ BREAKER_ROUTE = """\
     targets:
       - name: brk-target
         provider: openai
+        forward_headers: ["x-mock-*"]
         base_url: "{MOCK}"
         model: mock-model
         breaker: {min_requests: 4, failure_ratio: 0.5, window_ms: 10000, cooldown_ms: 1000}
@@ -304,7 +305,7 @@ def test_admin_upstreams_disabled_without_token(gateway):
 STREAM_ROUTE = """\
   - model: st
     retry: {max_attempts: 3, backoff_base_ms: 10, backoff_cap_ms: 50}
-    targets: [{provider: openai, base_url: "{MOCK}", model: mock-model}]
+    targets: [{provider: openai, forward_headers: ["x-mock-*"], base_url: "{MOCK}", model: mock-model}]
 """
 
 
@@ -356,11 +357,11 @@ TIMEOUT_ROUTES = """\
   - model: slow-once
     retry: {max_attempts: 3, backoff_base_ms: 10, backoff_cap_ms: 50, deadline_ms: 1500,
             retry_on_timeout: false}
-    targets: [{provider: openai, base_url: "{MOCK}", model: mock-model}]
+    targets: [{provider: openai, forward_headers: ["x-mock-*"], base_url: "{MOCK}", model: mock-model}]
   - model: slow-retry
     retry: {max_attempts: 3, backoff_base_ms: 10, backoff_cap_ms: 50, deadline_ms: 1500,
             retry_on_timeout: true}
-    targets: [{provider: openai, base_url: "{MOCK}", model: mock-model}]
+    targets: [{provider: openai, forward_headers: ["x-mock-*"], base_url: "{MOCK}", model: mock-model}]
 """
 
 
@@ -396,6 +397,7 @@ def _limited_route(max_queue: int, queue_timeout_ms: int) -> str:
     targets:
       - name: lim-target
         provider: openai
+        forward_headers: ["x-mock-*"]
         base_url: "{{MOCK}}"
         model: mock-model
         concurrency: {{max_in_flight: 2, max_queue: {max_queue}, queue_timeout_ms: {queue_timeout_ms}}}
@@ -494,8 +496,8 @@ def _two_target_route(model: str, balancer: str, url_b: str, wa: int = 1, wb: in
     balancer: {balancer}
     retry: {{max_attempts: 1}}
     targets:
-      - {{name: {model}-a, provider: openai, base_url: "{{MOCK}}", model: mock-model, weight: {wa}}}
-      - {{name: {model}-b, provider: openai, base_url: "{url_b}", model: mock-model, weight: {wb}}}
+      - {{name: {model}-a, provider: openai, forward_headers: ["x-mock-*"], base_url: "{{MOCK}}", model: mock-model, weight: {wa}}}
+      - {{name: {model}-b, provider: openai, forward_headers: ["x-mock-*"], base_url: "{url_b}", model: mock-model, weight: {wb}}}
 """
 
 
@@ -564,10 +566,10 @@ def test_fallback_chain_rewrites_model(gateway_factory, mock):
   - model: fa
     retry: {{max_attempts: 2, backoff_base_ms: 5, backoff_cap_ms: 20}}
     fallbacks: [fb]
-    targets: [{{provider: openai, base_url: "http://127.0.0.1:{dead}/v1"}}]
+    targets: [{{provider: openai, forward_headers: ["x-mock-*"], base_url: "http://127.0.0.1:{dead}/v1"}}]
   - model: fb
     retry: {{max_attempts: 1}}
-    targets: [{{provider: openai, base_url: "{{MOCK}}"}}]
+    targets: [{{provider: openai, forward_headers: ["x-mock-*"], base_url: "{{MOCK}}"}}]
 """)
     r, _ = post(gw, "fa")
     assert r.status == 200, r
@@ -582,9 +584,9 @@ def test_fallback_to_target_with_model_alias(gateway_factory, mock):
   - model: fa
     retry: {{max_attempts: 3, backoff_base_ms: 5, backoff_cap_ms: 20}}
     fallbacks: [fb]
-    targets: [{{provider: openai, base_url: "http://127.0.0.1:{dead}/v1"}}]
+    targets: [{{provider: openai, forward_headers: ["x-mock-*"], base_url: "http://127.0.0.1:{dead}/v1"}}]
   - model: fb
-    targets: [{{provider: openai, base_url: "{{MOCK}}", model: mock-model}}]
+    targets: [{{provider: openai, forward_headers: ["x-mock-*"], base_url: "{{MOCK}}", model: mock-model}}]
 """)
     r, _ = post(gw, "fa")
     assert r.status == 200, r
@@ -633,9 +635,9 @@ def test_context_length_error_goes_to_context_fallback(gateway_factory, mock, co
     retry: {{max_attempts: 3, backoff_base_ms: 5, backoff_cap_ms: 20}}
     fallbacks: [demo]
     context_fallback: big
-    targets: [{{provider: openai, base_url: "http://127.0.0.1:{port}/v1"}}]
+    targets: [{{provider: openai, forward_headers: ["x-mock-*"], base_url: "http://127.0.0.1:{port}/v1"}}]
   - model: big
-    targets: [{{provider: openai, base_url: "{{MOCK}}"}}]
+    targets: [{{provider: openai, forward_headers: ["x-mock-*"], base_url: "{{MOCK}}"}}]
 """)
     r, _ = post(gw, "small")
     assert r.status == 200, r
@@ -653,7 +655,7 @@ def test_context_length_error_without_context_fallback_is_returned(gateway_facto
     gw = gateway_factory(extra_routes=f"""\
   - model: small
     retry: {{max_attempts: 3, backoff_base_ms: 5, backoff_cap_ms: 20}}
-    targets: [{{provider: openai, base_url: "http://127.0.0.1:{port}/v1"}}]
+    targets: [{{provider: openai, forward_headers: ["x-mock-*"], base_url: "http://127.0.0.1:{port}/v1"}}]
 """)
     r, _ = post(gw, "small")
     err = assert_error_shape(r, 400)
@@ -673,6 +675,7 @@ def test_retry_budget_limits_retries(gateway_factory, mock):
             budget_min_retries: 1, budget_window_ms: 10000}
     targets:
       - provider: openai
+        forward_headers: ["x-mock-*"]
         base_url: "{MOCK}"
         model: mock-model
         breaker: {enabled: false}

@@ -91,7 +91,7 @@ def start_gateway(tmp_path: Path, port: int, ca_file: str | None, host: str = "l
     cfg.write_text(f"""server: {{listen: "127.0.0.1:0", threads: 1}}
 {upstream}routes:
   - model: mock-model
-    targets: [{{provider: openai, base_url: "https://{host}:{port}/v1"}}]
+    targets: [{{provider: openai, forward_headers: ["x-mock-*"], base_url: "https://{host}:{port}/v1"}}]
 """)
     return Proc([str(SLUICE_BIN), "--config", str(cfg)], name="sluice")
 

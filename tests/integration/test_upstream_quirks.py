@@ -74,7 +74,7 @@ def test_endless_sse_event_is_cut_with_a_clear_error(gateway_factory, quirky):
     gw = gateway_factory(
         extra_routes=f"""  - model: endless
     retry: {{max_attempts: 1}}
-    targets: [{{provider: openai, base_url: "http://127.0.0.1:{port}/v1"}}]
+    targets: [{{provider: openai, forward_headers: ["x-mock-*"], base_url: "http://127.0.0.1:{port}/v1"}}]
 """,
         timeouts={"first_byte_ms": 5000, "stream_idle_ms": 5000, "total_ms": 20000})
     r = http_call(gw, "POST", "/v1/chat/completions", body=chat_body(model="endless", stream=True),
@@ -87,7 +87,7 @@ def test_endless_sse_event_is_cut_with_a_clear_error(gateway_factory, quirky):
 def test_compressed_upstream_body_keeps_its_content_encoding(gateway_factory, quirky):
     port = quirky("gzip")
     gw = gateway_factory(extra_routes=f"""  - model: zipped
-    targets: [{{provider: openai, base_url: "http://127.0.0.1:{port}/v1"}}]
+    targets: [{{provider: openai, forward_headers: ["x-mock-*"], base_url: "http://127.0.0.1:{port}/v1"}}]
 """)
     r = http_call(gw, "POST", "/v1/chat/completions", body=chat_body(model="zipped"))
     assert r.status == 200, r

@@ -2,6 +2,7 @@
 // every Errc, the shape of the JSON body, upstream pass-through, Retry-After rounding, and JSON
 // string escaping.
 #include "common/error.h"
+#include "api/proxy_util.h"
 
 #include <gtest/gtest.h>
 #include <simdjson.h>
@@ -172,13 +173,43 @@ TEST(ErrorMapping, PassesUpstream4xxBodyThroughUnchanged) {
   const std::string upstream =
       R"({"error":{"message":"Incorrect API key provided","type":"invalid_request_error",)"
       R"("param":null,"code":"invalid_api_key"}})";
-  for (int status : {400, 401, 403, 404, 422, 429, 499}) {
+  for (int status : {400, 404, 422, 429, 499}) {
     SCOPED_TRACE(status);
     const ErrorResponse r = to_response(upstream_error(status, upstream));
     EXPECT_EQ(r.status, status);
     EXPECT_EQ(r.body, upstream);
     EXPECT_EQ(http_status(upstream_error(status, upstream)), status);
   }
+}
+
+// Review §2.6: the gateway's own upstream credentials refused is the gateway's problem. A 401
+// passed through would tell the SDK that the *client's* key is invalid, and OpenAI's body shows
+// the last characters of the gateway's key.
+TEST(ErrorMapping, UpstreamAuthFailuresBecome502WithoutTheUpstreamBody) {
+  const std::string upstream =
+      R"({"error":{"message":"Incorrect API key provided: sk-up***1234","type":"invalid_request_error",)"
+      R"("param":null,"code":"invalid_api_key"}})";
+  for (int status : {401, 403, 407}) {
+    SCOPED_TRACE(status);
+    Error e = api::upstream_status_error(status, upstream, "application/json", std::nullopt,
+                                         "gpt-4o#0");
+    const ErrorResponse r = to_response(e);
+    EXPECT_EQ(r.status, 502);
+    EXPECT_EQ(r.body.find("sk-up"), std::string::npos) << r.body;
+    EXPECT_NE(r.body.find("upstream_auth_failed"), std::string::npos) << r.body;
+    EXPECT_NE(r.body.find("gateway's credentials"), std::string::npos) << r.body;
+    EXPECT_TRUE(e.retryable);
+  }
+}
+
+TEST(ErrorMapping, Upstream5xxMessagesHideOriginAndBodyUnlessExposed) {
+  Error hidden = api::upstream_status_error(503, "internal stack trace at 10.0.0.7", "text/plain",
+                                            std::nullopt, "gpt-4o#0");
+  EXPECT_EQ(hidden.message.find("10.0.0.7"), std::string::npos) << hidden.message;
+  EXPECT_NE(hidden.message.find("gpt-4o#0"), std::string::npos) << hidden.message;
+  Error shown = api::upstream_status_error(503, "internal stack trace at 10.0.0.7", "text/plain",
+                                           std::nullopt, "http://10.0.0.7:8000", true);
+  EXPECT_NE(shown.message.find("stack trace"), std::string::npos) << shown.message;
 }
 
 TEST(ErrorMapping, WrapsUpstream4xxWithoutBodyInOurShapeKeepingItsStatus) {

@@ -253,7 +253,7 @@ TEST(OpenaiEncode, DropsTransferEncoding) {
   EXPECT_EQ(values(f, "content-length").size(), 1u);
 }
 
-TEST(OpenaiEncode, ForwardsOrdinaryClientHeadersVerbatim) {
+TEST(OpenaiEncode, ForwardsOnlyAllowedClientHeadersVerbatim) {
   Fixture f;
   encode(f, plain_target(),
          "User-Agent: OpenAI/Python 1.40.0\r\n"
@@ -263,12 +263,23 @@ TEST(OpenaiEncode, ForwardsOrdinaryClientHeadersVerbatim) {
          "Accept: text/event-stream\r\n"
          "X-Stainless-Lang: python\r\n");
   EXPECT_EQ(values(f, "user-agent"), std::vector<std::string>{"OpenAI/Python 1.40.0"});
-  EXPECT_EQ(values(f, "x-mock-tokens"), std::vector<std::string>{"12"});
-  EXPECT_EQ(values(f, "openai-organization"), std::vector<std::string>{"org-1"});
   EXPECT_EQ(values(f, "content-type"),
             std::vector<std::string>{"application/json; charset=utf-8"});
   EXPECT_EQ(values(f, "accept"), std::vector<std::string>{"text/event-stream"});
+  // Not on the allowlist and not listed by the target: they stay at the gateway.
+  EXPECT_TRUE(values(f, "x-mock-tokens").empty()) << f.encoded.head;
+  EXPECT_TRUE(values(f, "openai-organization").empty()) << f.encoded.head;
+  EXPECT_TRUE(values(f, "x-stainless-lang").empty()) << f.encoded.head;
+}
+
+TEST(OpenaiEncode, ForwardsWhatTheTargetLists) {
+  config::TargetConfig t = plain_target();
+  t.forward_headers = {"x-mock-*", "openai-organization"};
+  Fixture f;
+  encode(f, t, "x-mock-tokens: 12\r\nOpenAI-Organization: org-1\r\nOpenAI-Project: p\r\n");
+  EXPECT_EQ(values(f, "x-mock-tokens"), std::vector<std::string>{"12"});
   EXPECT_NE(f.encoded.head.find("\r\nOpenAI-Organization: org-1\r\n"), std::string::npos);
+  EXPECT_TRUE(values(f, "openai-project").empty());
 }
 
 TEST(OpenaiEncode, AddsJsonContentTypeWhenTheClientSentNone) {
@@ -299,6 +310,7 @@ TEST(OpenaiEncode, AddsTargetHeaders) {
 TEST(OpenaiEncode, LetsTargetHeadersWinOverClientHeadersOfTheSameName) {
   config::TargetConfig t = plain_target();
   t.headers = {{"OpenAI-Organization", "org-target"}};
+  t.forward_headers = {"openai-organization"};
   Fixture same_case;
   encode(same_case, t, "OpenAI-Organization: org-client\r\n");
   EXPECT_EQ(values(same_case, "openai-organization"), std::vector<std::string>{"org-target"});
@@ -386,35 +398,48 @@ TEST(OpenaiEncode, ClearsAPreviousHeadWhenReused) {
 // ---- is_forwarded_header -----------------------------------------------------------------------
 
 TEST(ForwardedHeaders, DropsHopByHopFramingAndCredentialsInAnyCase) {
+  const std::vector<std::string> everything{"*"};
   for (std::string_view name :
        {"Connection", "keep-alive", "Proxy-Connection", "TE", "Trailer", "Transfer-Encoding",
         "Upgrade", "Proxy-Authorization", "Proxy-Authenticate", "HOST", "Content-Length",
-        "authorization", "X-API-KEY", "Api-Key", "cookie", "Accept-Encoding", "Expect",
-        "HTTP2-Settings"}) {
+        "authorization", "X-API-KEY", "Api-Key", "cookie", "Expect", "HTTP2-Settings"}) {
+    EXPECT_FALSE(is_forwarded_header(name, "")) << name;
+    // Not even a target that forwards "*" passes credentials or framing upstream.
+    EXPECT_FALSE(is_forwarded_header(name, "", everything)) << name;
+  }
+}
+
+TEST(ForwardedHeaders, ForwardsOnlyWhatTheProviderNeedsByDefault) {
+  for (std::string_view name :
+       {"Content-Type", "accept", "User-Agent", "Idempotency-Key", "OpenAI-Beta"}) {
+    EXPECT_TRUE(is_forwarded_header(name, "")) << name;
+  }
+  // Review §2.3: the client must not pick the billed organisation/project, nor spoof
+  // forwarding headers or drive internal tooling through the gateway's key.
+  for (std::string_view name :
+       {"OpenAI-Organization", "OpenAI-Project", "Forwarded", "X-Forwarded-For",
+        "X-Forwarded-Host", "traceparent", "x-mock-script", "x-sluice-anything", "cookie2",
+        "Accept-Encoding"}) {
     EXPECT_FALSE(is_forwarded_header(name, "")) << name;
   }
 }
 
-TEST(ForwardedHeaders, DropsGatewayPrivateHeaders) {
-  EXPECT_FALSE(is_forwarded_header("x-sluice-anything", ""));
-  EXPECT_FALSE(is_forwarded_header("X-Sluice-", ""));
-  EXPECT_TRUE(is_forwarded_header("x-sluice", ""));
-  EXPECT_TRUE(is_forwarded_header("x-sluicex", ""));
+TEST(ForwardedHeaders, TargetListForwardsNamesAndGlobsIgnoringCase) {
+  const std::vector<std::string> list{"traceparent", "x-mock-*", "openai-organization"};
+  EXPECT_TRUE(is_forwarded_header("TraceParent", "", list));
+  EXPECT_TRUE(is_forwarded_header("X-Mock-Script", "", list));
+  EXPECT_TRUE(is_forwarded_header("OpenAI-Organization", "", list));
+  EXPECT_FALSE(is_forwarded_header("OpenAI-Project", "", list));
+  EXPECT_FALSE(is_forwarded_header("x-mocks", "", list));
+  EXPECT_FALSE(is_forwarded_header("X-Forwarded-For", "", list));
 }
 
 TEST(ForwardedHeaders, DropsHeadersNominatedByConnection) {
-  EXPECT_FALSE(is_forwarded_header("X-Hop", "keep-alive, x-hop"));
-  EXPECT_FALSE(is_forwarded_header("x-hop", "X-Hop"));
-  EXPECT_TRUE(is_forwarded_header("x-hop2", "keep-alive, x-hop"));
-  EXPECT_TRUE(is_forwarded_header("x-ho", "x-hop"));
-}
-
-TEST(ForwardedHeaders, KeepsEverythingElse) {
-  for (std::string_view name :
-       {"User-Agent", "x-mock-tokens", "OpenAI-Organization", "OpenAI-Project", "Content-Type",
-        "Accept", "X-Request-Id", "traceparent", "x-api-keys", "cookie2"}) {
-    EXPECT_TRUE(is_forwarded_header(name, "keep-alive")) << name;
-  }
+  const std::vector<std::string> list{"x-hop*"};
+  EXPECT_FALSE(is_forwarded_header("X-Hop", "keep-alive, x-hop", list));
+  EXPECT_FALSE(is_forwarded_header("x-hop", "X-Hop", list));
+  EXPECT_TRUE(is_forwarded_header("x-hop2", "keep-alive, x-hop", list));
+  EXPECT_FALSE(is_forwarded_header("User-Agent", "user-agent"));
 }
 
 }  // namespace

@@ -72,39 +72,41 @@ config::Config budget_config(uint16_t port) {
 }
 
 TEST_F(RedisSpendTest, TwoLedgersEnforceOneBudget) {
-  config::Config config = budget_config(redis_.port());
-  UsageLedger a(config);
-  UsageLedger b(config);
+  auto shared = std::make_shared<const config::Config>(budget_config(redis_.port()));
+  const config::Config& config = *shared;
+  UsageLedger a(shared);
+  UsageLedger b(shared);
   a.record("key_1", "team", "m", {}, 0.6);
   a.record("key_1", "team", "m", {}, 0.6);
-  EXPECT_FALSE(a.check_budget("key_1", "team", config.budget_per_key).ok());  // own: at once
+  EXPECT_FALSE(a.check_budget("key_1", "team", config.budget_per_key, config.budget_per_tenant).ok());  // own: at once
   a.sync_spend();
   b.sync_spend();
-  auto r = b.check_budget("key_1", "team", config.budget_per_key);
+  auto r = b.check_budget("key_1", "team", config.budget_per_key, config.budget_per_tenant);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, Errc::quota_exceeded);
   // Another key of the tenant: 1.2 spent of 1.5, still allowed, until b adds its own 0.4.
-  EXPECT_TRUE(b.check_budget("key_2", "team", config.budget_per_key).ok());
+  EXPECT_TRUE(b.check_budget("key_2", "team", config.budget_per_key, config.budget_per_tenant).ok());
   b.record("key_2", "team", "m", {}, 0.4);
   b.sync_spend();
   a.sync_spend();
-  r = a.check_budget("key_2", "team", config.budget_per_key);
+  r = a.check_budget("key_2", "team", config.budget_per_key, config.budget_per_tenant);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("tenant 'team'"), std::string::npos) << r.error().message;
 }
 
 TEST_F(RedisSpendTest, SpendRecordedDuringAnOutageIsSentWhenRedisReturns) {
-  config::Config config = budget_config(redis_.port());
-  UsageLedger a(config);
+  auto shared = std::make_shared<const config::Config>(budget_config(redis_.port()));
+  const config::Config& config = *shared;
+  UsageLedger a(shared);
   redis_.stop();
   a.record("key_1", "team", "m", {}, 2.0);
   a.sync_spend();  // fails: kept for later, still enforced locally
-  EXPECT_FALSE(a.check_budget("key_1", "team", config.budget_per_key).ok());
+  EXPECT_FALSE(a.check_budget("key_1", "team", config.budget_per_key, config.budget_per_tenant).ok());
   ASSERT_TRUE(redis_.start());
   a.sync_spend();
-  EXPECT_FALSE(a.check_budget("key_1", "team", config.budget_per_key).ok());
-  UsageLedger b(config);  // reads the totals in its constructor
-  EXPECT_FALSE(b.check_budget("key_1", "team", config.budget_per_key).ok());
+  EXPECT_FALSE(a.check_budget("key_1", "team", config.budget_per_key, config.budget_per_tenant).ok());
+  UsageLedger b(shared);  // reads the totals in its constructor
+  EXPECT_FALSE(b.check_budget("key_1", "team", config.budget_per_key, config.budget_per_tenant).ok());
   RedisSpend raw("127.0.0.1", redis_.port(), 300ms);
   auto totals = raw.sync({}, today(), today().substr(0, 7));
   ASSERT_TRUE(totals.ok());
