@@ -170,9 +170,11 @@ void LocalRateLimiter::adjust(const Charge& bucket, int64_t delta, Clock::time_p
   auto it = shard.buckets.find(bucket.key);
   if (delta > 0) {
     Bucket& b = it != shard.buckets.end() ? it->second : shard.buckets[bucket.key];
+    // One request's extra charge can fill the bucket, never lock it beyond one period: a
+    // reconciliation with an absurd figure must not deny the bucket's users for years.
     int64_t debt = std::min<int64_t>(std::max<int64_t>(ns_between(now, b.tat), 0) +
                                          units_to_ns(delta, period, bucket.limit),
-                                     kMaxSpanNs);
+                                     std::min<int64_t>(kMaxSpanNs, period));
     b.tat = now + Nanos{debt};
     b.period = bucket.period;
     return;

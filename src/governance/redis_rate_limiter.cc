@@ -57,7 +57,7 @@ if ARGV[1] == 'adjust' then
   if delta > 0 then
     local used = 0
     if tat and tat > now then used = tat - now end
-    store(key, now + math.min(used + span(delta, p, l), MAX), pms)
+    store(key, now + math.min(used + span(delta, p, l), p, MAX), pms)
   elseif tat then
     store(key, math.max(tat - span(-delta, p, l), now), pms)
   end

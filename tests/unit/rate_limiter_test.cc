@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <limits>
 #include <chrono>
 #include <thread>
 #include <vector>
@@ -186,13 +187,26 @@ TEST(RateLimiterTest, AdjustNeverRefundsBeyondFull) {
 TEST(RateLimiterTest, PositiveAdjustChargesWithoutRejecting) {
   LocalRateLimiter rl;
   Charge c = charge("k", 10, 60s);
-  rl.adjust(c, 25, kT0);  // more than the limit: goes into debt
+  rl.adjust(c, 25, kT0);  // more than the limit: the bucket is full for (at most) a period
   Decision p = rl.peek(c, kT0);
   EXPECT_EQ(p.remaining, 0);
-  EXPECT_EQ(p.reset_after, 150'000ms);
+  EXPECT_EQ(p.reset_after, 60'000ms);
   Decision d = consume(rl, c, kT0);
   ASSERT_FALSE(d.allowed);
-  EXPECT_EQ(d.retry_after, 96'000ms);  // 25 + 1 units = 156 s, minus one period
+  EXPECT_EQ(d.retry_after, 6'000ms);  // a full period plus one unit (6 s), minus one period
+}
+
+// Review §1.1: a reconciliation with an absurd figure (a wrapped max_tokens estimate) pushed
+// every bucket of the plan 73 years into the future, denying everyone. One adjust can fill a
+// bucket for at most one period.
+TEST(RateLimiterTest, AnAbsurdAdjustLocksTheBucketForAtMostOnePeriod) {
+  LocalRateLimiter rl;
+  Charge c = charge("model:gpt-4o*:tpm", 1000, 60s);
+  rl.adjust(c, std::numeric_limits<int64_t>::max(), kT0);
+  EXPECT_FALSE(consume(rl, c, kT0 + 59s).allowed);
+  EXPECT_TRUE(consume(rl, c, kT0 + 60s).allowed);
+  rl.adjust(c, std::numeric_limits<int64_t>::min(), kT0 + 60s);  // and the other way: no wrap
+  EXPECT_TRUE(consume(rl, c, kT0 + 60s).allowed);
 }
 
 TEST(RateLimiterTest, PeekDoesNotCharge) {
