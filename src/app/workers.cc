@@ -120,7 +120,9 @@ int serve(const RunOptions& options, const HandlerFactory& factory,
     boost::asio::post(w->io, [&w] { w->server->begin_drain(); });
   }
   if (extra) boost::asio::post(workers.front()->io, [&extra] { extra->begin_drain(); });
-  auto open = [&] { return shared.open_connections.load() + extra_shared->open_connections.load(); };
+  auto open = [&] {
+    return shared.open_connections.load() + extra_shared->open_connections.load();
+  };
   auto deadline = std::chrono::steady_clock::now() + options.drain_timeout;
   while (open() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));

@@ -145,7 +145,8 @@ def test_cpu_profile_under_load_is_valid_and_does_not_block_the_worker(tmp_path)
         with Traffic(gw) as traffic:
             time.sleep(0.3)
             began = time.monotonic()
-            r = http_call(gw.admin, "GET", "/debug/pprof/profile?seconds=1", headers=AUTH, timeout=30)
+            r = http_call(gw.admin, "GET", "/debug/pprof/profile?seconds=1", headers=AUTH,
+                          timeout=30)
             ended = time.monotonic()
         assert r.status == 200, r
         assert r.header("content-type") == "application/octet-stream", r
@@ -179,7 +180,8 @@ def test_only_one_cpu_profile_runs_at_a_time(tmp_path):
         t = threading.Thread(target=take)
         t.start()
         time.sleep(0.5)
-        second = http_call(gw.admin, "GET", "/debug/pprof/profile?seconds=1", headers=AUTH, timeout=30)
+        second = http_call(gw.admin, "GET", "/debug/pprof/profile?seconds=1", headers=AUTH,
+                           timeout=30)
         assert second.status == 409, second
         assert second.json()["error"]["code"] == "profile_in_progress", second
         assert "one runs at a time" in second.json()["error"]["message"], second
@@ -188,7 +190,8 @@ def test_only_one_cpu_profile_runs_at_a_time(tmp_path):
         t.join(timeout=30)
         assert first["r"].status == 200, first["r"]
         # The slot is free again afterwards.
-        third = http_call(gw.admin, "GET", "/debug/pprof/profile?seconds=1", headers=AUTH, timeout=30)
+        third = http_call(gw.admin, "GET", "/debug/pprof/profile?seconds=1", headers=AUTH,
+                          timeout=30)
         assert third.status == 200, third
     finally:
         gw.stop()

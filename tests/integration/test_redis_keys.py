@@ -208,7 +208,8 @@ def test_key_revoked_on_a_is_rejected_by_b_within_a_second(tmp_path, redis):
         listed = http_call(b.admin, "GET", "/admin/keys", headers=ADMIN_HEADERS).json()["data"]
         assert [k["revoked"] for k in listed if k["id"] == key_id] == [True], listed
         # Unknown ids and config keys cannot be revoked.
-        assert http_call(b.admin, "DELETE", "/admin/keys/key_nope", headers=ADMIN_HEADERS).status == 404
+        assert http_call(b.admin, "DELETE", "/admin/keys/key_nope",
+                         headers=ADMIN_HEADERS).status == 404
         assert http_call(b.admin, "DELETE", "/admin/keys/cfg_declared",
                          headers=ADMIN_HEADERS).status == 400
     finally:
@@ -251,7 +252,8 @@ def test_redis_outage_keeps_known_keys_and_fails_admin_writes_with_503(tmp_path,
             assert call(gw, secret).status == 200
             assert poll(lambda: "Redis at" in logs(gw) and "reachable again" in logs(gw), 2.0)
         # The revocation path works again too.
-        assert http_call(b.admin, "DELETE", f"/admin/keys/{key_id}", headers=ADMIN_HEADERS).status == 200
+        assert http_call(b.admin, "DELETE", f"/admin/keys/{key_id}",
+                         headers=ADMIN_HEADERS).status == 200
         assert until_status(a, secret, 401, 2.0) < 1.0
     finally:
         a.stop()
