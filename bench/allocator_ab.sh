@@ -19,7 +19,7 @@ MOCK=$!; A=; B=
 trap 'kill $MOCK $A $B 2>/dev/null || true' EXIT
 sleep 0.5
 UP=$(grep -o 'http://[0-9.:]*' upstream.log | head -1 | sed 's|http://||')
-printf 'server: {listen: "127.0.0.1:0", threads: 1, max_connections: 20000}\nroutes:\n  - model: mock-model\n    targets: [{provider: openai, base_url: "http://%s/v1"}]\n' "$UP" >gw.yaml
+printf 'server: {listen: "127.0.0.1:0", threads: 1, max_connections: 20000}\nadmin: {listen: off}\nroutes:\n  - model: mock-model\n    targets: [{provider: openai, base_url: "http://%s/v1"}]\n' "$UP" >gw.yaml
 taskset -c 0 ./gw-a --config gw.yaml >a.log 2>&1 & A=$!
 taskset -c 0 ./gw-b --config gw.yaml >b.log 2>&1 & B=$!
 sleep 0.7

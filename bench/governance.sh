@@ -118,7 +118,7 @@ log "redis-server pid $REDIS_PID on 127.0.0.1:$REDIS_PORT ($("$REDIS_BIN" --vers
 
 write_config() {  # NAME FILE
   local name=$1 f=$2
-  echo 'server: {listen: "127.0.0.1:0", threads: 1, max_connections: 20000}' >"$f"
+  printf 'server: {listen: "127.0.0.1:0", threads: 1, max_connections: 20000}\nadmin: {listen: off}\n' >"$f"
   if [[ $name != plain ]]; then
     cat >>"$f" <<EOF
 auth:

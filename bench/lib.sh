@@ -99,11 +99,20 @@ wait_line() {
   die "${PNAME[$pid]:-pid $pid}: no line matching /$re/ within ${t}s"
 }
 
-# listen_addr PID LOGFILE → host:port from the "listening on http://host:port" line of sluice or
-# sluice-mock (waits up to 15 s)
+# listen_addr PID LOGFILE → host:port from the "<name>: listening on http://host:port" line of
+# sluice or sluice-mock (waits up to 15 s); sluice's "sluice admin listening on ..." is not it
 listen_addr() {
   local line addr
-  line=$(wait_line "$1" "$2" 'listening on http://' 15)
+  line=$(wait_line "$1" "$2" '^[^ ]+: listening on http://' 15)
+  addr=${line##*http://}
+  echo "${addr%%/*}"
+}
+
+# admin_addr PID LOGFILE → host:port of sluice's operations listener (admin.listen: /metrics,
+# /admin/*, /debug/pprof/*) from its "sluice admin listening on http://host:port" line
+admin_addr() {
+  local line addr
+  line=$(wait_line "$1" "$2" 'admin listening on http://' 15)
   addr=${line##*http://}
   echo "${addr%%/*}"
 }

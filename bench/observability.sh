@@ -83,7 +83,8 @@ log "mock pid $MOCK_PID on $UPSTREAM"
 
 write_config() {  # NAME FILE
   local name=$1 f=$2
-  echo 'server: {listen: "127.0.0.1:0", threads: 1, max_connections: 20000}' >"$f"
+  # The operations listener (/metrics) on an ephemeral port: the instances run side by side.
+  printf 'server: {listen: "127.0.0.1:0", threads: 1, max_connections: 20000}\nadmin: {listen: "127.0.0.1:0"}\n' >"$f"
   case $name in
     off) echo 'metrics: {enabled: false, server_timing: false}' >>"$f" ;;
     metrics) ;;   # defaults: metrics on, server-timing on, no access log
@@ -96,7 +97,7 @@ routes:
 EOF
 }
 
-declare -A URL=() GWPID=() LOGF=()
+declare -A URL=() ADMIN_URL=() GWPID=() LOGF=()
 for c in "${CONFIGS[@]}"; do
   write_config "$c" "$TMP/$c.yaml"
   LOGF[$c]="$TMP/gw-$c.log"
@@ -104,7 +105,8 @@ for c in "${CONFIGS[@]}"; do
   GWPID[$c]=$LAST_PID
   addr=$(listen_addr "$LAST_PID" "${LOGF[$c]}")
   URL[$c]="http://$addr"
-  log "sluice ($c) pid $LAST_PID on $addr"
+  ADMIN_URL[$c]="http://$(admin_addr "$LAST_PID" "${LOGF[$c]}")"
+  log "sluice ($c) pid $LAST_PID on $addr, operations on ${ADMIN_URL[$c]}"
 done
 
 # ---------------------------------------------------------------- checks before measuring
@@ -118,9 +120,9 @@ check_fail() {  # CONFIG OUTBASE MESSAGE
   echo "---- $1: headers and body:" >&2; cat "$2.h" "$2.b" >&2 2>/dev/null; echo >&2
   die "$1: $3"
 }
-metrics_code() { curl -sS -m 10 -o "$2" -w '%{http_code}' "${URL[$1]}/metrics" || echo curl-failed; }
-scrape() {  # CONFIG → /metrics text on stdout
-  curl -sS -m 10 "${URL[$1]}/metrics" || die "$1: GET /metrics failed"
+metrics_code() { curl -sS -m 10 -o "$2" -w '%{http_code}' "${ADMIN_URL[$1]}/metrics" || echo curl-failed; }
+scrape() {  # CONFIG → /metrics text on stdout (from the operations listener, admin.listen)
+  curl -sS -m 10 "${ADMIN_URL[$1]}/metrics" || die "$1: GET /metrics failed"
 }
 requests_total() {  # CONFIG → sum of sluice_requests_total{route="/v1/chat/completions"} (scrapes count too)
   scrape "$1" | awk '/^sluice_requests_total\{route="\/v1\/chat\/completions"/ {s += $NF} END {printf "%d\n", s}'

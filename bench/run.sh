@@ -97,6 +97,7 @@ URL[direct]="http://$UPSTREAM"
 write_sluice_config() {  # FILE
   cat >"$1" <<EOF
 server: {listen: "127.0.0.1:0", threads: 1, max_connections: 20000}
+admin: {listen: off}
 routes:
   - model: mock-model
     targets: [{provider: openai, forward_headers: ["x-mock-*"], base_url: "http://$UPSTREAM/v1"}]

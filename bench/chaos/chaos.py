@@ -38,6 +38,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 LISTEN_RE = re.compile(r"listening on http://([^:/\s]+):(\d+)")
+# sluice's operations listener (admin.listen), announced on the line after the main one.
+ADMIN_LISTEN_RE = re.compile(r"admin listening on http://([^:/\s]+):(\d+)")
 ADMIN_TOKEN = "chaos-admin-token"
 MODEL = "chaos"
 
@@ -55,6 +57,7 @@ class Child:
         self.log = open(log_dir / f"{name}.log", "ab")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=self.log, env=env, start_new_session=True)
+        self.admin_port: int | None = None
         self.port = self._wait_port(timeout)
         threading.Thread(target=self._drain, daemon=True).start()
 
@@ -66,8 +69,9 @@ class Child:
             try:
                 for raw in self.proc.stdout:
                     self.log.write(raw)
-                    m = LISTEN_RE.search(raw.decode("utf-8", "replace"))
-                    if m:
+                    line = raw.decode("utf-8", "replace")
+                    m = LISTEN_RE.search(line)
+                    if m and not ADMIN_LISTEN_RE.search(line):
                         found.append(int(m.group(2)))
                         return
             finally:
@@ -85,8 +89,20 @@ class Child:
         try:
             for raw in self.proc.stdout:
                 self.log.write(raw)
+                m = ADMIN_LISTEN_RE.search(raw.decode("utf-8", "replace"))
+                if m:
+                    self.admin_port = int(m.group(2))
         except (OSError, ValueError):
             pass
+
+    def wait_admin_port(self, timeout: float = 5.0) -> int:
+        """The port of sluice's operations listener (/admin/*, /metrics)."""
+        deadline = time.monotonic() + timeout
+        while self.admin_port is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name}: no 'admin listening on' line")
+            time.sleep(0.02)
+        return self.admin_port
 
     def kill(self):
         if self.proc.poll() is None:
@@ -119,7 +135,7 @@ CONFIG = """\
 server: {{listen: "127.0.0.1:0", threads: 2, idle_timeout_ms: 60000, drain_timeout_ms: 3000}}
 upstream:
   timeouts: {{connect_ms: 500, first_byte_ms: 2000, stream_idle_ms: 1000, total_ms: 10000}}
-admin: {{token_env: SLUICE_ADMIN_TOKEN}}
+admin: {{listen: "127.0.0.1:0", token_env: SLUICE_ADMIN_TOKEN}}
 routes:
   - model: {model}
     retry: {{max_attempts: 3, backoff_base_ms: 20, backoff_cap_ms: 200, deadline_ms: 5000}}
@@ -502,7 +518,7 @@ def main() -> int:
                 break
         elapsed = time.monotonic() - t0
 
-        admin = http_json(gw.port, "/admin/upstreams",
+        admin = http_json(gw.wait_admin_port(), "/admin/upstreams",
                           {"Authorization": f"Bearer {ADMIN_TOKEN}"})
         mock_stats = {"mock-a": http_json(mock_a.port, "/mock/stats"),
                       "mock-b (restarted)": http_json(new_b.port, "/mock/stats")}

@@ -1,6 +1,8 @@
 // Gateway: endpoint table, OpenAI request decoding, and the proxy loop (unary and SSE relay).
 #include "api/gateway.h"
 
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -42,6 +44,12 @@ Endpoint endpoint_of(std::string_view api, std::string_view path,
   return Endpoint::other;
 }
 
+// The operations endpoints: served on admin.listen, and on the public listener only with
+// admin.on_public_listener: true.
+bool operations_endpoint(Endpoint e) {
+  return e == Endpoint::admin || e == Endpoint::debug || e == Endpoint::metrics;
+}
+
 }  // namespace
 
 TargetRuntime::TargetRuntime(const config::TargetConfig& target,
@@ -78,7 +86,8 @@ RouteRuntime* Gateway::runtime_for(const config::RouteConfig* route) {
 }
 
 asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& responder,
-                                      WorkerContext& worker, std::shared_ptr<void> keep) {
+                                      WorkerContext& worker, std::shared_ptr<void> keep,
+                                      Listener listener) {
   std::string_view method = request.method();
   std::string_view path = api_path(request.path());
   // Whatever way this coroutine ends, the request is counted and logged once (the trace and
@@ -106,6 +115,18 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
   };
   bool api_path_hit = path == "/chat/completions" || path == "/completions" ||
                       path == "/embeddings" || path == "/models" || path.starts_with("/models/");
+  // Each listener answers only its own endpoints; the rest look like unknown URLs (no hint
+  // that an operations endpoint exists elsewhere).
+  if (listener == Listener::admin ? api_path_hit || trace.endpoint == Endpoint::other
+                                  : operations_endpoint(trace.endpoint) &&
+                                        !router_->config().admin.on_public_listener) {
+    trace.endpoint = Endpoint::other;
+    const Error unknown = make_error(Errc::not_found, "Unknown request URL: " +
+                                                          std::string(method) + " " +
+                                                          std::string(request.path()) + ".");
+    co_await responder.send_error(unknown);
+    co_return;
+  }
   if (api_path_hit) {
     request.timing->emit = router_->config().metrics.server_timing;
     if (governance_ && governance_->auth_enabled()) {
@@ -171,12 +192,15 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
 
 namespace {
 
-// Constant-time comparison: the admin token must not leak through response timing.
-bool token_equals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
+// The admin token must leak neither its bytes nor its length through response timing: compare
+// fixed-size digests of both sides in constant time (the time depends only on the length of
+// what the client sent, which it knows).
+bool token_equals(std::string_view given, std::string_view expected) {
+  unsigned char a[SHA256_DIGEST_LENGTH];
+  unsigned char b[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(given.data()), given.size(), a);
+  SHA256(reinterpret_cast<const unsigned char*>(expected.data()), expected.size(), b);
+  return CRYPTO_memcmp(a, b, sizeof a) == 0;
 }
 
 }  // namespace

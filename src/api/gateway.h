@@ -52,6 +52,11 @@ struct WorkerContext {
   governance::RedisRateLimiter* redis = nullptr;  // null unless rate_limits.backend is redis
 };
 
+/// The listener a request arrived on. `api` (server.listen) serves the OpenAI API, /healthz and
+/// /readyz, plus the operations endpoints only with admin.on_public_listener: true; `admin`
+/// (admin.listen) serves /metrics, /admin/*, /debug/pprof/*, /healthz and /readyz only.
+enum class Listener { api, admin };
+
 class Gateway : public std::enable_shared_from_this<Gateway> {
  public:
   /// `draining` is read by /readyz (503 while the process shuts down). `access_log` may be
@@ -61,9 +66,11 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
           std::shared_ptr<observe::AccessLog> access_log = nullptr);
 
   /// Serves one request on the calling worker (`worker` lends its upstream pool). `keep` is
-  /// held for the request's lifetime (the owner of this Gateway, across a reload).
+  /// held for the request's lifetime (the owner of this Gateway, across a reload). Paths the
+  /// `listener` does not serve answer 404 "Unknown request URL", as unknown paths do.
   asio::awaitable<void> handle(http::Request& request, http::Responder& responder,
-                               WorkerContext& worker, std::shared_ptr<void> keep = nullptr);
+                               WorkerContext& worker, std::shared_ptr<void> keep = nullptr,
+                               Listener listener = Listener::api);
 
   /// Starts active health checks (targets with health.enabled) on `io`, using `pool`.
   /// Call once, on one worker; the checks run until the io_context stops or retire().

@@ -119,6 +119,24 @@ class App {
     options.tick = std::chrono::milliseconds(250);
     options.on_reload = [this] { reload("SIGHUP"); };
     options.on_tick = [this] { tick(); };
+    if (config_->admin.listen_enabled) {
+      // The operations endpoints get their own listener on the first worker: low traffic, and
+      // the same Gateway (the current one after reloads) as that worker's API requests.
+      ExtraListener admin;
+      admin.host = config_->admin.listen_host;
+      admin.port = config_->admin.listen_port;
+      admin.banner = "sluice admin";
+      admin.limits = options.limits;
+      admin.factory = [](Worker& worker) -> http::Handler {
+        auto* raw = static_cast<WorkerState*>(worker.state.get());
+        return [raw](http::Request& req, http::Responder& resp) {
+          std::shared_ptr<void> keep = raw->current;
+          api::Gateway& gateway = **raw->current;
+          return gateway.handle(req, resp, raw->context, std::move(keep), api::Listener::admin);
+        };
+      };
+      options.extra = std::move(admin);
+    }
 
     tls_ = upstream::make_tls_context(config_->upstream.ca_file);
     pool_limits_.max_idle_per_host = config_->upstream.max_idle_per_host;
@@ -248,6 +266,13 @@ class App {
     if (next->server_fingerprint != config_->server_fingerprint) {
       spdlog::warn("server settings (listen address, threads, limits) changed in {}: they take "
                    "effect at the next restart", path);
+    }
+    const auto& oa = config_->admin;
+    const auto& na = next->admin;
+    if (oa.listen_enabled != na.listen_enabled || oa.listen_host != na.listen_host ||
+        oa.listen_port != na.listen_port) {
+      spdlog::warn("admin.listen changed in {}: the admin listener moves at the next restart; "
+                   "admin.on_public_listener and the admin token apply now", path);
     }
     const auto& ou = config_->upstream;
     const auto& nu = next->upstream;

@@ -7,6 +7,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <cstdio>
+#include <stdexcept>
 #include <thread>
 
 namespace sluice::app {
@@ -50,9 +51,30 @@ int serve(const RunOptions& options, const HandlerFactory& factory,
     port = w->server->bound_port();  // the others join the same port
     workers.push_back(std::move(w));
   }
-  bool v6 = options.host.find(':') != std::string::npos;
-  std::printf("%s: listening on http://%s%s%s:%u\n", options.banner.c_str(), v6 ? "[" : "",
-              options.host.c_str(), v6 ? "]" : "", port);
+  // The extra listener: on the first worker only, with its own connection accounting (a
+  // public listener at max_connections must not lock the operator out). Bound before the
+  // banner, so a taken address fails the start instead of printing "listening".
+  std::unique_ptr<http::Server> extra;
+  auto extra_shared = std::make_unique<http::ServerShared>();
+  if (options.extra) {
+    Worker& first = *workers.front();
+    extra = std::make_unique<http::Server>(first.io, options.extra->limits,
+                                           options.extra->factory(first), *extra_shared);
+    try {
+      extra->listen(options.extra->host, options.extra->port, /*reuse_port=*/false);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(options.extra->banner + ": cannot listen on " +
+                               options.extra->host + ":" +
+                               std::to_string(options.extra->port) + ": " + e.what());
+    }
+  }
+  auto announce = [](const std::string& banner, const std::string& host, unsigned bound) {
+    bool v6 = host.find(':') != std::string::npos;
+    std::printf("%s listening on http://%s%s%s:%u\n", banner.c_str(), v6 ? "[" : "",
+                host.c_str(), v6 ? "]" : "", bound);
+  };
+  announce(options.banner + ":", options.host, port);
+  if (extra) announce(options.extra->banner, options.extra->host, extra->bound_port());
   std::fflush(stdout);
 
   std::vector<std::thread> pool;
@@ -93,14 +115,19 @@ int serve(const RunOptions& options, const HandlerFactory& factory,
     break;
   }
   shared.draining.store(true);
+  extra_shared->draining.store(true);
   for (auto& w : workers) {
     boost::asio::post(w->io, [&w] { w->server->begin_drain(); });
   }
+  if (extra) boost::asio::post(workers.front()->io, [&extra] { extra->begin_drain(); });
+  auto open = [&] {
+    return shared.open_connections.load() + extra_shared->open_connections.load();
+  };
   auto deadline = std::chrono::steady_clock::now() + options.drain_timeout;
-  while (shared.open_connections.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+  while (open() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  size_t left = shared.open_connections.load();
+  size_t left = open();
   if (left > 0) spdlog::warn("drain deadline passed; closing {} connections", left);
   for (auto& w : workers) w->io.stop();
   for (auto& t : pool) t.join();
@@ -109,6 +136,8 @@ int serve(const RunOptions& options, const HandlerFactory& factory,
   // connection coroutines (past the drain deadline) would run their frames' destructors
   // against already-destroyed servers. Callers exit right after serve() returns.
   for (auto& w : workers) (void)w.release();
+  (void)extra.release();
+  (void)extra_shared.release();
   return 0;
 }
 

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,20 @@ struct Worker {
   std::shared_ptr<void> state;  // per-worker state the handler uses (e.g. the upstream pool)
 };
 
+/// Builds a handler for one worker; called once per worker on the main thread.
+using HandlerFactory = std::function<http::Handler(Worker& worker)>;
+
+/// A second, low-traffic listener (the operations endpoints) served by the first worker alone,
+/// bound without SO_REUSEPORT: a second process on the same address fails to start instead of
+/// silently sharing the port.
+struct ExtraListener {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;
+  std::string banner = "sluice admin";  // printed as "<banner> listening on http://host:port"
+  http::ServerLimits limits;
+  HandlerFactory factory;  // called once, with the first worker, after its main handler
+};
+
 struct RunOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 0;
@@ -32,6 +47,7 @@ struct RunOptions {
   std::function<void()> on_reload;  // SIGHUP (main thread); none: logged and ignored
   std::function<void()> on_tick;    // every `tick` on the main thread (file watch, cleanup)
   std::chrono::milliseconds tick{1000};
+  std::optional<ExtraListener> extra;  // printed on the line after the main one
 };
 
 /// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread (and so in every thread it starts
@@ -39,11 +55,9 @@ struct RunOptions {
 /// in serve(). Returns the set.
 sigset_t block_control_signals();
 
-/// Builds a handler for one worker; called once per worker on the main thread.
-using HandlerFactory = std::function<http::Handler(Worker& worker)>;
-
-/// Binds, prints the banner line, serves until SIGTERM/SIGINT, drains (in-flight requests and
-/// streams finish, up to drain_timeout) and returns 0. Throws on bind failure.
+/// Binds (the extra listener too), prints the banner line (then the extra listener's), serves
+/// until SIGTERM/SIGINT, drains (in-flight requests and streams finish, up to drain_timeout)
+/// and returns 0. Throws on bind failure.
 int serve(const RunOptions& options, const HandlerFactory& factory,
           http::ServerShared& shared);
 

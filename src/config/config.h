@@ -214,6 +214,14 @@ struct MetricsConfig {
   bool server_timing = true;          // server-timing header on every API response
 };
 
+/// The operations listener: /metrics, /admin/*, /debug/pprof/* (and /healthz, /readyz).
+struct AdminConfig {
+  bool listen_enabled = true;               // false: `listen: off` (or empty), no admin listener
+  std::string listen_host = "127.0.0.1";    // from `listen: host:port`
+  uint16_t listen_port = 9090;              // 0 = ephemeral (printed on stdout)
+  bool on_public_listener = false;          // also serve the operations paths on server.listen
+};
+
 struct AccessLogConfig {
   bool enabled = false;
   std::string path = "stdout";        // "stdout", "stderr" or a file (appended)
@@ -237,6 +245,7 @@ struct Config {
   UpstreamConfig upstream;
   std::vector<RouteConfig> routes;  // active routes only (see `when_env`), in file order
   std::string admin_token;          // from admin.token_env; empty = admin endpoints disabled
+  AdminConfig admin;
   AuthConfig auth;
   RateLimitConfig rate_limits;
   std::vector<Price> prices;

@@ -386,7 +386,8 @@ std::optional<std::string> split_host_port(std::string_view text, HostPort& out)
   return std::nullopt;
 }
 
-void parse_listen(const YAML::Node& node, std::string_view path, ServerConfig& server) {
+void parse_listen(const YAML::Node& node, std::string_view path, std::string& host,
+                  uint16_t& listen_port) {
   const std::string text = read_string(node, path);
   HostPort parts;
   if (const auto error = split_host_port(text, parts)) {
@@ -396,8 +397,8 @@ void parse_listen(const YAML::Node& node, std::string_view path, ServerConfig& s
   if (!parts.port) fail(path, "expected host:port");
   const std::optional<uint16_t> port = parse_port(*parts.port);
   if (!port) fail(path, "port must be 0..65535");
-  server.listen_host = std::move(parts.host);
-  server.listen_port = *port;
+  host = std::move(parts.host);
+  listen_port = *port;
 }
 
 // Fills tls/host/port/base_path from an http(s) URL. Returns an error message on failure;
@@ -442,7 +443,9 @@ std::optional<std::string> parse_base_url(std::string_view url, TargetConfig& ta
 
 void parse_server(const YAML::Node& node, ServerConfig& server) {
   const Section s(node, "server", "server");
-  if (const auto* n = s.find("listen")) parse_listen(*n, s.path("listen"), server);
+  if (const auto* n = s.find("listen")) {
+    parse_listen(*n, s.path("listen"), server.listen_host, server.listen_port);
+  }
   if (const auto* n = s.find("threads")) {
     const std::string path = s.path("threads");
     const std::string expected = fmt::format("must be \"auto\" or an integer 1..{}", kMaxThreads);
@@ -1019,6 +1022,17 @@ void parse_routes(const YAML::Node* node, Config& config) {
 
 void parse_admin(const YAML::Node& node, Config& config) {
   const Section s(node, "admin", "admin");
+  if (const auto* n = s.find("listen")) {
+    // `off`, empty or null: no admin listener.
+    if (n->IsNull() || (n->IsScalar() && (n->Scalar().empty() || n->Scalar() == "off"))) {
+      config.admin.listen_enabled = false;
+    } else {
+      parse_listen(*n, s.path("listen"), config.admin.listen_host, config.admin.listen_port);
+    }
+  }
+  if (const auto* n = s.find("on_public_listener")) {
+    config.admin.on_public_listener = read_bool(*n, s.path("on_public_listener"));
+  }
   if (const auto* n = s.find("token_env")) {
     config.admin_token =
         secret_env_value(read_env_name(*n, s.path("token_env")), s.path("token_env")).value_or("");
@@ -1643,6 +1657,12 @@ Config build(const std::string& text, const std::string& source, const std::stri
   if (const auto* n = top.find("server")) parse_server(*n, config.server);
   if (const auto* n = top.find("upstream")) parse_upstream(*n, config.upstream);
   if (const auto* n = top.find("admin")) parse_admin(*n, config);
+  if (config.admin.listen_enabled && config.admin.listen_port != 0 &&
+      config.admin.listen_port == config.server.listen_port &&
+      config.admin.listen_host == config.server.listen_host) {
+    fail("admin.listen", "must differ from server.listen (to serve the operations endpoints "
+                         "there, set admin.listen: off and admin.on_public_listener: true)");
+  }
   if (const auto* n = top.find("auth")) parse_auth(*n, base_dir, config.auth);
   if (const auto* n = top.find("rate_limits")) parse_rate_limits(*n, config.rate_limits);
   if (const auto* n = top.find("redis")) parse_redis(*n, top.find("rate_limits"), config.rate_limits);

@@ -40,7 +40,7 @@ inline constexpr Entry kEntries[] = {
     {"upstream", "max_idle_per_host idle_timeout_ms max_connections_per_host dns_ttl_ms ca_file "
                  "timeouts"},
     {"upstream.timeouts", "connect_ms first_byte_ms stream_idle_ms total_ms"},
-    {"admin", "token_env"},
+    {"admin", "listen on_public_listener token_env"},
     {"auth", "enabled keys_db keys_backend keys jwt"},
     {"auth.keys[]", "name key_env key_sha256 key tenant models limits budget expires"},
     {"auth.keys[].limits", "requests_per_minute tokens_per_minute tokens_per_day"},

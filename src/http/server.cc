@@ -629,12 +629,13 @@ Server::Server(asio::io_context& io, ServerLimits limits, Handler handler, Serve
 
 Server::~Server() = default;
 
-void Server::listen(const std::string& host, uint16_t port) {
+void Server::listen(const std::string& host, uint16_t port, bool reuse_port) {
   tcp::endpoint ep(asio::ip::make_address(host), port);
   acceptor_.open(ep.protocol());
   acceptor_.set_option(tcp::acceptor::reuse_address(true));
   int one = 1;
-  if (::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+  if (reuse_port &&
+      ::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
     throw std::runtime_error("setsockopt(SO_REUSEPORT) failed");
   }
   acceptor_.bind(ep);

@@ -148,7 +148,8 @@ class Server {
 
   /// Binds with SO_REUSEPORT (so every worker may bind the same address) and starts accepting.
   /// Port 0 picks an ephemeral port; pass the port the first worker got to the others.
-  void listen(const std::string& host, uint16_t port);
+  /// `reuse_port = false`: an exclusive bind (a single-worker listener; EADDRINUSE if taken).
+  void listen(const std::string& host, uint16_t port, bool reuse_port = true);
   uint16_t bound_port() const { return port_; }
 
   /// Stops accepting, closes idle keep-alive connections, and asks busy ones to close after

@@ -33,7 +33,8 @@ let mockUrl;
 let client;
 let gatewayBase;
 
-/** Spawns a server and resolves with its base URL once it prints "listening on http://H:P". */
+/** Spawns a server and resolves with its base URL once it prints "listening on http://H:P"
+ * (the first such line: sluice's own; an "admin listening on" line may follow it). */
 function startServer(bin, args, env, timeoutMs = 10000) {
   accessSync(bin, constants.X_OK);
   const child = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -93,6 +94,7 @@ before(async () => {
   const config = `\
 server: {listen: "127.0.0.1:0", threads: 2, max_body_bytes: 1MiB, header_timeout_ms: 1000, idle_timeout_ms: 2000, drain_timeout_ms: 3000}
 upstream: {timeouts: {connect_ms: 1000, first_byte_ms: 1000, stream_idle_ms: 1000, total_ms: 5000}}
+admin: {listen: off}
 routes:
   - model: mock-model
     targets: [{provider: openai, base_url: "${mockBase}", api_key_env: MOCK_KEY}]

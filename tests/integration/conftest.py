@@ -44,6 +44,22 @@ MOCK_BIN = build_dir() / "sluice-mock"
 UPSTREAM_KEY = "sk-upstream-secret-for-mock"  # value of $MOCK_KEY given to the gateway
 
 LISTEN_RE = re.compile(r"listening on http://([^:/\s]+|\[[^\]]+\]):(\d+)")
+# sluice prints its operations listener (admin.listen) on the line after the main one:
+# "sluice admin listening on http://HOST:PORT". LISTEN_RE matches it too: skip it for the main.
+ADMIN_LISTEN_RE = re.compile(r"admin listening on http://([^:/\s]+|\[[^\]]+\]):(\d+)")
+
+# The `admin` map every test config should use: an ephemeral operations listener, so gateways
+# started in parallel never compete for the default 127.0.0.1:9090.
+ADMIN_LISTEN = '"127.0.0.1:0"'
+
+
+def admin_yaml(token_env: str | None = None, **keys) -> str:
+    """`admin: {listen: "127.0.0.1:0", ...}` (one line, no newline) for test configs."""
+    entries = {"listen": ADMIN_LISTEN}
+    if token_env:
+        entries["token_env"] = token_env
+    entries.update(keys)
+    return "admin: {" + ", ".join(f"{k}: {v}" for k, v in entries.items()) + "}"
 
 
 def require_binaries(*paths: Path) -> None:
@@ -55,6 +71,17 @@ def require_binaries(*paths: Path) -> None:
 # --------------------------------------------------------------------------------------------
 # Processes
 # --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Address:
+    """A host and port, usable wherever a helper takes a `target` with .host/.port."""
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
 
 
 class Proc:
@@ -70,6 +97,7 @@ class Proc:
         self.argv = argv
         self._stderr = tempfile.TemporaryFile()
         self.stdout_lines: list[str] = []
+        self._admin: Address | None = None
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=self._stderr, env=env, start_new_session=True)
         self.host, self.port = self._wait_listening(startup_timeout)
@@ -86,7 +114,7 @@ class Proc:
                     line = raw.decode("utf-8", "replace")
                     self.stdout_lines.append(line)
                     m = LISTEN_RE.search(line)
-                    if m:
+                    if m and not ADMIN_LISTEN_RE.search(line):
                         found.append((m.group(1).strip("[]"), int(m.group(2))))
                         return
             finally:
@@ -112,6 +140,24 @@ class Proc:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def admin(self) -> "Address":
+        """The operations listener announced after the main line (sluice with admin.listen)."""
+        if self._admin is None:
+            deadline = time.monotonic() + 5.0
+            while self._admin is None:
+                for line in list(self.stdout_lines):
+                    m = ADMIN_LISTEN_RE.search(line)
+                    if m:
+                        self._admin = Address(m.group(1).strip("[]"), int(m.group(2)))
+                        break
+                else:
+                    if time.monotonic() >= deadline or not self.alive():
+                        raise RuntimeError(f"{self.name}: no 'admin listening on' line on stdout "
+                                           f"(admin.listen off?): {self.stdout_lines!r}")
+                    time.sleep(0.02)
+        return self._admin
 
     def stderr_text(self) -> str:
         try:
@@ -176,15 +222,19 @@ def _flow(d: dict) -> str:
 
 
 def render_config(mock_port: int, dead_port: int, server: dict | None = None,
-                  timeouts: dict | None = None, extra_routes: str = "") -> str:
+                  timeouts: dict | None = None, extra_routes: str = "",
+                  admin: dict | None = None) -> str:
     srv = dict(DEFAULT_SERVER)
     srv.update(server or {})
     to = dict(DEFAULT_TIMEOUTS)
     to.update(timeouts or {})
+    adm = {"listen": ADMIN_LISTEN}
+    adm.update(admin or {})
     mock = f"http://127.0.0.1:{mock_port}/v1"
     text = f"""\
 server: {_flow(srv)}
 upstream: {{timeouts: {_flow(to)}}}
+admin: {_flow(adm)}
 routes:
   - model: mock-model
     targets: [{{provider: openai, forward_headers: ["x-mock-*"], base_url: "{mock}", api_key_env: MOCK_KEY}}]
@@ -584,6 +634,11 @@ class Gateway:
     def url(self) -> str:
         return self.proc.url
 
+    @property
+    def admin(self) -> Address:
+        """The operations listener (/metrics, /admin/*, /debug/pprof/*): admin.listen."""
+        return self.proc.admin
+
 
 def start_mock(extra_args: list[str] | None = None) -> Mock:
     require_binaries(MOCK_BIN)
@@ -600,7 +655,10 @@ def mock():
 
 @pytest.fixture
 def gateway_factory(mock, tmp_path):
-    """gateway_factory(server={...}, timeouts={...}, extra_routes="...") -> Gateway.
+    """gateway_factory(server={...}, timeouts={...}, extra_routes="...", admin={...}) -> Gateway.
+
+    `admin` entries are merged into `admin: {listen: "127.0.0.1:0"}` (e.g.
+    `{"token_env": "SLUICE_ADMIN_TOKEN"}`); the operations listener is `gw.admin`.
 
     `extra_routes` is YAML appended under `routes:` (indent 2); `{MOCK}` is replaced with the
     mock's base URL.
@@ -609,9 +667,10 @@ def gateway_factory(mock, tmp_path):
     dead_port = free_closed_port()
 
     def make(server: dict | None = None, timeouts: dict | None = None,
-             extra_routes: str = "", env: dict | None = None) -> Gateway:
+             extra_routes: str = "", env: dict | None = None,
+             admin: dict | None = None) -> Gateway:
         require_binaries(SLUICE_BIN)
-        text = render_config(mock.port, dead_port, server, timeouts, extra_routes)
+        text = render_config(mock.port, dead_port, server, timeouts, extra_routes, admin)
         path = tmp_path / f"sluice-{len(started)}.yaml"
         path.write_text(text)
         e = dict(os.environ)

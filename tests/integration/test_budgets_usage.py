@@ -17,7 +17,7 @@ def start(tmp_path, mock, budget_usd: float = 0.05, tenant_budget: str = "") -> 
     require_binaries(SLUICE_BIN)
     cfg = tmp_path / "usage.yaml"
     cfg.write_text(f"""server: {{listen: "127.0.0.1:0", threads: 2}}
-admin: {{token_env: SLUICE_ADMIN_TOKEN}}
+admin: {{listen: "127.0.0.1:0", token_env: SLUICE_ADMIN_TOKEN}}
 auth:
   enabled: true
   keys_db: "{tmp_path / 'keys.db'}"
@@ -45,7 +45,8 @@ def call(gw, key=KEY, **kw):
 
 
 def usage(gw, key="team-a") -> list[dict]:
-    r = http_call(gw, "GET", f"/admin/usage?key={key}", headers={"Authorization": f"Bearer {ADMIN}"})
+    r = http_call(gw.admin, "GET", f"/admin/usage?key={key}",
+                  headers={"Authorization": f"Bearer {ADMIN}"})
     assert r.status == 200, r
     return r.json()["data"]
 
@@ -117,7 +118,7 @@ def test_admin_created_key_carries_its_own_budget(tmp_path, mock):
     gw = start(tmp_path, mock, budget_usd=100)
     admin = {"Authorization": f"Bearer {ADMIN}"}
     try:
-        r = http_call(gw, "POST", "/admin/keys", headers=admin,
+        r = http_call(gw.admin, "POST", "/admin/keys", headers=admin,
                       json_body={"name": "capped", "budget": {"usd": 0.05, "period": "day"}})
         assert r.status == 201, r
         assert r.json()["budget"] == {"usd": 0.05, "period": "day"}, r.json()
@@ -126,7 +127,7 @@ def test_admin_created_key_carries_its_own_budget(tmp_path, mock):
         assert call(gw, key=secret).status == 200
         r = call(gw, key=secret)
         assert r.status == 429 and r.json()["error"]["code"] == "insufficient_quota", r
-        bad = http_call(gw, "POST", "/admin/keys", headers=admin,
+        bad = http_call(gw.admin, "POST", "/admin/keys", headers=admin,
                         json_body={"name": "x", "budget": {"usd": -1}})
         assert bad.status == 400, bad
     finally:

@@ -72,6 +72,10 @@ BAD_CONFIGS = {
     "upstream.timeouts.connect_ms": 'server: {listen: "127.0.0.1:0"}\n'
                                     'upstream: {timeouts: {connect_ms: soon}}\nroutes:\n'
                                     '  - model: demo\n    targets: [{provider: demo}]\n',
+    "admin.listen": 'server: {listen: "127.0.0.1:0"}\nadmin: {listen: "nowhere:port"}\n'
+                    'routes:\n  - model: demo\n    targets: [{provider: demo}]\n',
+    "admin.on_public_listener": 'admin: {listen: off, on_public_listener: yes}\n'
+                                'routes:\n  - model: demo\n    targets: [{provider: demo}]\n',
 }
 
 
@@ -117,5 +121,34 @@ def test_start_with_occupied_port_fails(tmp_path):
         r = run("--config", str(p), timeout=10)
         assert r.returncode != 0, r
         assert "listening on" not in r.stdout, r
+    finally:
+        s.close()
+
+
+def test_admin_listen_equal_to_server_listen_is_rejected(tmp_path):
+    p = valid_config(tmp_path, 'server: {listen: "127.0.0.1:8181"}\n'
+                               'admin: {listen: "127.0.0.1:8181"}\n'
+                               'routes:\n  - model: demo\n    targets: [{provider: demo}]\n')
+    r = run("--config", str(p), "--check-config")
+    assert r.returncode == 2, r
+    assert "admin.listen: must differ from server.listen" in r.stderr, r
+
+
+def test_start_with_occupied_admin_port_fails(tmp_path):
+    """The operations listener binds exclusively: a taken admin.listen stops the start (no
+    "listening on" line at all) instead of sharing the port with another process."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    port = s.getsockname()[1]
+    try:
+        text = render_config(free_closed_port(), free_closed_port(),
+                             admin={"listen": f'"127.0.0.1:{port}"'})
+        p = valid_config(tmp_path, text)
+        r = run("--config", str(p), timeout=10)
+        assert r.returncode != 0, r
+        assert "listening on" not in r.stdout, r
+        assert f"sluice admin: cannot listen on 127.0.0.1:{port}" in r.stderr, r
     finally:
         s.close()

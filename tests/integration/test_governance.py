@@ -44,7 +44,7 @@ def start(tmp_path, mock, auth_extra: str = "", limits: str = "", name: str = "g
     db_line = f'  keys_db: "{db}"\n' if db else ""
     cfg = tmp_path / f"{name}.yaml"
     cfg.write_text(f"""server: {{listen: "127.0.0.1:0", threads: 2}}
-admin: {{token_env: SLUICE_ADMIN_TOKEN}}
+admin: {{listen: "127.0.0.1:0", token_env: SLUICE_ADMIN_TOKEN}}
 auth:
   enabled: true
 {db_line}  keys:
@@ -155,21 +155,21 @@ def test_admin_api_creates_lists_and_revokes_keys_across_instances(tmp_path, moc
     b = start(tmp_path, mock, name="gw-b", db=db)
     admin = {"Authorization": f"Bearer {ADMIN}"}
     try:
-        r = http_call(a, "POST", "/admin/keys", headers=admin,
+        r = http_call(a.admin, "POST", "/admin/keys", headers=admin,
                       json_body={"name": "ci-bot", "tenant": "ci", "models": ["mock-*"],
                                  "limits": {"requests_per_minute": 100}})
         assert r.status == 201, r
         created = r.json()
         secret = created["key"]
         assert secret.startswith("sk-sluice-"), created
-        assert http_call(a, "POST", "/admin/keys", headers={"Authorization": "Bearer nope"},
+        assert http_call(a.admin, "POST", "/admin/keys", headers={"Authorization": "Bearer nope"},
                          json_body={"name": "x"}).status == 401
-        listed = http_call(a, "GET", "/admin/keys", headers=admin).json()["data"]
+        listed = http_call(a.admin, "GET", "/admin/keys", headers=admin).json()["data"]
         assert any(k["id"] == created["id"] for k in listed)
         assert all("key" not in k for k in listed), "list must never show secrets"
         assert call(a, secret).status == 200
         assert poll(lambda: call(b, secret).status == 200, 2.0), "instance B never saw the key"
-        r = http_call(a, "DELETE", f"/admin/keys/{created['id']}", headers=admin)
+        r = http_call(a.admin, "DELETE", f"/admin/keys/{created['id']}", headers=admin)
         assert r.status == 200, r
         assert call(a, secret).status == 401
         t0 = time.monotonic()
@@ -218,6 +218,7 @@ def test_model_token_limit_without_auth_is_reconciled_with_real_usage(tmp_path, 
     # ~420 tokens per request and must refund down to the real (small) usage afterwards.
     cfg = tmp_path / "anon.yaml"
     cfg.write_text(f"""server: {{listen: "127.0.0.1:0", threads: 2}}
+admin: {{listen: off}}
 rate_limits:
   per_model:
     - {{model: mock-model, tokens_per_minute: 1000}}

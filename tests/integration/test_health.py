@@ -3,16 +3,14 @@ its probes succeed again."""
 
 from __future__ import annotations
 
-import os
-
-from conftest import (MOCK_BIN, SLUICE_BIN, Proc, chat_body, free_closed_port, http_call, poll,
-                      require_binaries)
+from conftest import MOCK_BIN, Proc, chat_body, free_closed_port, http_call, poll, require_binaries
 
 ADMIN = "test-admin-token"
 
 
 def admin_targets(gw) -> dict:
-    r = http_call(gw, "GET", "/admin/upstreams", headers={"Authorization": f"Bearer {ADMIN}"})
+    r = http_call(gw.admin, "GET", "/admin/upstreams",
+                  headers={"Authorization": f"Bearer {ADMIN}"})
     assert r.status == 200, r
     out = {}
     for route in r.json()["routes"]:
@@ -33,15 +31,8 @@ def test_failing_target_leaves_rotation_and_returns_when_healthy(gateway_factory
       - {{provider: openai, forward_headers: ["x-mock-*"], name: steady, base_url: "{{MOCK}}",
           health: {{enabled: true, path: /models, interval_ms: 150, timeout_ms: 100}}}}
 """
-    gw = gateway_factory(extra_routes=routes)
-    # The fixture's config has no admin section: restart the gateway with one.
-    gw.proc.stop()
-    text = gw.config_text.replace("routes:\n", "admin: {token_env: SLUICE_ADMIN_TOKEN}\nroutes:\n",
-                                  1)
-    gw.config_path.write_text(text)
-    env = dict(os.environ, MOCK_KEY="x", SLUICE_ADMIN_TOKEN=ADMIN)
-    proc = Proc([str(SLUICE_BIN), "--config", str(gw.config_path)], env=env, name="sluice")
-    gw.proc, gw.host, gw.port = proc, proc.host, proc.port
+    gw = gateway_factory(extra_routes=routes, admin={"token_env": "SLUICE_ADMIN_TOKEN"},
+                         env={"SLUICE_ADMIN_TOKEN": ADMIN})
     try:
         assert poll(lambda: admin_targets(gw)["flaky"]["healthy"] is False, 5.0), \
             admin_targets(gw)
@@ -63,4 +54,4 @@ def test_failing_target_leaves_rotation_and_returns_when_healthy(gateway_factory
         finally:
             revived.stop()
     finally:
-        proc.stop()
+        gw.proc.stop()

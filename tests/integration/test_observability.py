@@ -48,7 +48,7 @@ def metric(metrics: dict, name: str, **labels) -> float:
 
 
 def scrape(gw) -> dict:
-    r = http_call(gw, "GET", "/metrics")
+    r = http_call(gw.admin, "GET", "/metrics")
     assert r.status == 200, r
     assert r.header("content-type", "").startswith("text/plain"), r
     return parse_metrics(r.body.decode())
@@ -56,9 +56,10 @@ def scrape(gw) -> dict:
 
 def start_gateway(tmp_path: Path, mock, extra_top: str = "", extra_routes: str = "",
                   env: dict | None = None, name: str = "sluice.yaml",
-                  args: list[str] | None = None) -> Gateway:
+                  args: list[str] | None = None, admin: dict | None = None) -> Gateway:
     require_binaries(SLUICE_BIN)
-    text = render_config(mock.port, free_closed_port(), extra_routes=extra_routes) + extra_top
+    text = render_config(mock.port, free_closed_port(), extra_routes=extra_routes,
+                         admin=admin) + extra_top
     path = tmp_path / name
     path.write_text(text)
     e = dict(os.environ)
@@ -141,7 +142,7 @@ def test_metrics_count_known_traffic(mock, tmp_path, gateways):
     assert poll(lambda: metric(scrape(gw), "sluice_active_requests") == 1, 5)
     assert metric(m, "sluice_open_streams") == 0
     # Every family has HELP and TYPE, counters end in _total.
-    text = http_call(gw, "GET", "/metrics").body.decode()
+    text = http_call(gw.admin, "GET", "/metrics").body.decode()
     for fam in set(re.findall(r"^# TYPE (\S+) counter$", text, re.M)):
         assert fam.endswith("_total"), fam
     for name in {n for (n, _) in m}:
@@ -199,19 +200,22 @@ def test_server_timing_can_be_turned_off_and_metrics_disabled(mock, tmp_path, ga
     gateways.append(gw)
     r = http_call(gw, "POST", "/v1/chat/completions", body=chat_body())
     assert r.status == 200 and r.header("server-timing") is None, r
+    assert http_call(gw.admin, "GET", "/metrics").status == 404
     assert http_call(gw, "GET", "/metrics").status == 404
 
 
 def test_metrics_can_require_the_admin_token(mock, tmp_path, gateways):
-    gw = start_gateway(tmp_path, mock,
-                       extra_top="admin: {token_env: ADMIN_T}\n"
-                                 "metrics: {require_admin_token: true, path: /internal/metrics}\n",
+    gw = start_gateway(tmp_path, mock, admin={"token_env": "ADMIN_T"},
+                       extra_top="metrics: {require_admin_token: true, path: /internal/metrics}\n",
                        env={"ADMIN_T": "adm-secret"})
     gateways.append(gw)
-    assert http_call(gw, "GET", "/internal/metrics").status == 401
-    r = http_call(gw, "GET", "/internal/metrics",
+    assert http_call(gw.admin, "GET", "/internal/metrics").status == 401
+    r = http_call(gw.admin, "GET", "/internal/metrics",
                   headers={"authorization": "Bearer adm-secret"})
     assert r.status == 200 and b"sluice_build_info" in r.body, r
+    # Not on the public listener, not even with the token.
+    r = http_call(gw, "GET", "/internal/metrics", headers={"authorization": "Bearer adm-secret"})
+    assert r.status == 404, r
 
 
 # ---- access log ----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import SLUICE_BIN, Proc, build_dir, http_call, require_binaries
+from conftest import SLUICE_BIN, Proc, admin_yaml, build_dir, http_call, require_binaries
 
 ADMIN = "pprof-admin-token"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
@@ -25,7 +25,7 @@ def start(tmp_path, threads: int = 1, admin: bool = True,
     require_binaries(SLUICE_BIN)
     cfg = tmp_path / "pprof.yaml"
     cfg.write_text(f"""server: {{listen: "127.0.0.1:0", threads: {threads}}}
-{"admin: {token_env: SLUICE_ADMIN_TOKEN}" if admin else ""}
+{admin_yaml("SLUICE_ADMIN_TOKEN" if admin else None)}
 routes:
   - model: demo
     targets: [{{provider: demo}}]
@@ -103,19 +103,19 @@ def test_pprof_needs_the_admin_token_and_is_hidden_when_admin_is_off(tmp_path):
     gw = start(tmp_path)
     try:
         for path in ("/debug/pprof/profile?seconds=1", "/debug/pprof/heap"):
-            r = http_call(gw, "GET", path)
+            r = http_call(gw.admin, "GET", path)
             assert r.status == 401, r
-            r = http_call(gw, "GET", path, headers={"Authorization": "Bearer wrong-token"})
+            r = http_call(gw.admin, "GET", path, headers={"Authorization": "Bearer wrong-token"})
             assert r.status == 401, r
             assert r.json()["error"]["code"] == "invalid_api_key", r
     finally:
         gw.stop()
     off = start(tmp_path, admin=False)
     try:
-        r = http_call(off, "GET", "/debug/pprof/profile?seconds=1", headers=AUTH)
+        r = http_call(off.admin, "GET", "/debug/pprof/profile?seconds=1", headers=AUTH)
         assert r.status == 404, r
         assert "admin API is disabled" in r.json()["error"]["message"], r
-        assert http_call(off, "GET", "/debug/pprof/heap", headers=AUTH).status == 404
+        assert http_call(off.admin, "GET", "/debug/pprof/heap", headers=AUTH).status == 404
     finally:
         off.stop()
 
@@ -124,14 +124,14 @@ def test_bad_requests_are_rejected_in_openai_shape(tmp_path):
     gw = start(tmp_path)
     try:
         for seconds in ("0", "301", "-1", "abc", "1.5", ""):
-            r = http_call(gw, "GET", f"/debug/pprof/profile?seconds={seconds}", headers=AUTH)
+            r = http_call(gw.admin, "GET", f"/debug/pprof/profile?seconds={seconds}", headers=AUTH)
             assert r.status == 400, (seconds, r)
             assert r.json()["error"]["param"] == "seconds", r
             assert r.json()["error"]["type"] == "invalid_request_error", r
-        r = http_call(gw, "GET", "/debug/pprof/goroutine", headers=AUTH)
+        r = http_call(gw.admin, "GET", "/debug/pprof/goroutine", headers=AUTH)
         assert r.status == 404, r
         assert r.json()["error"]["code"] == "not_found", r
-        r = http_call(gw, "POST", "/debug/pprof/profile?seconds=1", headers=AUTH, body=b"{}")
+        r = http_call(gw.admin, "POST", "/debug/pprof/profile?seconds=1", headers=AUTH, body=b"{}")
         assert r.status == 405, r
         assert r.header("allow") == "GET", r
     finally:
@@ -145,7 +145,8 @@ def test_cpu_profile_under_load_is_valid_and_does_not_block_the_worker(tmp_path)
         with Traffic(gw) as traffic:
             time.sleep(0.3)
             began = time.monotonic()
-            r = http_call(gw, "GET", "/debug/pprof/profile?seconds=1", headers=AUTH, timeout=30)
+            r = http_call(gw.admin, "GET", "/debug/pprof/profile?seconds=1", headers=AUTH,
+                          timeout=30)
             ended = time.monotonic()
         assert r.status == 200, r
         assert r.header("content-type") == "application/octet-stream", r
@@ -173,13 +174,14 @@ def test_only_one_cpu_profile_runs_at_a_time(tmp_path):
         first: dict = {}
 
         def take():
-            first["r"] = http_call(gw, "GET", "/debug/pprof/profile?seconds=2", headers=AUTH,
+            first["r"] = http_call(gw.admin, "GET", "/debug/pprof/profile?seconds=2", headers=AUTH,
                                    timeout=30)
 
         t = threading.Thread(target=take)
         t.start()
         time.sleep(0.5)
-        second = http_call(gw, "GET", "/debug/pprof/profile?seconds=1", headers=AUTH, timeout=30)
+        second = http_call(gw.admin, "GET", "/debug/pprof/profile?seconds=1", headers=AUTH,
+                           timeout=30)
         assert second.status == 409, second
         assert second.json()["error"]["code"] == "profile_in_progress", second
         assert "one runs at a time" in second.json()["error"]["message"], second
@@ -188,7 +190,8 @@ def test_only_one_cpu_profile_runs_at_a_time(tmp_path):
         t.join(timeout=30)
         assert first["r"].status == 200, first["r"]
         # The slot is free again afterwards.
-        third = http_call(gw, "GET", "/debug/pprof/profile?seconds=1", headers=AUTH, timeout=30)
+        third = http_call(gw.admin, "GET", "/debug/pprof/profile?seconds=1", headers=AUTH,
+                          timeout=30)
         assert third.status == 200, third
     finally:
         gw.stop()
@@ -199,7 +202,7 @@ def fetch_heap(tmp_path, sample_parameter: str | None):
     try:
         with Traffic(gw):
             time.sleep(0.5)
-            return http_call(gw, "GET", "/debug/pprof/heap", headers=AUTH, timeout=30)
+            return http_call(gw.admin, "GET", "/debug/pprof/heap", headers=AUTH, timeout=30)
     finally:
         gw.stop()
 

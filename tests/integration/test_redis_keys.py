@@ -111,7 +111,7 @@ def start(tmp_path, redis_port: int, name: str, mock=None, budgets: str = "",
     targets: [{{provider: openai, forward_headers: ["x-mock-*"], base_url: "http://127.0.0.1:{mock.port}/v1"}}]
 """
     cfg.write_text(f"""server: {{listen: "127.0.0.1:0", threads: 2}}
-admin: {{token_env: SLUICE_ADMIN_TOKEN}}
+admin: {{listen: "127.0.0.1:0", token_env: SLUICE_ADMIN_TOKEN}}
 redis: {{url: "redis://127.0.0.1:{redis_port}", timeout_ms: 300}}
 auth:
   enabled: true
@@ -138,7 +138,7 @@ ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN}"}
 
 
 def create_key(gw, name: str, **fields):
-    return http_call(gw, "POST", "/admin/keys", json_body={"name": name, **fields},
+    return http_call(gw.admin, "POST", "/admin/keys", json_body={"name": name, **fields},
                      headers=ADMIN_HEADERS)
 
 
@@ -168,7 +168,7 @@ def test_key_created_on_a_works_on_b_within_a_second_and_redis_holds_no_secret(t
         assert call(a, secret).status == 200  # at once on the instance that created it
         assert until_status(b, secret, 200, 2.0) < 1.0
         assert time.monotonic() - t0 < 1.5
-        listed = http_call(b, "GET", "/admin/keys", headers=ADMIN_HEADERS).json()["data"]
+        listed = http_call(b.admin, "GET", "/admin/keys", headers=ADMIN_HEADERS).json()["data"]
         mine = [k for k in listed if k["id"] == key_id]
         assert mine and mine[0]["tenant"] == "team" and mine[0]["models"] == ["demo"], listed
         assert mine[0]["limits"]["requests_per_minute"] == 100, mine
@@ -198,18 +198,19 @@ def test_key_revoked_on_a_is_rejected_by_b_within_a_second(tmp_path, redis):
         secret, key_id = created.json()["key"], created.json()["id"]
         until_status(b, secret, 200, 2.0)
 
-        revoked = http_call(a, "DELETE", f"/admin/keys/{key_id}", headers=ADMIN_HEADERS)
+        revoked = http_call(a.admin, "DELETE", f"/admin/keys/{key_id}", headers=ADMIN_HEADERS)
         assert revoked.status == 200, revoked
         r = call(a, secret)
         assert r.status == 401 and "revoked" in assert_error_shape(r)["message"], r
         assert until_status(b, secret, 401, 2.0) < 1.0
         err = assert_error_shape(call(b, secret), 401)
         assert "revoked" in err["message"], err
-        listed = http_call(b, "GET", "/admin/keys", headers=ADMIN_HEADERS).json()["data"]
+        listed = http_call(b.admin, "GET", "/admin/keys", headers=ADMIN_HEADERS).json()["data"]
         assert [k["revoked"] for k in listed if k["id"] == key_id] == [True], listed
         # Unknown ids and config keys cannot be revoked.
-        assert http_call(b, "DELETE", "/admin/keys/key_nope", headers=ADMIN_HEADERS).status == 404
-        assert http_call(b, "DELETE", "/admin/keys/cfg_declared",
+        assert http_call(b.admin, "DELETE", "/admin/keys/key_nope",
+                         headers=ADMIN_HEADERS).status == 404
+        assert http_call(b.admin, "DELETE", "/admin/keys/cfg_declared",
                          headers=ADMIN_HEADERS).status == 400
     finally:
         a.stop()
@@ -237,7 +238,7 @@ def test_redis_outage_keeps_known_keys_and_fails_admin_writes_with_503(tmp_path,
             err = assert_error_shape(r, 503)
             assert "Redis" in err["message"], err
             assert r.header("retry-after"), r
-            r = http_call(gw, "DELETE", f"/admin/keys/{key_id}", headers=ADMIN_HEADERS)
+            r = http_call(gw.admin, "DELETE", f"/admin/keys/{key_id}", headers=ADMIN_HEADERS)
             assert_error_shape(r, 503)
             # Logged once for the whole outage, not once per attempt.
             assert logs(gw).count("key store: Redis at") == 1, logs(gw)
@@ -251,7 +252,8 @@ def test_redis_outage_keeps_known_keys_and_fails_admin_writes_with_503(tmp_path,
             assert call(gw, secret).status == 200
             assert poll(lambda: "Redis at" in logs(gw) and "reachable again" in logs(gw), 2.0)
         # The revocation path works again too.
-        assert http_call(b, "DELETE", f"/admin/keys/{key_id}", headers=ADMIN_HEADERS).status == 200
+        assert http_call(b.admin, "DELETE", f"/admin/keys/{key_id}",
+                         headers=ADMIN_HEADERS).status == 200
         assert until_status(a, secret, 401, 2.0) < 1.0
     finally:
         a.stop()

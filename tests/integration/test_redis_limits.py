@@ -61,6 +61,7 @@ def start_gateway(tmp_path, redis_port: int, name: str, on_error: str = "fail_op
     require_binaries(SLUICE_BIN)
     cfg = tmp_path / f"{name}.yaml"
     cfg.write_text(f"""server: {{listen: "127.0.0.1:0", threads: 2}}
+admin: {{listen: off}}
 auth:
   enabled: true
   keys:
@@ -132,6 +133,7 @@ def test_redis_outage_follows_policy_and_recovers(tmp_path, redis, policy):
 def start_token_gateway(tmp_path, redis_port: int, mock_port: int, name: str) -> Proc:
     cfg = tmp_path / f"{name}.yaml"
     cfg.write_text(f"""server: {{listen: "127.0.0.1:0", threads: 2}}
+admin: {{listen: off}}
 auth:
   enabled: true
   keys:

@@ -61,7 +61,7 @@ def settled_requests(m, expected: int, timeout: float = 2.0) -> int:
 
 
 def upstream_entry(gw, name: str) -> dict:
-    r = http_call(gw, "GET", "/admin/upstreams",
+    r = http_call(gw.admin, "GET", "/admin/upstreams",
                   headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     assert r.status == 200, r
     for route in r.json()["routes"]:
@@ -74,12 +74,12 @@ def upstream_entry(gw, name: str) -> dict:
 @pytest.fixture
 def admin_gateway(mock, tmp_path):
     """admin_gateway(extra_routes) -> Gateway with `admin: {token_env: SLUICE_ADMIN_TOKEN}`
-    and the variable set (conftest's renderer has no admin section)."""
+    and the variable set."""
     started: list[Proc] = []
 
     def make(extra_routes: str) -> Gateway:
-        text = render_config(mock.port, free_closed_port(), extra_routes=extra_routes)
-        text += "admin: {token_env: SLUICE_ADMIN_TOKEN}\n"
+        text = render_config(mock.port, free_closed_port(), extra_routes=extra_routes,
+                             admin={"token_env": "SLUICE_ADMIN_TOKEN"})
         path = tmp_path / f"sluice-admin-{len(started)}.yaml"
         path.write_text(text)
         env = dict(os.environ)
@@ -282,20 +282,20 @@ def test_breaker_half_open_failure_reopens(admin_gateway, mock):
 
 def test_admin_upstreams_requires_token(admin_gateway):
     gw = admin_gateway(BREAKER_ROUTE)
-    r = http_call(gw, "GET", "/admin/upstreams")
+    r = http_call(gw.admin, "GET", "/admin/upstreams")
     assert_error_shape(r, 401)
-    r = http_call(gw, "GET", "/admin/upstreams", headers={"Authorization": "Bearer wrong"})
+    r = http_call(gw.admin, "GET", "/admin/upstreams", headers={"Authorization": "Bearer wrong"})
     assert_error_shape(r, 401)
-    r = http_call(gw, "GET", "/admin/upstreams",
+    r = http_call(gw.admin, "GET", "/admin/upstreams",
                   headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     assert r.status == 200, r
     assert any(t["name"] == "brk-target" for rt in r.json()["routes"] for t in rt["targets"])
 
 
 def test_admin_upstreams_disabled_without_token(gateway):
-    r = http_call(gateway, "GET", "/admin/upstreams",
+    r = http_call(gateway.admin, "GET", "/admin/upstreams",
                   headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
-    assert_error_shape(r, 404)
+    assert "admin API is disabled" in assert_error_shape(r, 404)["message"], r
 
 
 # ------------------------------------------------------------------------------------------

@@ -89,6 +89,7 @@ def start_gateway(tmp_path: Path, port: int, ca_file: str | None, host: str = "l
     upstream = f'upstream: {{ca_file: "{ca_file}"}}\n' if ca_file else ""
     cfg = tmp_path / "sluice.yaml"
     cfg.write_text(f"""server: {{listen: "127.0.0.1:0", threads: 1}}
+admin: {{listen: off}}
 {upstream}routes:
   - model: mock-model
     targets: [{{provider: openai, forward_headers: ["x-mock-*"], base_url: "https://{host}:{port}/v1"}}]
