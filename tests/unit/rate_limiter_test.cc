@@ -203,10 +203,10 @@ TEST(RateLimiterTest, AnAbsurdAdjustLocksTheBucketForAtMostOnePeriod) {
   LocalRateLimiter rl;
   Charge c = charge("model:gpt-4o*:tpm", 1000, 60s);
   rl.adjust(c, std::numeric_limits<int64_t>::max(), kT0);
-  EXPECT_FALSE(consume(rl, c, kT0 + 59s).allowed);
-  EXPECT_TRUE(consume(rl, c, kT0 + 60s).allowed);
-  rl.adjust(c, std::numeric_limits<int64_t>::min(), kT0 + 60s);  // and the other way: no wrap
-  EXPECT_TRUE(consume(rl, c, kT0 + 60s).allowed);
+  EXPECT_FALSE(consume(rl, c, kT0).allowed);  // full...
+  EXPECT_TRUE(consume(rl, c, kT0 + 1s).allowed);  // ...for one period: a second later, room
+  rl.adjust(c, std::numeric_limits<int64_t>::min(), kT0 + 1s);  // and the other way: no wrap
+  EXPECT_EQ(rl.peek(c, kT0 + 1s).remaining, 1000);
 }
 
 TEST(RateLimiterTest, PeekDoesNotCharge) {

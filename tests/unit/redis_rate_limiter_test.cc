@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+
+#include <limits>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -146,7 +148,8 @@ TEST_F(RedisTest, AdjustRefundsAndCharges) {
   Decision d = consume_one(io_, rl, c);
   EXPECT_TRUE(d.allowed);
   EXPECT_EQ(d.remaining, 0);
-  // A refund never goes below "full"; extra charges never reject and push into debt.
+  // A refund never goes below "full"; extra charges never reject; they fill the bucket for at
+  // most one period (review §1.1: an absurd figure must not lock it for years).
   ASSERT_TRUE(run_sync(io_, rl.adjust(c, -1'000'000)).ok());
   c.cost = 100;
   EXPECT_TRUE(consume_one(io_, rl, c).allowed);
@@ -154,7 +157,12 @@ TEST_F(RedisTest, AdjustRefundsAndCharges) {
   c.cost = 1;
   Decision owe = consume_one(io_, rl, c);
   EXPECT_FALSE(owe.allowed);
-  EXPECT_GT(owe.retry_after, 29s);
+  EXPECT_GT(owe.retry_after, 0ms);
+  EXPECT_LE(owe.retry_after, 600ms);  // one unit of a full bucket, not 150% of a period
+  ASSERT_TRUE(run_sync(io_, rl.adjust(c, std::numeric_limits<int64_t>::max())).ok());
+  Decision capped = consume_one(io_, rl, c);
+  EXPECT_FALSE(capped.allowed);
+  EXPECT_LE(capped.retry_after, 600ms);
   // A refund on a bucket Redis does not know is a no-op.
   ASSERT_TRUE(run_sync(io_, rl.adjust(charge("key:none", 10, 60s), -5)).ok());
   auto exists = run_sync(io_, client.command({"EXISTS", "sluice:rl:key:none"}));
