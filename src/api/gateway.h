@@ -97,6 +97,9 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
                               http::Responder& responder, WorkerContext& worker,
                               const Identity& who, Trace& trace);
   asio::awaitable<void> serve_metrics(http::Request& request, http::Responder& responder);
+  /// Records the request's usage and settles its token reservation, once (before a unary
+  /// answer is written, so a client's next request sees the spend; else when it ends).
+  void account(ProxyContext& ctx);
   asio::awaitable<AttemptResult> attempt(ProxyContext& ctx, TargetRuntime& target,
                                          BreakerVerdict& verdict,
                                          std::string_view model_override);

@@ -50,6 +50,8 @@ struct ProxyContext {
   // and what the upstream says was used.
   Reservation reservation;
   std::string served_model;  // a fallback's model when one answered ("" = the client's)
+  const Identity* who = nullptr;
+  bool accounted = false;    // usage recorded and the reservation settled (account())
   bool succeeded = false;
   std::optional<UsageTokens> usage;  // as the upstream reported it
   int64_t stream_events = 0;         // content events relayed (an estimate when no usage)
@@ -243,6 +245,8 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
     ctx.usage = parse_usage(*body);
     state.count(AttemptOutcome::success);
     verdict.success();
+    // Before the answer is written: a client's next request already sees this spend.
+    account(ctx);
     responder.add_header("x-sluice-attempts", std::to_string(ctx.attempts));
     co_await responder.send(status, content_type, *body, extra_headers);
     call.finish();
@@ -392,6 +396,35 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
   co_return result;
 }
 
+void Gateway::account(ProxyContext& ctx) {
+  if (ctx.accounted || !governance_) return;
+  ctx.accounted = true;
+  const Identity& who = *ctx.who;
+  if (ctx.succeeded && governance_->accounts_usage()) {
+    // Usage and cost, also for streams cut short: without a usage report the prompt is
+    // estimated from the body and the answer from the events relayed (~1 token each). Billed
+    // under the model that answered (a fallback's, when one did).
+    UsageTokens tokens = ctx.usage.value_or(UsageTokens{
+        static_cast<int64_t>(ctx.request->body.size() / 4) + 1, 0,
+        std::max<int64_t>(0, ctx.stream_events - 2)});
+    std::string_view served = ctx.served_model.empty() ? std::string_view(ctx.parsed.model)
+                                                       : std::string_view(ctx.served_model);
+    governance_->usage().record(who.key_id, who.tenant, served, tokens,
+                                governance_->cost(served, tokens));
+  }
+  // Real usage replaces the estimate; a request that never got an answer costs nothing; an
+  // answer without a usage report keeps its reservation (the conservative choice).
+  if (ctx.reservation.active()) {
+    std::optional<int64_t> actual;
+    if (!ctx.succeeded) {
+      actual = 0;
+    } else if (ctx.usage) {  // estimates do not replace a reservation
+      actual = sat_add(ctx.usage->input, ctx.usage->output);
+    }
+    ctx.reservation.settle(actual);
+  }
+}
+
 asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
                                      http::Responder& responder, WorkerContext& worker,
                                      const Identity& who, Trace& trace) {
@@ -400,6 +433,7 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
   ctx.responder = &responder;
   ctx.pool = worker.pool;
   ctx.trace = &trace;
+  ctx.who = &who;
   auto route_at = Clock::now();
   auto route_done = [&] { http::Timing::add_since(request.timing->route_ns, route_at); };
   if (auto r = providers::parse_request(op, request.body, ctx.parsed); !r) {
@@ -604,11 +638,11 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
       }
       ctx.attempts++;
       tr.state.in_flight.fetch_add(1, std::memory_order_relaxed);
+      ctx.served_model = chain[hop].model;
       AttemptResult r = co_await attempt(ctx, tr, verdict, chain[hop].model);
       tr.state.in_flight.fetch_sub(1, std::memory_order_relaxed);
       tr.limiter.release();
       if (r.responded || responder.client_gone()) {
-        if (r.responded) ctx.served_model = chain[hop].model;
         done = true;
         break;
       }
@@ -639,29 +673,7 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
     }
   }
   co_await responder.stop_watching();
-  if (governance_ && ctx.succeeded && governance_->accounts_usage()) {
-    // Usage and cost, also for streams cut short: without a usage report the prompt is
-    // estimated from the body and the answer from the events relayed (~1 token each). Billed
-    // under the model that answered (a fallback's, when one did).
-    UsageTokens tokens = ctx.usage.value_or(UsageTokens{
-        static_cast<int64_t>(request.body.size() / 4) + 1,
-        0, std::max<int64_t>(0, ctx.stream_events - 2)});
-    std::string_view served = ctx.served_model.empty() ? std::string_view(ctx.parsed.model)
-                                                       : std::string_view(ctx.served_model);
-    governance_->usage().record(who.key_id, who.tenant, served, tokens,
-                                governance_->cost(served, tokens));
-  }
-  // Real usage replaces the estimate; a request that never got an answer costs nothing; an
-  // answer without a usage report keeps its reservation (the conservative choice).
-  if (ctx.reservation.active()) {
-    std::optional<int64_t> actual;
-    if (!ctx.succeeded) {
-      actual = 0;
-    } else if (ctx.usage) {  // estimates do not replace a reservation
-      actual = sat_add(ctx.usage->input, ctx.usage->output);
-    }
-    ctx.reservation.settle(actual);
-  }
+  account(ctx);
   if (responder.client_gone()) {
     spdlog::debug("request {}: client disconnected; upstream request cancelled",
                   request.request_id);
