@@ -91,12 +91,13 @@ constexpr std::string_view kRoles[] = {"system", "user", "assistant", "tool", "f
                                        "developer"};
 
 Result<void> check_role(od::value& v, size_t index) {
-  od::json_type t;
-  if (auto ec = v.type().get(t)) return json_error(ec);
   auto param = [&] { return "messages[" + std::to_string(index) + "].role"; };
-  if (t != od::json_type::string) return wrong_type(param(), "a string", v, t);
   std::string_view role;
-  if (auto ec = v.get_string().get(role)) return json_error(ec);
+  if (auto ec = v.get_string().get(role)) {
+    od::json_type t;
+    if (ec != simdjson::INCORRECT_TYPE || v.type().get(t)) return json_error(ec);
+    return wrong_type(param(), "a string", v, t);
+  }
   for (std::string_view r : kRoles) {
     if (role == r) return {};
   }
@@ -108,6 +109,37 @@ Result<void> check_role(od::value& v, size_t index) {
   return invalid("invalid_value", std::move(message), param());
 }
 
+// Whether a raw (still escaped) JSON key decodes to "role", without copying it: the raw bytes
+// are compared, and a \uXXXX escape is decoded in place ("rol\u0065" is a role to any JSON
+// parser upstream). Any other escape decodes to a character that is not in "role". Reads at most
+// 6 bytes past the closing quote of a malformed key, inside the body's padding.
+bool is_role_key(const char* p) {
+  static constexpr std::string_view kRole = "role";
+  size_t i = 0;
+  while (*p != '"') {
+    if (i == kRole.size()) return false;
+    unsigned c = static_cast<unsigned char>(*p);
+    if (c == '\\') {
+      if (p[1] != 'u') return false;
+      c = 0;
+      for (int k = 2; k < 6; ++k) {
+        char h = p[k];
+        unsigned d = h >= '0' && h <= '9'   ? unsigned(h - '0')
+                     : h >= 'a' && h <= 'f' ? unsigned(h - 'a' + 10)
+                     : h >= 'A' && h <= 'F' ? unsigned(h - 'A' + 10)
+                                            : 16u;
+        if (d == 16) return false;
+        c = c * 16 + d;
+      }
+      p += 6;
+    } else {
+      ++p;
+    }
+    if (c != static_cast<unsigned char>(kRole[i++])) return false;
+  }
+  return i == kRole.size();
+}
+
 bool is_integer(od::value& v, od::json_type t) {
   od::number_type nt;
   return t == od::json_type::number && v.get_number_type().get(nt) == simdjson::SUCCESS &&
@@ -116,10 +148,18 @@ bool is_integer(od::value& v, od::json_type t) {
 
 }  // namespace
 
-// An integer in [min, max], or null (present = false). Any other type is invalid_type.
+// Fast paths first: one typed read for the common valid value; the type is only looked at again
+// to word an error (a failed typed read leaves an on-demand value readable).
+
 Result<void> read_int(od::value& v, std::string_view name, int64_t min, int64_t max,
                       int64_t& value, bool& present) {
   present = false;
+  int64_t n = 0;
+  if (v.get_int64().get(n) == simdjson::SUCCESS && n >= min && n <= max) {
+    value = n;
+    present = true;
+    return {};
+  }
   od::json_type t;
   if (auto ec = v.type().get(t)) return json_error(ec);
   if (t == od::json_type::null) return {};
@@ -129,75 +169,66 @@ Result<void> read_int(od::value& v, std::string_view name, int64_t min, int64_t 
   if (nt == od::number_type::floating_point_number) {
     return wrong_type(std::string(name), "an integer", v, t);
   }
-  if (nt == od::number_type::unsigned_integer) {  // >= 2^63
-    return out_of_range("integer_above_max_value", std::string(name),
-                        "integer above maximum value", "<= " + std::to_string(max), v);
-  }
-  int64_t n = 0;
-  if (auto ec = v.get_int64().get(n)) {
-    // A signed integer that does not fit is below INT64_MIN; anything else is malformed.
-    if (trim_right(v.raw_json_token()).starts_with('-')) {
-      return out_of_range("integer_below_min_value", std::string(name),
-                          "integer below minimum value", ">= " + std::to_string(min), v);
+  // Below min, above max, >= 2^63 (unsigned_integer) or < INT64_MIN (does not fit an int64).
+  bool below = false;
+  if (nt == od::number_type::signed_integer) {
+    if (v.get_int64().get(n) == simdjson::SUCCESS) {
+      below = n < min;
+    } else if (trim_right(v.raw_json_token()).starts_with('-')) {
+      below = true;
+    } else {
+      return json_error(simdjson::NUMBER_ERROR);
     }
-    return json_error(ec);
   }
-  if (n < min) {
+  if (below) {
     return out_of_range("integer_below_min_value", std::string(name),
                         "integer below minimum value", ">= " + std::to_string(min), v);
   }
-  if (n > max) {
-    return out_of_range("integer_above_max_value", std::string(name),
-                        "integer above maximum value", "<= " + std::to_string(max), v);
-  }
-  value = n;
-  present = true;
-  return {};
+  return out_of_range("integer_above_max_value", std::string(name),
+                      "integer above maximum value", "<= " + std::to_string(max), v);
 }
 
-// A number (integer or decimal) in [0, max], or null.
 Result<void> check_decimal(od::value& v, std::string_view name, double max,
                            std::string_view max_text) {
+  double d = 0;
+  if (v.get_double().get(d) == simdjson::SUCCESS && d >= 0 && d <= max) return {};
   od::json_type t;
   if (auto ec = v.type().get(t)) return json_error(ec);
   if (t == od::json_type::null) return {};
   if (t != od::json_type::number) return wrong_type(std::string(name), "a number", v, t);
-  double d = 0;
-  if (v.get_double().get(d) != simdjson::SUCCESS || d > max) {  // 1e999 does not fit a double
+  if (v.get_double().get(d) != simdjson::SUCCESS) {  // 1e999 does not fit a double
+    d = trim_right(v.raw_json_token()).starts_with('-') ? -1 : max + 1;
+  }
+  if (d > max) {
     return out_of_range("decimal_above_max_value", std::string(name),
                         "decimal above maximum value", "<= " + std::string(max_text), v);
   }
-  if (d < 0) {
-    return out_of_range("decimal_below_min_value", std::string(name),
-                        "decimal below minimum value", ">= 0", v);
-  }
-  return {};
+  return out_of_range("decimal_below_min_value", std::string(name),
+                      "decimal below minimum value", ">= 0", v);
 }
 
-// chat `messages`: a non-empty array of objects, each with a valid role. `content` and the other
-// members are skipped unread.
 Result<void> check_messages(od::value& v) {
-  od::json_type t;
-  if (auto ec = v.type().get(t)) return json_error(ec);
-  if (t != od::json_type::array) return wrong_type("messages", "an array", v, t);
   od::array arr;
-  if (auto ec = v.get_array().get(arr)) return json_error(ec);
+  if (auto ec = v.get_array().get(arr)) {
+    od::json_type t;
+    if (ec != simdjson::INCORRECT_TYPE || v.type().get(t)) return json_error(ec);
+    return wrong_type("messages", "an array", v, t);
+  }
   size_t index = 0;
   for (auto item : arr) {
     od::value m;
     if (auto ec = item.get(m)) return json_error(ec);
-    od::json_type mt;
-    if (auto ec = m.type().get(mt)) return json_error(ec);
-    if (mt != od::json_type::object) {
-      return wrong_type("messages[" + std::to_string(index) + "]", "an object", m, mt);
-    }
     od::object obj;
-    if (auto ec = m.get_object().get(obj)) return json_error(ec);
+    if (auto ec = m.get_object().get(obj)) {
+      od::json_type t;
+      if (ec != simdjson::INCORRECT_TYPE || m.type().get(t)) return json_error(ec);
+      return wrong_type("messages[" + std::to_string(index) + "]", "an object", m, t);
+    }
     bool have_role = false;
     for (auto field : obj) {
-      std::string_view key;
-      if (auto ec = field.unescaped_key().get(key)) return json_error(ec);
-      if (key != "role") continue;
+      od::raw_json_string key;
+      if (auto ec = field.key().get(key)) return json_error(ec);
+      if (!is_role_key(key.raw())) continue;
       od::value rv;
       if (auto ec = field.value().get(rv)) return json_error(ec);
       if (auto r = check_role(rv, index); !r) return r;

@@ -181,6 +181,15 @@ TEST(ValidateChat, ReadsEscapedRoleKeysAndValues) {
   expect_invalid(R"({"model":"m","messages":[{"rol\u0065":"b\u006ft"}]})", "messages[0].role",
                  "invalid_value", "'bot'");
   expect_ok(R"({"model":"m","m\u0065ssages":[{"role":"user"}]})");
+  expect_ok(R"({"model":"m","messages":[{"\u0072\u006F\u006c\u0065":"user"}]})");  // any case
+  // Keys that only look like role are not one.
+  for (std::string_view key : {R"(rol)", R"(roles)", R"(Role)", R"(rol\u0065s)", R"(\\u0065)",
+                               R"(rol\n)", R"(\u0000role)", R"(rol\u00e9)",
+                               R"(rol\u0065\u0065)"}) {
+    SCOPED_TRACE(key);
+    expect_invalid(R"({"model":"m","messages":[{")" + std::string(key) + R"(":"user"}]})",
+                   "messages[0].role", "missing_required_parameter");
+  }
 }
 
 TEST(ValidateChat, ReportsBrokenJsonInsideMessagesAsAParseError) {
@@ -349,6 +358,8 @@ TEST(ValidateSampling, BoundsN) {
   expect_invalid(chat(R"("n":0)"), "n", "integer_below_min_value", "Expected a value >= 1");
   expect_invalid(chat(R"("n":-3)"), "n", "integer_below_min_value");
   expect_invalid(chat(R"("n":129)"), "n", "integer_above_max_value", "Expected a value <= 128");
+  expect_invalid(chat(R"("n":9223372036854775808)"), "n", "integer_above_max_value");
+  expect_invalid(chat(R"("n":-99999999999999999999)"), "n", "integer_below_min_value");
   expect_invalid(chat(R"("n":1.0)"), "n", "invalid_type", "got a decimal");
   expect_invalid(chat(R"("n":"2")"), "n", "invalid_type");
 }
@@ -363,6 +374,7 @@ TEST(ValidateSampling, BoundsTemperature) {
                  "but got 2.01 instead.");
   expect_invalid(chat(R"("temperature":3)"), "temperature", "decimal_above_max_value");
   expect_invalid(chat(R"("temperature":1e999)"), "temperature", "decimal_above_max_value");
+  expect_invalid(chat(R"("temperature":-1e999)"), "temperature", "decimal_below_min_value");
   expect_invalid(chat(R"("temperature":-0.1)"), "temperature", "decimal_below_min_value",
                  "Expected a value >= 0");
   expect_invalid(chat(R"("temperature":"0.5")"), "temperature", "invalid_type",
