@@ -100,6 +100,7 @@ Shape shape_of(const Error& e) {
 int http_status(const Error& error) { return shape_of(error).status; }
 
 std::string_view error_kind(const Error& error) {
+  if (!error.code_override.empty()) return error.code_override;
   Shape s = shape_of(error);
   return *s.code ? std::string_view(s.code) : std::string_view("invalid_request");
 }
@@ -113,7 +114,9 @@ ErrorResponse to_response(const Error& error) {
   if (error.code == Errc::upstream_status && !error.upstream_body.empty() && s.status < 500) {
     r.body = error.upstream_body;
   } else {
-    r.body = openai_error_body(error.message, s.type, error.param, s.code);
+    r.body = openai_error_body(error.message, s.type, error.param,
+                               error.code_override.empty() ? std::string_view(s.code)
+                                                           : error.code_override);
   }
   if (error.retry_after) {
     auto secs = (error.retry_after->count() + 999) / 1000;

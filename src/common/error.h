@@ -38,6 +38,10 @@ struct Error {
   std::string upstream_body;     // for upstream_status: the upstream's own body, when safe to pass
   bool retryable = false;
   std::optional<std::chrono::milliseconds> retry_after;
+  // OpenAI `code` to report instead of the Errc's default (e.g. "missing_required_parameter",
+  // "invalid_type" for a bad_request). Empty = the default. Must point to static storage (a
+  // string literal): error_kind() hands it out as a view that outlives the Error.
+  std::string_view code_override;
 };
 
 inline Error make_error(Errc code, std::string message, std::string param = {}) {
@@ -95,8 +99,8 @@ ErrorResponse to_response(const Error& error);
 /// Status code only (for logs and tests).
 int http_status(const Error& error);
 
-/// The error's OpenAI `code` ("rate_limit_exceeded", "upstream_timeout", ...; "invalid_request"
-/// for plain 400s), for logs and metrics. Static storage.
+/// The error's OpenAI `code` ("rate_limit_exceeded", "upstream_timeout", ...; its code_override
+/// when set; "invalid_request" for plain 400s), for logs and metrics. Static storage.
 std::string_view error_kind(const Error& error);
 
 /// Appends `s` to `out` as the inside of a JSON string (no quotes), escaping as RFC 8259 asks.

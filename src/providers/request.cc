@@ -1,14 +1,27 @@
-// On-demand extraction of request fields with simdjson (one pass, no DOM).
+// On-demand extraction and validation of request fields with simdjson (one pass, no DOM).
 #include "providers/request.h"
 
 #include <simdjson.h>
 
 #include <algorithm>
+#include <string>
 #include <vector>
+
+#include "providers/request_checks.h"
 
 namespace sluice::providers {
 
 namespace od = simdjson::ondemand;
+using checks::check_decimal;
+using checks::check_messages;
+using checks::check_text_or_tokens;
+using checks::duplicate;
+using checks::invalid;
+using checks::json_error;
+using checks::missing;
+using checks::read_int;
+using checks::read_stream_options;
+using checks::trim_right;
 
 std::string_view operation_path(Operation op) {
   switch (op) {
@@ -24,21 +37,6 @@ namespace {
 od::parser& thread_parser() {
   thread_local od::parser parser;
   return parser;
-}
-
-Error json_error(simdjson::error_code ec) {
-  return make_error(Errc::bad_request,
-                    std::string("We could not parse the JSON body of your request (") +
-                        simdjson::error_message(ec) +
-                        "). The OpenAI API expects a JSON payload.");
-}
-
-std::string_view trim_right(std::string_view s) {
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' ||
-                        s.back() == '\r')) {
-    s.remove_suffix(1);
-  }
-  return s;
 }
 
 }  // namespace
@@ -63,7 +61,11 @@ Result<void> parse_request(Operation op, std::string_view body, ParsedRequest& o
     }
     return json_error(ec);
   }
-  bool have_model = false;
+  // Keys seen once already. A repeated model/stream/stream_options is rejected: this parser
+  // would take the last one and an upstream may take the first (review §1.12).
+  bool have_model = false, have_stream = false, have_stream_options = false;
+  bool have_input = false;  // messages / prompt / input, per operation
+  bool stream_options = false;
   for (auto field : obj) {
     std::string_view key;
     ec = field.unescaped_key().get(key);
@@ -72,20 +74,41 @@ Result<void> parse_request(Operation op, std::string_view body, ParsedRequest& o
     ec = field.value().get(v);
     if (ec) return json_error(ec);
     if (key == "model") {
+      if (have_model) return duplicate(key);
       std::string_view raw = trim_right(v.raw_json_token());
       std::string_view name;
       ec = v.get_string().get(name);
       if (ec) {
         if (ec == simdjson::INCORRECT_TYPE) {
-          return make_error(Errc::bad_request, "'model' must be a string.", "model");
+          Error e = make_error(Errc::bad_request, "'model' must be a string.", "model");
+          e.code_override = "invalid_type";
+          return e;
         }
         return json_error(ec);
+      }
+      if (name.size() > kMaxModelBytes) {
+        return invalid("string_above_max_length",
+                       "Invalid 'model': string too long. Expected a string with maximum length " +
+                           std::to_string(kMaxModelBytes) + ", but got a string with length " +
+                           std::to_string(name.size()) + " instead.",
+                       "model");
       }
       out.model.assign(name);
       out.model_begin = static_cast<size_t>(raw.data() - body.data());
       out.model_end = out.model_begin + raw.size();
       have_model = true;
+    } else if (op == Operation::chat && key == "messages") {
+      if (auto r = check_messages(v); !r) return r;
+      have_input = true;
+    } else if (op == Operation::completions && key == "prompt") {
+      if (auto r = check_text_or_tokens(v, "prompt", false); !r) return r;
+      have_input = true;
+    } else if (op == Operation::embeddings && key == "input") {
+      if (auto r = check_text_or_tokens(v, "input", true); !r) return r;
+      have_input = true;
     } else if (key == "stream") {
+      if (have_stream) return duplicate(key);
+      have_stream = true;
       od::json_type t;
       if (v.type().get(t)) return json_error(simdjson::TAPE_ERROR);
       if (t == od::json_type::null) continue;
@@ -93,28 +116,29 @@ Result<void> parse_request(Operation op, std::string_view body, ParsedRequest& o
       ec = v.get_bool().get(b);
       if (ec) {
         if (ec == simdjson::INCORRECT_TYPE) {
-          return make_error(Errc::bad_request, "'stream' must be a boolean.", "stream");
+          Error e = make_error(Errc::bad_request, "'stream' must be a boolean.", "stream");
+          e.code_override = "invalid_type";
+          return e;
         }
         return json_error(ec);
       }
       out.stream = b;
     } else if (key == "max_tokens" || key == "max_completion_tokens") {
       int64_t n = 0;
-      if (v.get_int64().get(n) == simdjson::SUCCESS && n > 0) {
-        out.max_tokens = std::max(out.max_tokens, n);
-      }
+      bool present = false;
+      if (auto r = read_int(v, key, 0, kMaxTokensLimit, n, present); !r) return r;
+      if (present) out.max_tokens = std::max(out.max_tokens, n);
+    } else if (key == "n") {
+      bool present = false;
+      if (auto r = read_int(v, key, 1, kMaxChoices, out.n, present); !r) return r;
+    } else if (key == "temperature") {
+      if (auto r = check_decimal(v, key, 2.0, "2"); !r) return r;
+    } else if (key == "top_p") {
+      if (auto r = check_decimal(v, key, 1.0, "1"); !r) return r;
     } else if (key == "stream_options") {
-      od::json_type t;
-      if (v.type().get(t)) return json_error(simdjson::TAPE_ERROR);
-      if (t != od::json_type::object) continue;
-      for (auto opt : v.get_object()) {
-        std::string_view okey;
-        if (opt.unescaped_key().get(okey)) return json_error(simdjson::TAPE_ERROR);
-        if (okey == "include_usage") {
-          bool b = false;
-          if (opt.value().get_bool().get(b) == simdjson::SUCCESS) out.include_usage = b;
-        }
-      }
+      if (have_stream_options) return duplicate(key);
+      have_stream_options = true;
+      if (auto r = read_stream_options(v, stream_options, out.include_usage); !r) return r;
     }
     // Other fields are skipped unread; the iteration still checks the document's structure.
   }
@@ -129,6 +153,16 @@ Result<void> parse_request(Operation op, std::string_view body, ParsedRequest& o
   }
   if (out.model.empty()) {
     return make_error(Errc::bad_request, "'model' must not be empty.", "model");
+  }
+  if (!have_input) {
+    return missing(op == Operation::chat          ? "messages"
+                   : op == Operation::completions ? "prompt"
+                                                  : "input");
+  }
+  if (stream_options && !out.stream) {
+    return make_error(Errc::bad_request,
+                      "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                      "stream_options");
   }
   return {};
 }
@@ -251,6 +285,10 @@ Result<EmbeddingInputs> extract_embedding_inputs(std::string_view body) {
         out.inputs.emplace_back(s);
       } else if (t == od::json_type::array) {
         for (auto item : v.get_array()) {
+          if (out.inputs.size() == kMaxEmbeddingInputs) {  // parse_request already said so
+            return make_error(Errc::bad_request, "Too many embedding inputs (at most 2048).",
+                              "input");
+          }
           od::json_type it;
           if ((ec = item.type().get(it))) return json_error(ec);
           if (it == od::json_type::string) {

@@ -1,6 +1,7 @@
-// The fields of an OpenAI-style request body the gateway needs (model, stream flags), found in
-// one on-demand pass without building a DOM, plus the position of the model token so a route
-// can rewrite it by splicing instead of re-serialising the body.
+// The fields of an OpenAI-style request body the gateway needs (model, stream flags, max_tokens),
+// found in one on-demand pass without building a DOM, plus the position of the model token so a
+// route can rewrite it by splicing instead of re-serialising the body. The same pass validates
+// the body against OpenAI's schema for the fields the gateway relies on or that are required.
 #pragma once
 
 #include <string>
@@ -23,12 +24,29 @@ struct ParsedRequest {
   size_t model_end = 0;
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
-  int64_t max_tokens = 0;      // max_tokens / max_completion_tokens (0 = not given)
+  // max_tokens / max_completion_tokens, the larger when both are given (0 = not given or 0).
+  // Validated to [0, kMaxTokensLimit]; the route's context limit is applied by the caller.
+  int64_t max_tokens = 0;
+  int64_t n = 1;  // choices asked for, [1, kMaxChoices]
 };
 
-/// Parses `body`, which must be followed by at least 64 readable bytes (simdjson padding).
-/// Errors (all bad_request, naming the param): not JSON, not an object, trailing content,
-/// missing/empty/non-string model, non-boolean stream.
+/// Bounds parse_request enforces (OpenAI's published limits where it has one).
+inline constexpr size_t kMaxModelBytes = 256;           // review §2.5
+inline constexpr int64_t kMaxTokensLimit = 2147483647;  // 2^31-1
+inline constexpr int64_t kMaxChoices = 128;             // `n`
+inline constexpr size_t kMaxEmbeddingInputs = 2048;     // OpenAI's cap per request
+
+/// Parses and validates `body`, which must be followed by at least 64 readable bytes (simdjson
+/// padding). Every error is bad_request (400) naming the param and, where OpenAI has one, with
+/// OpenAI's `code` (code_override): not JSON, not an object, trailing content; model missing,
+/// not a string, empty or over kMaxModelBytes; duplicate model/stream/stream_options keys;
+/// stream not a boolean; stream_options not an object, or given without stream: true;
+/// max_tokens/max_completion_tokens/n not an integer or out of range; temperature/top_p not a
+/// number or out of range; chat: messages missing, not a non-empty array of objects each with a
+/// role in {system, user, assistant, tool, function, developer}; completions: prompt missing or
+/// not a string / array of strings / array of integers / array of integer arrays; embeddings:
+/// input the same shape, non-empty, at most kMaxEmbeddingInputs items. null is accepted as
+/// "absent" for the optional fields (and for prompt, which OpenAI's schema makes nullable).
 Result<void> parse_request(Operation op, std::string_view body, ParsedRequest& out);
 
 /// Full validation of the whole document (parse_request only checks what it reads). Used where

@@ -1,6 +1,7 @@
 // libFuzzer target for the on-demand request body readers: parse_request (every operation),
 // extract_prompt and extract_embedding_inputs. Checks that a parsed model token lies inside the
-// body, is a quoted JSON string, and that a successful parse is stable and error-free.
+// body, is a quoted JSON string, that validated fields are within their bounds, that errors carry
+// one of OpenAI's codes, and that a successful parse is stable and error-free.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -31,10 +32,21 @@ void check_parse(Operation op, std::string_view body) {
     const sluice::Error& e = res.error();
     CHECK(e.code == Errc::bad_request);
     CHECK(!e.message.empty());
-    CHECK(e.param.empty() || e.param == "model" || e.param == "stream");
+    // param names a top-level field, maybe with an index path ("messages[3].role").
+    CHECK(e.param.empty() || (e.param.front() >= 'a' && e.param.front() <= 'z'));
+    const std::string_view code = e.code_override;
+    CHECK(code.empty() || code == "missing_required_parameter" || code == "invalid_type" ||
+          code == "invalid_value" || code == "empty_array" || code == "array_above_max_length" ||
+          code == "string_above_max_length" || code == "integer_below_min_value" ||
+          code == "integer_above_max_value" || code == "decimal_below_min_value" ||
+          code == "decimal_above_max_value");
     CHECK(sluice::to_response(e).status == 400);
     return;
   }
+  CHECK(r.model.size() <= sluice::providers::kMaxModelBytes);
+  CHECK(r.max_tokens >= 0 && r.max_tokens <= sluice::providers::kMaxTokensLimit);
+  CHECK(r.n >= 1 && r.n <= sluice::providers::kMaxChoices);
+  CHECK(!r.include_usage || r.stream);
   CHECK(r.op == op);
   CHECK(r.body.data() == body.data() && r.body.size() == body.size());
   CHECK(r.model_begin <= r.model_end);
@@ -52,7 +64,8 @@ void check_parse(Operation op, std::string_view body) {
   CHECK(sluice::providers::parse_request(op, body, again).ok());
   CHECK(again.model == r.model && again.model_begin == r.model_begin &&
         again.model_end == r.model_end && again.stream == r.stream &&
-        again.include_usage == r.include_usage);
+        again.include_usage == r.include_usage && again.max_tokens == r.max_tokens &&
+        again.n == r.n);
 }
 
 }  // namespace

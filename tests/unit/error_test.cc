@@ -255,6 +255,53 @@ TEST(ErrorMapping, IgnoresUpstreamBodyOnOtherCodes) {
   EXPECT_EQ(b.code, "upstream_protocol_error");
 }
 
+// ---- code_override -----------------------------------------------------------------------------
+
+TEST(ErrorMapping, ReportsTheCodeOverrideInTheBodyAndAsTheErrorKind) {
+  Error e = make_error(Errc::bad_request, "Missing required parameter: 'messages'.", "messages");
+  e.code_override = "missing_required_parameter";
+  const ErrorResponse r = to_response(e);
+  EXPECT_EQ(r.status, 400);
+  ParsedBody b;
+  ASSERT_TRUE(parse_error_body(r.body, b));
+  EXPECT_EQ(b.type, "invalid_request_error");
+  EXPECT_EQ(b.param, "messages");
+  EXPECT_EQ(b.code, "missing_required_parameter");
+  EXPECT_EQ(error_kind(e), "missing_required_parameter");
+  EXPECT_EQ(http_status(e), 400);
+}
+
+TEST(ErrorMapping, OverridesOnlyTheCodeOfOtherErrcsToo) {
+  Error e = make_error(Errc::rate_limited, "slow");
+  e.code_override = "tokens";
+  e.retry_after = std::chrono::milliseconds(1500);
+  const ErrorResponse r = to_response(e);
+  EXPECT_EQ(r.status, 429);
+  EXPECT_EQ(r.retry_after_seconds, 2);
+  ParsedBody b;
+  ASSERT_TRUE(parse_error_body(r.body, b));
+  EXPECT_EQ(b.type, "rate_limit_error");
+  EXPECT_EQ(b.code, "tokens");
+  EXPECT_EQ(error_kind(e), "tokens");
+}
+
+TEST(ErrorMapping, WithoutAnOverrideEveryErrcKeepsItsDefaultKind) {
+  for (const Expected& x : kAllCodes) {
+    SCOPED_TRACE(x.type + std::string(" / ") + x.error_code);
+    const Error e = make_error(x.code, "m");
+    EXPECT_TRUE(e.code_override.empty());
+    EXPECT_EQ(error_kind(e), *x.error_code ? std::string_view(x.error_code) : "invalid_request");
+  }
+}
+
+TEST(ErrorMapping, PassesAnUpstream4xxBodyThroughEvenWithAnOverride) {
+  Error e = make_error(Errc::upstream_status, "");
+  e.upstream_status = 400;
+  e.upstream_body = R"({"error":{"message":"theirs"}})";
+  e.code_override = "invalid_value";
+  EXPECT_EQ(to_response(e).body, e.upstream_body);
+}
+
 // ---- Retry-After -------------------------------------------------------------------------------
 
 int retry_after_of(std::chrono::milliseconds ms, Errc code = Errc::rate_limited) {

@@ -53,7 +53,7 @@ config::TargetConfig azure_target() {
 // Parses a client request (head lines without the request line / final CRLF) and body, encodes
 // it for `target`, and parses the encoded head back. Fails the test on any parse error.
 void encode(Fixture& f, const config::TargetConfig& target, std::string_view client_headers,
-            std::string_view body = R"({"model":"gpt-4o","messages":[]})",
+            std::string_view body = R"({"model":"gpt-4o","messages":[{"role":"user"}]})",
             Operation op = Operation::chat, std::string_view request_id = "req-123") {
   f.raw_head = "POST /v1/chat/completions HTTP/1.1\r\n";
   f.raw_head += client_headers;
@@ -134,7 +134,8 @@ TEST(OpenaiEncode, BuildsAzureDeploymentPathFromTheClientModelWhenTheTargetHasNo
 TEST(OpenaiEncode, AzureClientModelCannotInjectIntoTheRequestLine) {
   Fixture f;
   encode(f, azure_target(), "",
-         R"({"model":"gpt-4 HTTP/1.1\r\nX-Injected: 1\r\nHost: evil\r\n\r\nGET /x"})");
+         R"({"model":"gpt-4 HTTP/1.1\r\nX-Injected: 1\r\nHost: evil\r\n\r\nGET /x",)"
+         R"("messages":[{"role":"user"}]})");
   EXPECT_TRUE(values(f, "x-injected").empty()) << f.encoded.head;
   EXPECT_EQ(f.encoded.head.find("\r\n\r\n"), f.encoded.head.size() - 4) << f.encoded.head;
 }
@@ -179,7 +180,7 @@ TEST(OpenaiEncode, TakesHostPortAndPathFromAParsedConfig) {
       "      - provider: openai\n"
       "        base_url: http://127.0.0.1:11434/v1/\n");
   Fixture f;
-  encode(f, cfg->routes[0].targets[0], "", R"({"model":"m"})");
+  encode(f, cfg->routes[0].targets[0], "", R"({"model":"m","messages":[{"role":"user"}]})");
   EXPECT_EQ(f.upstream->target, "/v1/chat/completions");
   EXPECT_EQ(values(f, "host"), std::vector<std::string>{"127.0.0.1:11434"});
   EXPECT_TRUE(values(f, "authorization").empty());
@@ -290,11 +291,12 @@ TEST(OpenaiEncode, AddsJsonContentTypeWhenTheClientSentNone) {
 
 TEST(OpenaiEncode, ReplacesTheClientRequestIdWithTheResolvedOne) {
   Fixture f;
-  encode(f, plain_target(), "X-Request-Id: client-id\r\n", R"({"model":"m"})", Operation::chat,
-         "resolved-id");
+  encode(f, plain_target(), "X-Request-Id: client-id\r\n",
+         R"({"model":"m","messages":[{"role":"user"}]})", Operation::chat, "resolved-id");
   EXPECT_EQ(values(f, "x-request-id"), std::vector<std::string>{"resolved-id"});
   Fixture g;
-  encode(g, plain_target(), "", R"({"model":"m"})", Operation::chat, "generated");
+  encode(g, plain_target(), "", R"({"model":"m","messages":[{"role":"user"}]})", Operation::chat,
+         "generated");
   EXPECT_EQ(values(g, "x-request-id"), std::vector<std::string>{"generated"});
 }
 
@@ -355,14 +357,14 @@ TEST(OpenaiEncode, ForwardsTheBodyUnchangedWithoutARewrite) {
 }
 
 TEST(OpenaiEncode, SplicesTheEscapedTargetModelInPlaceOfTheClientModel) {
-  const std::string body = R"({"messages":[], "model" :  "alias"  ,"stream":true})";
+  const std::string body = R"({"messages":[{"role":"user"}], "model" :  "alias"  ,"stream":true})";
   config::TargetConfig t = plain_target();
   t.model = "vendor/\"quoted\"\\model";
   Fixture f;
   encode(f, t, "", body);
   EXPECT_EQ(f.encoded.model_token, R"("vendor/\"quoted\"\\model")");
   const std::string expected =
-      R"({"messages":[], "model" :  "vendor/\"quoted\"\\model"  ,"stream":true})";
+      R"({"messages":[{"role":"user"}], "model" :  "vendor/\"quoted\"\\model"  ,"stream":true})";
   EXPECT_EQ(body_of(f.encoded), expected);
   EXPECT_EQ(f.encoded.body_size(), expected.size());
   EXPECT_EQ(f.upstream->content_length, expected.size());
@@ -381,10 +383,10 @@ TEST(OpenaiEncode, BodyPiecesPointIntoTheClientBody) {
   Fixture f;
   config::TargetConfig t = plain_target();
   t.model = "x";
-  encode(f, t, "", R"({"model":"gpt-4o","messages":[]})");
+  encode(f, t, "", R"({"model":"gpt-4o","messages":[{"role":"user"}]})");
   EXPECT_EQ(f.encoded.body_prefix.data(), f.body_buf.get());
   EXPECT_EQ(f.encoded.body_prefix, R"({"model":)");
-  EXPECT_EQ(f.encoded.body_suffix, R"(,"messages":[]})");
+  EXPECT_EQ(f.encoded.body_suffix, R"(,"messages":[{"role":"user"}]})");
 }
 
 TEST(OpenaiEncode, ClearsAPreviousHeadWhenReused) {

@@ -1,6 +1,7 @@
 // Unit tests for the on-demand request body readers: parse_request (model, stream flags, the
 // model token's exact position, every bad_request case), extract_prompt and
-// extract_embedding_inputs.
+// extract_embedding_inputs. The schema validation parse_request does is in
+// request_validation_test.cc.
 #include "providers/request.h"
 
 #include <gtest/gtest.h>
@@ -100,24 +101,30 @@ TEST(ParseRequest, RecordsTheOperationItWasGiven) {
 TEST(ParseRequest, ReadsStreamAndIncludeUsage) {
   ParsedRequest r;
   std::unique_ptr<Padded> p;
-  ASSERT_TRUE(parse(
-      R"({"stream_options":{"include_usage":true},"model":"m","stream":true})", r, p));
+  ASSERT_TRUE(parse(R"({"stream_options":{"include_usage":true},"model":"m","stream":true,)"
+                    R"("messages":[{"role":"user","content":"hi"}]})",
+                    r, p));
   EXPECT_TRUE(r.stream);
   EXPECT_TRUE(r.include_usage);
-  ASSERT_TRUE(parse(R"({"model":"m","stream":false,"stream_options":{"include_usage":false}})",
+  ASSERT_TRUE(parse(R"({"model":"m","stream":true,"stream_options":{"include_usage":false},)"
+                    R"("messages":[{"role":"user","content":"hi"}]})",
                     r, p));
+  EXPECT_TRUE(r.stream);
+  EXPECT_FALSE(r.include_usage);
+  ASSERT_TRUE(parse(R"({"model":"m","stream":false,"messages":[{"role":"user"}]})", r, p));
   EXPECT_FALSE(r.stream);
   EXPECT_FALSE(r.include_usage);
 }
 
-TEST(ParseRequest, IgnoresMalformedStreamOptions) {
+TEST(ParseRequest, IgnoresStreamOptionsWithoutAnIncludeUsageFlag) {
   ParsedRequest r;
   std::unique_ptr<Padded> p;
   for (std::string_view body : {
-           R"({"model":"m","stream":true,"stream_options":null})",
-           R"({"model":"m","stream":true,"stream_options":[true]})",
-           R"({"model":"m","stream":true,"stream_options":{"include_usage":"yes","x":1}})",
-           R"({"model":"m","stream":true,"stream_options":{"other":{"include_usage":true}}})",
+           R"({"model":"m","stream":true,"stream_options":null,"messages":[{"role":"user"}]})",
+           R"({"model":"m","stream":true,"stream_options":{"include_usage":null},)"
+           R"("messages":[{"role":"user"}]})",
+           R"({"model":"m","stream":true,"stream_options":{"other":{"include_usage":true}},)"
+           R"("messages":[{"role":"user"}]})",
        }) {
     SCOPED_TRACE(body);
     ASSERT_TRUE(parse(body, r, p));
@@ -129,13 +136,14 @@ TEST(ParseRequest, IgnoresMalformedStreamOptions) {
 TEST(ParseRequest, AcceptsNullStreamAsFalse) {
   ParsedRequest r;
   std::unique_ptr<Padded> p;
-  ASSERT_TRUE(parse(R"({"model":"m","stream":null})", r, p));
+  ASSERT_TRUE(parse(R"({"model":"m","stream":null,"messages":[{"role":"user"}]})", r, p));
   EXPECT_FALSE(r.stream);
 }
 
 TEST(ParseRequest, SkipsDeeplyNestedAndUnusualFields) {
   const std::string body =
-      R"({"n":[[[[[[[[[[[[{"a":[1,{"b":null}],"model":"decoy"}]]]]]]]]]]]],)"
+      R"({"x_n":[[[[[[[[[[[[{"a":[1,{"b":null}],"model":"decoy"}]]]]]]]]]]]],)"
+      R"("messages":[{"content":{"model":"decoy2","stream":1},"role":"user","model":"no"}],)"
       R"("tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object",)"
       R"("properties":{"model":{"type":"string"},"stream":{"type":"boolean"}}}}}],)"
       R"("logit_bias":{"50256":-100},"x":-1.5e300,"y":true,"z":null,"s":"\"model\":\"no\"",)"
@@ -151,14 +159,15 @@ TEST(ParseRequest, SkipsDeeplyNestedAndUnusualFields) {
 TEST(ParseRequest, AcceptsSurroundingWhitespace) {
   ParsedRequest r;
   std::unique_ptr<Padded> p;
-  ASSERT_TRUE(parse(" \r\n\t{\"model\":\"m\"} \r\n\t", r, p));
+  ASSERT_TRUE(
+      parse(" \r\n\t{\"model\":\"m\",\"messages\":[{\"role\":\"user\"}]} \r\n\t", r, p));
   EXPECT_EQ(r.model, "m");
 }
 
 // ---- parse_request: the model token ------------------------------------------------------------
 
 TEST(ParseRequest, PointsModelOffsetsAtTheExactQuotedToken) {
-  const std::string body = R"({"messages":[],"model":"gpt-4o","stream":true})";
+  const std::string body = R"({"messages":[{"role":"user"}],"model":"gpt-4o","stream":true})";
   ParsedRequest r;
   std::unique_ptr<Padded> p;
   ASSERT_TRUE(parse(body, r, p));
@@ -167,34 +176,36 @@ TEST(ParseRequest, PointsModelOffsetsAtTheExactQuotedToken) {
 }
 
 TEST(ParseRequest, ExcludesWhitespaceAroundTheModelTokenFromItsOffsets) {
-  const std::string body = "{ \"model\" : \t\r\n \"gpt-4o\" \t\r\n , \"stream\" : true }";
+  const std::string body =
+      "{ \"model\" : \t\r\n \"gpt-4o\" \t\r\n , \"stream\" : true, "
+      "\"messages\": [{\"role\":\"user\"}] }";
   ParsedRequest r;
   std::unique_ptr<Padded> p;
   ASSERT_TRUE(parse(body, r, p));
   EXPECT_EQ(body.substr(r.model_begin, r.model_end - r.model_begin), "\"gpt-4o\"");
   EXPECT_TRUE(r.stream);
   // The same when the model is the last member, right before the closing brace.
-  const std::string last = "{\"stream\":false,\"model\":\"gpt-4o\"   \n}";
+  const std::string last = "{\"messages\":[{\"role\":\"user\"}],\"model\":\"gpt-4o\"   \n}";
   ASSERT_TRUE(parse(last, r, p));
   EXPECT_EQ(last.substr(r.model_begin, r.model_end - r.model_begin), "\"gpt-4o\"");
 }
 
 TEST(ParseRequest, UnescapesTheModelButKeepsTheRawTokenUnchanged) {
-  const std::string body = R"({"model":"gpt\u002d4"})";
+  const std::string body = R"({"model":"gpt\u002d4","messages":[{"role":"user"}]})";
   ParsedRequest r;
   std::unique_ptr<Padded> p;
   ASSERT_TRUE(parse(body, r, p));
   EXPECT_EQ(r.model, "gpt-4");
   EXPECT_EQ(body.substr(r.model_begin, r.model_end - r.model_begin), R"("gpt\u002d4")");
 
-  const std::string quotes = R"({"model":"a\"b\\c\/d"})";
+  const std::string quotes = R"({"model":"a\"b\\c\/d","messages":[{"role":"user"}]})";
   ASSERT_TRUE(parse(quotes, r, p));
   EXPECT_EQ(r.model, R"(a"b\c/d)");
   EXPECT_EQ(quotes.substr(r.model_begin, r.model_end - r.model_begin), R"("a\"b\\c\/d")");
 }
 
 TEST(ParseRequest, ReadsNonAsciiModelNames) {
-  const std::string body = R"({"model":"modèle-✓"})";
+  const std::string body = R"({"model":"modèle-✓","messages":[{"role":"user"}]})";
   ParsedRequest r;
   std::unique_ptr<Padded> p;
   ASSERT_TRUE(parse(body, r, p));
@@ -202,28 +213,21 @@ TEST(ParseRequest, ReadsNonAsciiModelNames) {
   EXPECT_EQ(token_of(r), R"("modèle-✓")");
 }
 
-TEST(ParseRequest, LetsTheLastDuplicateKeyWin) {
-  // Duplicate keys are not rejected: the last "model" (and its token) and the last "stream" win,
-  // which matches what most JSON parsers upstream do.
-  const std::string body = R"({"model":"first","stream":true,"model":"second","stream":false})";
-  ParsedRequest r;
-  std::unique_ptr<Padded> p;
-  ASSERT_TRUE(parse(body, r, p));
-  EXPECT_EQ(r.model, "second");
-  EXPECT_EQ(token_of(r), R"("second")");
-  EXPECT_EQ(r.model_begin, body.find(R"("second")"));
-  EXPECT_FALSE(r.stream);
-}
 
 TEST(ParseRequest, ResetsTheOutputBeforeParsing) {
   ParsedRequest r;
   std::unique_ptr<Padded> p;
-  ASSERT_TRUE(parse(R"({"model":"m","stream":true,"stream_options":{"include_usage":true}})", r,
-                    p));
-  ASSERT_TRUE(parse(R"({"model":"n"})", r, p));
+  ASSERT_TRUE(parse(R"({"model":"m","stream":true,"stream_options":{"include_usage":true},)"
+                    R"("max_tokens":7,"n":2,"messages":[{"role":"user"}]})",
+                    r, p));
+  EXPECT_EQ(r.max_tokens, 7);
+  EXPECT_EQ(r.n, 2);
+  ASSERT_TRUE(parse(R"({"model":"n","messages":[{"role":"user"}]})", r, p));
   EXPECT_EQ(r.model, "n");
   EXPECT_FALSE(r.stream);
   EXPECT_FALSE(r.include_usage);
+  EXPECT_EQ(r.max_tokens, 0);
+  EXPECT_EQ(r.n, 1);
 }
 
 // ---- parse_request: errors ---------------------------------------------------------------------
@@ -263,7 +267,7 @@ TEST(ParseRequest, RejectsTrailingContentAfterTheObject) {
 
 TEST(ParseRequest, RejectsAMissingModel) {
   expect_rejected("{}", "model");
-  expect_rejected(R"({"stream":true,"messages":[]})", "model");
+  expect_rejected(R"({"stream":true,"messages":[{"role":"user"}]})", "model");
   expect_rejected(R"({"meta":{"model":"nested-does-not-count"}})", "model");
 }
 
@@ -296,8 +300,8 @@ TEST(ParseRequest, DoesNotReadThePaddingAfterTheBody) {
   // Padded fills its padding with '}' : a parser that looked past the end would see "{...}}}}".
   ParsedRequest r;
   std::unique_ptr<Padded> p;
-  ASSERT_TRUE(parse(R"({"model":"m"})", r, p));
-  expect_rejected(R"({"model":"m")");
+  ASSERT_TRUE(parse(R"({"model":"m","messages":[{"role":"user"}]})", r, p));
+  expect_rejected(R"({"model":"m","messages":[{"role":"user"}])");
 }
 
 // ---- extract_prompt ----------------------------------------------------------------------------
