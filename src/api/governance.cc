@@ -52,9 +52,11 @@ std::string_view credential(const http::Request& request) {
 
 }  // namespace
 
-int64_t estimate_request_tokens(size_t body_bytes, int64_t max_tokens) {
+int64_t estimate_request_tokens(size_t body_bytes, int64_t max_tokens, int64_t n) {
   int64_t prompt = static_cast<int64_t>(std::min<size_t>(body_bytes / 4, kMaxTokensBound)) + 1;
-  return sat_add(prompt, max_tokens > 0 ? clamp_nonneg(max_tokens, kMaxTokensBound) : 1024);
+  int64_t answer = max_tokens > 0 ? clamp_nonneg(max_tokens, kMaxTokensBound) : 1024;
+  // n choices are n answers (the prompt is read once).
+  return sat_add(prompt, sat_mul(answer, std::max<int64_t>(n, 1)));
 }
 
 bool same_usage_storage(const config::Config& a, const config::Config& b) {

@@ -161,8 +161,9 @@ class Governance : public std::enable_shared_from_this<Governance> {
 };
 
 /// Tokens an answer will cost before it exists: max_tokens (or a default of 1024 when the
-/// client sets none; clamped to kMaxTokensBound) plus ~4 bytes per prompt token. Saturating.
-int64_t estimate_request_tokens(size_t body_bytes, int64_t max_tokens);
+/// client sets none; clamped to kMaxTokensBound) times `n` choices, plus ~4 bytes per prompt
+/// token. Saturating.
+int64_t estimate_request_tokens(size_t body_bytes, int64_t max_tokens, int64_t n = 1);
 
 /// The largest max_tokens a request may ask for when its route sets no context window (2^31-1).
 inline constexpr int64_t kMaxTokensBound = 2147483647;

@@ -471,6 +471,7 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
                                     ". This model supports at most " + std::to_string(window) +
                                     " completion tokens.",
                                 "max_tokens");
+    too_many.code_override = "integer_above_max_value";
     co_await responder.send_error(too_many);
     co_return;
   }
@@ -488,7 +489,8 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
       co_await responder.send_error(budget.error());
       co_return;
     }
-    int64_t estimate = estimate_request_tokens(request.body.size(), ctx.parsed.max_tokens);
+    int64_t estimate =
+        estimate_request_tokens(request.body.size(), ctx.parsed.max_tokens, ctx.parsed.n);
     auto admitted =
         co_await governance_->admit(who, ctx.parsed.model, estimate, responder, worker.redis);
     if (!admitted) {

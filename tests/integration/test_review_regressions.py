@@ -361,6 +361,7 @@ routes:
         assert r.status == 400, r
         err = r.json()["error"]
         assert err["param"] == "max_tokens" and "4096" in err["message"], err
+        assert err["code"] == "integer_above_max_value", err
         assert mock.stats()["requests"] == 0
         assert chat(gw, max_tokens=4096).status == 200
     finally:

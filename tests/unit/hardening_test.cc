@@ -38,6 +38,8 @@ TEST(TokenEstimate, HugeMaxTokensIsClampedNotWrapped) {
   EXPECT_EQ(api::estimate_request_tokens(100, 0), 26 + 1024);
   EXPECT_EQ(api::estimate_request_tokens(100, -5), 26 + 1024);
   EXPECT_GT(api::estimate_request_tokens(std::numeric_limits<size_t>::max(), kInt64Max), 0);
+  EXPECT_EQ(api::estimate_request_tokens(100, 10, 3), 26 + 30);  // n answers
+  EXPECT_GT(api::estimate_request_tokens(100, api::kMaxTokensBound, 128), 0);
 }
 
 TEST(GovernancePlan, PerModelBucketIsKeyedByTheMatchingPattern) {
