@@ -11,6 +11,9 @@
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <cstring>
 #include <optional>
 
@@ -21,6 +24,8 @@ namespace sluice::upstream {
 namespace {
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kReadChunk = 16 * 1024;
+// Interim (1xx) responses accepted before the final one; more is a broken or hostile upstream.
+constexpr int kMaxInterimResponses = 8;
 }  // namespace
 
 // One upstream TCP (optionally TLS) connection with its read buffer and deadline.
@@ -80,6 +85,16 @@ class Connection {
   void reset_buffer() {
     size_ = 0;
     received_any_ = false;
+  }
+
+  // An idle connection may be reused only if nothing arrived on it while it sat in the pool:
+  // EAGAIN means quiet; EOF, bytes (a late second response, a TLS close_notify or alert) or
+  // an error mean it must be closed. Never blocks.
+  bool quiet() {
+    if (secure_ && SSL_pending(secure_->native_handle()) > 0) return false;
+    char byte;
+    ssize_t n = ::recv(socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
   }
 
   std::string key_;
@@ -165,11 +180,11 @@ asio::awaitable<Result<std::unique_ptr<Connection>>> Pool::acquire(const Origin&
   while (!host.idle.empty()) {
     std::unique_ptr<Connection> c = std::move(host.idle.back());
     host.idle.pop_back();
-    if (now - c->idle_since_ < limits_.idle_timeout) {
+    if (now - c->idle_since_ < limits_.idle_timeout && c->quiet()) {
       *reused = true;
       co_return std::move(c);
     }
-    host.open--;
+    host.open--;  // expired, closed by the upstream, or has stray bytes: closed here
   }
   *reused = false;
   if (host.open >= limits_.max_connections_per_host) {
@@ -235,7 +250,12 @@ Call::Call(Pool& pool, const Origin& origin, const config::Timeouts& timeouts,
 }
 
 Call::~Call() {
-  if (conn_) pool_.discard(std::move(conn_));
+  if (!conn_) return;
+  if (release_on_destroy_) {
+    pool_.release(std::move(conn_));
+  } else {
+    pool_.discard(std::move(conn_));
+  }
 }
 
 Error Call::timeout_or(Errc code, std::string what) {
@@ -248,28 +268,35 @@ Error Call::timeout_or(Errc code, std::string what) {
   return make_error(code, std::move(what));
 }
 
-asio::awaitable<Result<void>> Call::start(std::span<const asio::const_buffer> request) {
+asio::awaitable<Result<void>> Call::start(std::span<const asio::const_buffer> request,
+                                          bool replayable) {
   bool retry_on_fresh = false;
-  auto r = co_await exchange(request, &retry_on_fresh);
+  auto r = co_await exchange(request, replayable, &retry_on_fresh);
   if (!r.ok() && retry_on_fresh && !cancelled_) {
-    // The pooled connection had been closed by the upstream before it saw our request
-    // (no byte came back): the request was not processed, so one retry is safe.
-    r = co_await exchange(request, nullptr);
+    // The pooled connection failed before the upstream could have processed the request
+    // (the write failed, or it closed with no byte back and the request is replayable).
+    r = co_await exchange(request, replayable, nullptr);
   }
   co_return r;
 }
 
 asio::awaitable<Result<void>> Call::exchange(std::span<const asio::const_buffer> request,
-                                             bool* retry_on_fresh) {
+                                             bool replayable, bool* retry_on_fresh) {
   if (conn_) pool_.discard(std::move(conn_));
   request_sent_ = false;
   head_parsed_ = false;
   body_done_ = false;
+  body_in_conn_ = false;
+  release_on_destroy_ = false;
+  local_limit_ = false;
   phase_ = "connect";
   auto connect_deadline = std::min(total_deadline_, Clock::now() + timeouts_.connect);
   bool reused = false;
   auto acquired = co_await pool_.acquire(origin_, connect_deadline, &reused);
-  if (!acquired) co_return acquired.error();
+  if (!acquired) {
+    local_limit_ = acquired.error().code == Errc::unavailable;
+    co_return acquired.error();
+  }
   if (!retry_on_fresh) reused = false;
   conn_ = std::move(acquired.value());
   conn_->reset_buffer();
@@ -280,20 +307,38 @@ asio::awaitable<Result<void>> Call::exchange(std::span<const asio::const_buffer>
   auto [wec, wn] = co_await conn_->write(request);
   if (!wec) request_sent_ = true;
   if (wec) {
-    if (reused && !conn_->deadline_.fired()) *retry_on_fresh = true;
+    // Not all of the request reached the upstream, so it cannot have been processed.
+    if (reused && !conn_->deadline_.fired() && !cancelled_) *retry_on_fresh = true;
     co_return timeout_or(Errc::upstream_connect,
                          "Failed to send the request to " + origin_.key + ": " + wec.message());
   }
+  int interim = 0;
+  bool buffered = false;  // bytes after an interim head still to parse before reading more
   for (;;) {
-    auto rec = co_await conn_->read_more();
+    boost::system::error_code rec;
+    if (!buffered) rec = co_await conn_->read_more();
+    buffered = false;
     if (conn_->size_ > 0) {
       auto st = http::parse_response_head({conn_->buf_.get(), conn_->size_}, head_);
       if (st == http::ParseStatus::complete) {
+        if (head_.status == 101) {
+          co_return make_error(Errc::upstream_protocol,
+                               "Upstream " + origin_.key +
+                                   " answered 101 Switching Protocols, which is not HTTP");
+        }
         if (head_.status >= 100 && head_.status < 200) {
-          // Interim response (100 Continue): drop it and read on.
+          // Interim response (100 Continue, 103 Early Hints): drop it; the final response
+          // may already be buffered behind it.
+          if (++interim > kMaxInterimResponses) {
+            co_return make_error(Errc::upstream_protocol,
+                                 "Upstream " + origin_.key + " sent more than " +
+                                     std::to_string(kMaxInterimResponses) +
+                                     " interim (1xx) responses");
+          }
           size_t rest = conn_->size_ - head_.head_size;
           std::memmove(conn_->buf_.get(), conn_->buf_.get() + head_.head_size, rest);
           conn_->size_ = rest;
+          buffered = rest > 0;
           continue;
         }
         break;
@@ -308,9 +353,17 @@ asio::awaitable<Result<void>> Call::exchange(std::span<const asio::const_buffer>
       }
     }
     if (rec) {
-      if (reused && !conn_->received_any_ && !conn_->deadline_.fired() &&
+      if (reused && !conn_->received_any_ && !conn_->deadline_.fired() && !cancelled_ &&
           rec != asio::error::operation_aborted) {
-        *retry_on_fresh = true;
+        // A reused connection closed with no byte back. The upstream may have closed it just
+        // as we wrote (then it never saw the request) or may have processed the request and
+        // died: only a replayable request is sent again.
+        if (replayable) *retry_on_fresh = true;
+        co_return make_error(Errc::upstream_connect,
+                             "Upstream " + origin_.key +
+                                 " closed a reused connection after the request was sent, "
+                                 "before answering (" +
+                                 rec.message() + ")");
       }
       co_return timeout_or(Errc::upstream_connect, "Upstream " + origin_.key +
                                                        " closed the connection before answering (" +
@@ -398,6 +451,7 @@ asio::awaitable<Result<std::string_view>> Call::read_all(size_t limit) {
     body_start_ += body_remaining_;
     body_remaining_ = 0;
     body_done_ = true;
+    body_in_conn_ = true;  // finish() keeps the buffer alive for this view
     co_return v;
   }
   accumulated_.clear();
@@ -421,12 +475,19 @@ void Call::cancel() {
 }
 
 void Call::finish() {
-  if (!conn_) return;
+  if (!conn_ || release_on_destroy_) return;
   conn_->deadline_.clear();
-  bool clean = head_parsed_ && body_done_ && head_.keep_alive && body_start_ == conn_->size_;
-  if (clean) {
+  // Bytes buffered after the body (a second response, garbage) make the connection unusable.
+  bool clean = head_parsed_ && body_done_ && head_.keep_alive && body_start_ == conn_->size_ &&
+               !cancelled_;
+  if (clean && body_in_conn_) {
+    // A read_all view points into this connection's buffer: the next exchange on it would
+    // overwrite the view, so it goes back to the pool when the Call is destroyed.
+    release_on_destroy_ = true;
+  } else if (clean) {
     pool_.release(std::move(conn_));
   } else {
+    if (body_in_conn_) kept_buf_ = std::move(conn_->buf_);  // keeps the view valid
     pool_.discard(std::move(conn_));
   }
 }

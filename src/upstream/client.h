@@ -50,8 +50,10 @@ class Pool {
   ~Pool();
 
   /// An idle connection to `origin`, or a new one (resolve + connect + TLS handshake) that
-  /// must complete before `deadline`. Errors: upstream_connect, upstream_timeout, unavailable
-  /// (per-host connection limit).
+  /// must complete before `deadline`. An idle connection is reused only if it has nothing to
+  /// read (a non-blocking MSG_PEEK says EAGAIN): EOF, stray bytes (a second response, a TLS
+  /// close_notify) or an error close it. Errors: upstream_connect, upstream_timeout,
+  /// unavailable (per-host connection limit: local, not the upstream's fault).
   asio::awaitable<Result<std::unique_ptr<Connection>>> acquire(const Origin& origin,
                                                                Clock::time_point deadline,
                                                                bool* reused);
@@ -92,21 +94,32 @@ class Call {
        Clock::time_point deadline = Clock::time_point::max());
   ~Call();
 
-  /// Connects (or reuses), writes `request` (head + body buffers) and reads the response head.
-  /// A reused connection the upstream had already closed is retried once on a fresh one.
-  asio::awaitable<Result<void>> start(std::span<const asio::const_buffer> request);
+  /// Connects (or reuses), writes `request` (head + body buffers) and reads the response head
+  /// (interim 1xx responses are skipped; 101 is an upstream_protocol error). Idle pooled
+  /// connections are checked before reuse (Pool::acquire). If a reused connection fails while
+  /// the request is being written, the request was not processed and it is retried once on a
+  /// fresh connection. If it closes after the request was written but before a response byte,
+  /// the request is re-sent on a fresh connection only when `replayable` (e.g. the client sent
+  /// an Idempotency-Key); otherwise the error is upstream_connect with request_sent() true.
+  asio::awaitable<Result<void>> start(std::span<const asio::const_buffer> request,
+                                      bool replayable = false);
 
   /// Response head; views are valid until the first read_some/read_all.
   const http::ResponseHead& head() const { return head_; }
   int status() const { return head_.status; }
 
-  /// Next piece of decoded body; empty view = body complete. Views valid until the next call.
+  /// Next piece of decoded body; empty view = body complete. Views valid until the next
+  /// read_some/read_all or finish().
   asio::awaitable<Result<std::string_view>> read_some();
-  /// Whole body (bounded by `limit` bytes, else upstream_protocol). Valid until finish().
+  /// Whole body (bounded by `limit` bytes, else upstream_protocol). The view stays valid until
+  /// the Call is destroyed, also after finish(): it may point into the connection's read
+  /// buffer, which finish() then keeps (a pooled connection is handed back by ~Call).
   asio::awaitable<Result<std::string_view>> read_all(size_t limit);
 
-  /// Returns the connection to the pool if the body was read completely and the upstream
-  /// allows keep-alive, else closes it.
+  /// Settles the exchange: the connection goes back to the pool if the body was read
+  /// completely, nothing else was buffered after it and the upstream allows keep-alive, else
+  /// it is closed. If a read_all() view still points into its buffer, the pooled connection is
+  /// handed back when the Call is destroyed instead (so the view stays valid).
   void finish();
 
   bool body_complete() const { return body_done_; }
@@ -118,10 +131,15 @@ class Call {
   /// Cancels pending I/O (the client left): the current operation fails and the connection
   /// is discarded rather than pooled.
   void cancel();
+  /// True once cancel() was called: a failure is then the client's doing, not the upstream's.
+  bool cancelled() const { return cancelled_; }
+  /// True when start() failed because this worker's pool reached max_connections_per_host
+  /// (Errc::unavailable): a local limit, not an upstream failure.
+  bool local_limit() const { return local_limit_; }
 
  private:
   asio::awaitable<Result<void>> exchange(std::span<const asio::const_buffer> request,
-                                         bool* retry_on_fresh);
+                                         bool replayable, bool* retry_on_fresh);
   Error timeout_or(Errc code, std::string what);
 
   Pool& pool_;
@@ -137,7 +155,11 @@ class Call {
   bool head_parsed_ = false;
   bool cancelled_ = false;
   bool request_sent_ = false;
+  bool local_limit_ = false;
+  bool body_in_conn_ = false;    // a read_all view points into conn_'s buffer
+  bool release_on_destroy_ = false;  // finish() found conn_ reusable; ~Call pools it
   std::string accumulated_;      // read_all when the body spans several reads
+  std::unique_ptr<char[]> kept_buf_;  // a discarded connection's buffer, for read_all views
   const char* phase_ = "connect";
 };
 
