@@ -144,12 +144,12 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
   auto fail = [&](Error e, bool after_send_ok) {
     // after_send_ok: the failure class may be retried even though the request was sent.
     result.error = std::move(e);
-    if (responder.client_gone()) {
+    if (responder.client_gone() || call.cancelled()) {
       // The client left and cancelled the exchange: nothing the upstream did wrong.
       verdict.abandon();
       return;
     }
-    if (result.error.code == Errc::unavailable) {
+    if (call.local_limit()) {
       // This worker's own connection cap for the host: a local limit, not the target's health.
       state.count(AttemptOutcome::rejected);
       verdict.abandon();
@@ -163,7 +163,10 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
   };
 
   auto started_at = Clock::now();
-  auto started = co_await call.start(wire);
+  // A request the client marked idempotent may be re-sent at once when a reused connection
+  // turns out to have been closed by the upstream; any other waits for the retry policy.
+  const bool replayable = !ctx.request->header("idempotency-key").empty();
+  auto started = co_await call.start(wire, replayable);
   ctx.waited_since(started_at);
   if (!started) {
     // Connection failures — refused, reset, or closed before a single response byte — are
