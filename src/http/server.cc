@@ -30,8 +30,48 @@ namespace {
 
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kInitialBuffer = 16 * 1024;
+// A read makes room for at least kMinRead bytes and grows the buffer by at most kReadStep
+// beyond what has arrived: memory follows the bytes received, not what Content-Length claims.
+constexpr size_t kMinRead = 4096;
+constexpr size_t kReadStep = 64 * 1024;
 // How long a response may take before the client socket is watched for a disconnect.
 constexpr std::chrono::milliseconds kWatchDelay{20};
+// Lingering close after an error sent before the request was read: stop sending, then read and
+// discard what the client is still sending (bounded), so it reads our status instead of an RST.
+constexpr std::chrono::milliseconds kLingerTime{2000};
+constexpr size_t kLingerBytes = 4 * 1024 * 1024;
+
+// Bytes of one connection's buffer above kInitialBuffer, counted against the process-wide
+// ServerShared::buffered_bytes budget; released when resized down or destroyed.
+class BufferBudget {
+ public:
+  BufferBudget(std::atomic<size_t>& pool, size_t limit) : pool_(pool), limit_(limit) {}
+  ~BufferBudget() { resize(0); }
+  BufferBudget(const BufferBudget&) = delete;
+  BufferBudget& operator=(const BufferBudget&) = delete;
+
+  /// Holds `bytes` from now on. False (holding what it held) when the budget cannot cover it.
+  bool resize(size_t bytes) {
+    if (bytes <= held_) {
+      pool_.fetch_sub(held_ - bytes, std::memory_order_relaxed);
+      held_ = bytes;
+      return true;
+    }
+    const size_t extra = bytes - held_;
+    const size_t before = pool_.fetch_add(extra, std::memory_order_relaxed);
+    if (before + extra > limit_ || before + extra < before) {
+      pool_.fetch_sub(extra, std::memory_order_relaxed);
+      return false;
+    }
+    held_ = bytes;
+    return true;
+  }
+
+ private:
+  std::atomic<size_t>& pool_;
+  size_t limit_;
+  size_t held_ = 0;
+};
 
 bool valid_request_id(std::string_view id) {
   if (id.empty() || id.size() > 128) return false;
@@ -111,7 +151,8 @@ class Connection {
         deadline_(socket_.get_executor(), [this] { on_deadline(); }),
         watch_timer_(socket_.get_executor(), [this] {
           if (watching_ && !watch_pending_) start_watch_read();
-        }) {
+        }),
+        budget_(server.shared_.buffered_bytes, server.limits_.max_buffered_body_bytes) {
     buf_.reset(new char[kInitialBuffer]);
     cap_ = kInitialBuffer;
     server_.connections_.push_front(this);
@@ -119,6 +160,9 @@ class Connection {
   }
 
   ~Connection() {
+    // A client watch may still be pending (the handler threw): its completion runs after the
+    // socket is gone and must not touch this object.
+    if (alive_) *alive_ = false;
     server_.connections_.erase(self_it_);
     server_.shared_.open_connections.fetch_sub(1, std::memory_order_relaxed);
   }
@@ -141,24 +185,69 @@ class Connection {
     socket_.cancel(ec);
   }
 
-  void ensure_capacity(size_t needed) {
-    if (needed <= cap_) return;
-    size_t cap = cap_;
-    while (cap < needed) cap *= 2;
+  // Grows buf_ to hold at least `needed` bytes: doubling, but never past `limit` (what the
+  // current message can need at most) unless `needed` is larger. False (over_budget_ set) when
+  // the process-wide buffer budget cannot cover it.
+  bool ensure_capacity(size_t needed, size_t limit = 0) {
+    if (needed <= cap_) return true;
+    const size_t cap = std::max(needed, std::min(cap_ * 2, limit));
+    if (!budget_.resize(cap - kInitialBuffer)) {
+      over_budget_ = true;
+      return false;
+    }
     std::unique_ptr<char[]> bigger(new char[cap]);
     std::memcpy(bigger.get(), buf_.get(), size_);
     buf_ = std::move(bigger);
     cap_ = cap;
+    return true;
   }
 
-  // Reads at least one more byte into buf_ at size_. False on EOF, error or deadline.
-  asio::awaitable<bool> read_more(size_t want_capacity) {
-    ensure_capacity(std::max(want_capacity, size_ + 4096));
+  // Back to the initial buffer after a request that made it large (when what is left fits).
+  void shrink_buffer() {
+    if (cap_ == kInitialBuffer || size_ + kBodyPadding > kInitialBuffer) return;
+    std::unique_ptr<char[]> small(new char[kInitialBuffer]);
+    std::memcpy(small.get(), buf_.get(), size_);
+    buf_ = std::move(small);
+    cap_ = kInitialBuffer;
+    budget_.resize(0);
+  }
+
+  // Reads at least one more byte into buf_ at size_. `limit` is the most buffer the current
+  // message can need (head + body + padding); the buffer grows by at most kReadStep beyond
+  // what has arrived. False on EOF, error, deadline or an exhausted budget (over_budget_).
+  asio::awaitable<bool> read_more(size_t limit) {
+    const size_t needed =
+        std::max(size_ + kMinRead + kBodyPadding, std::min(limit, size_ + kReadStep));
+    if (!ensure_capacity(needed, limit)) co_return false;
     auto [ec, n] = co_await socket_.async_read_some(
         asio::buffer(buf_.get() + size_, cap_ - size_ - kBodyPadding), use_nothrow);
     if (ec) co_return false;
     size_ += n;
     co_return true;
+  }
+
+  // After an error sent before the request was read: stop sending, read and discard what the
+  // client still sends (up to kLingerTime / kLingerBytes), so it sees the status, not an RST.
+  asio::awaitable<void> linger() {
+    boost::system::error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) co_return;
+    deadline_.expire_after(kLingerTime);
+    size_t discarded = 0;
+    while (discarded < kLingerBytes) {
+      auto [rec, n] = co_await socket_.async_read_some(
+          asio::buffer(buf_.get(), cap_ - kBodyPadding), use_nothrow);
+      if (rec) break;
+      discarded += n;
+    }
+    deadline_.clear();
+  }
+
+  asio::awaitable<void> reply_over_budget() {
+    Error e = make_error(Errc::unavailable,
+                         "The server is buffering too many request bodies; retry shortly.");
+    e.retry_after = std::chrono::seconds(1);
+    co_await reply_error_and_close(e);
   }
 
   asio::awaitable<bool> write_all(std::string_view a, std::string_view b = {},
@@ -177,14 +266,20 @@ class Connection {
     co_return true;
   }
 
-  // Sends a complete error response (used before a Request exists) and marks close.
+  // Sends a complete error response (used before the request was read) and marks a
+  // lingering close.
   asio::awaitable<void> reply_error_and_close(const Error& error) {
     count_rejection(error);
     ErrorResponse r = to_response(error);
+    std::string extra;
+    if (r.retry_after_seconds > 0) {
+      extra = "Retry-After: " + std::to_string(r.retry_after_seconds) + "\r\n";
+    }
     std::string head;
-    render_head(head, r.status, "application/json", r.body.size(), true, {});
+    render_head(head, r.status, "application/json", r.body.size(), true, extra);
     co_await write_all(head, r.body);
     close_ = true;
+    linger_ = true;
   }
 
   void render_head(std::string& out, int status, std::string_view content_type,
@@ -203,7 +298,7 @@ class Connection {
     if (content_length >= 0) {
       out += "\r\nContent-Length: ";
       out += std::to_string(content_length);
-    } else {
+    } else if (!close_delimited_) {
       out += "\r\nTransfer-Encoding: chunked";
     }
     if (request_id_.empty()) {
@@ -235,7 +330,10 @@ class Connection {
   // buffer for the next loop iteration (the watch ends: an active client is not leaving).
   void start_watch_read() {
     watch_pending_ = true;
-    socket_.async_wait(tcp::socket::wait_read, [this](const boost::system::error_code& ec) {
+    if (!alive_) alive_ = std::make_shared<bool>(true);
+    socket_.async_wait(tcp::socket::wait_read, [this, alive = alive_](
+                                                   const boost::system::error_code& ec) {
+      if (!*alive) return;  // the Connection is gone
       watch_pending_ = false;
       if (!ec && watching_) {
         char probe;
@@ -271,6 +369,7 @@ class Connection {
   tcp::socket socket_;
   Deadline deadline_;
   Deadline watch_timer_;  // arms the client watch once a response has taken kWatchDelay
+  BufferBudget budget_;   // buf_ bytes above kInitialBuffer
   std::unique_ptr<char[]> buf_;
   size_t cap_ = 0;
   size_t size_ = 0;
@@ -284,12 +383,16 @@ class Connection {
   char chunk_line_[24];
   bool idle_ = false;
   bool close_ = false;
+  bool linger_ = false;            // an early error was sent: lingering close
+  bool over_budget_ = false;       // a buffer could not grow: the budget is spent
+  bool close_delimited_ = false;   // streaming to an HTTP/1.0 client: no chunked framing
   bool write_failed_ = false;
   bool client_gone_ = false;
   bool watching_ = false;
   bool watch_pending_ = false;
   std::function<void()> on_gone_;
   asio::steady_timer* watch_waiter_ = nullptr;
+  std::shared_ptr<bool> alive_;  // shared with a pending watch; false once destroyed
   std::list<Connection*>::iterator self_it_;
 };
 
@@ -307,6 +410,7 @@ asio::awaitable<bool> Connection::read_body() {
 asio::awaitable<bool> Connection::read_body_into_buffer() {
   const ServerLimits& limits = server_.limits_;
   size_t head_size = head_.head_size;
+  static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
   if (head_.framing == BodyFraming::content_length) {
     if (head_.content_length > limits.max_body_bytes) {
       co_await reply_error_and_close(make_error(
@@ -318,13 +422,14 @@ asio::awaitable<bool> Connection::read_body_into_buffer() {
     size_t need = head_size + head_.content_length;
     if (size_ < need) {
       if (head_.expect_continue) {
-        static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
         if (!co_await write_all(kContinue)) co_return false;
       }
       deadline_.expire_after(limits.body_timeout);
       while (size_ < need) {
         if (!co_await read_more(need + kBodyPadding)) {
-          if (deadline_.fired()) {
+          if (over_budget_) {
+            co_await reply_over_budget();
+          } else if (deadline_.fired()) {
             co_await reply_error_and_close(
                 make_error(Errc::request_timeout, "Timed out reading the request body"));
           }
@@ -333,13 +438,18 @@ asio::awaitable<bool> Connection::read_body_into_buffer() {
       }
       deadline_.clear();
     }
-    ensure_capacity(need + kBodyPadding);
+    if (!ensure_capacity(need + kBodyPadding, need + kBodyPadding)) {
+      co_await reply_over_budget();
+      co_return false;
+    }
     body_ = std::string_view(buf_.get() + head_size, head_.content_length);
     consumed_ = need;
     co_return true;
   }
   if (head_.framing == BodyFraming::chunked) {
-    // Decode in place: payload is compacted to start right after the head.
+    // Decode in place: payload is compacted to start right after the head. The raw tail after
+    // the payload is at most one read's worth.
+    const size_t limit = head_size + limits.max_body_bytes + kReadStep + kBodyPadding;
     ChunkedDecoder decoder;
     size_t payload_end = head_size;
     size_t raw_pos = head_size;
@@ -370,11 +480,12 @@ asio::awaitable<bool> Connection::read_body_into_buffer() {
       raw_pos = payload_end;
       if (head_.expect_continue && !sent_continue) {
         sent_continue = true;
-        static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
         if (!co_await write_all(kContinue)) co_return false;
       }
-      if (!co_await read_more(size_ + 4096)) {
-        if (deadline_.fired()) {
+      if (!co_await read_more(limit)) {
+        if (over_budget_) {
+          co_await reply_over_budget();
+        } else if (deadline_.fired()) {
           co_await reply_error_and_close(
               make_error(Errc::request_timeout, "Timed out reading the request body"));
         }
@@ -386,14 +497,20 @@ asio::awaitable<bool> Connection::read_body_into_buffer() {
     size_t rest = size_ - raw_pos;
     std::memmove(buf_.get() + payload_end, buf_.get() + raw_pos, rest);
     size_ = payload_end + rest;
-    ensure_capacity(size_ + kBodyPadding);
+    if (!ensure_capacity(size_ + kBodyPadding, size_ + kBodyPadding)) {
+      co_await reply_over_budget();
+      co_return false;
+    }
     body_ = std::string_view(buf_.get() + head_size, payload_end - head_size);
     consumed_ = payload_end;
     co_return true;
   }
   body_ = std::string_view(buf_.get() + head_size, 0);
   consumed_ = head_size;
-  ensure_capacity(head_size + kBodyPadding);
+  if (!ensure_capacity(head_size + kBodyPadding, head_size + kBodyPadding)) {
+    co_await reply_over_budget();
+    co_return false;
+  }
   co_return true;
 }
 
@@ -419,8 +536,10 @@ asio::awaitable<void> Connection::run() {
                                            std::to_string(limits.max_header_bytes) + " bytes"));
           break;
         }
-        if (!co_await read_more(size_ + 4096)) {
-          if (deadline_.fired() && started) {
+        if (!co_await read_more(limits.max_header_bytes + kBodyPadding)) {
+          if (over_budget_) {
+            co_await reply_over_budget();
+          } else if (deadline_.fired() && started) {
             co_await reply_error_and_close(
                 make_error(Errc::request_timeout, "Timed out reading the request head"));
           }
@@ -465,31 +584,48 @@ asio::awaitable<void> Connection::run() {
       generate_request_id(id);
       request_id_.assign(id, 32);
     }
-    // 3. Body, then the handler.
-    if (!co_await read_body()) break;
-    timing_.handler = Timing::Clock::now();
     Request request;
     request.head = &head_;
     request.timing = &timing_;
-    request.body = body_;
     request.request_id = request_id_;
+    // 3. The head check (before any 100 Continue or body byte), the body, then the handler.
+    std::optional<Error> refused;
+    if (server_.head_check_) refused = server_.head_check_(request);
+    if (refused) {
+      // The body is never read; the connection ends with a lingering close.
+      request.head_error = &*refused;
+      body_ = std::string_view(buf_.get() + head_.head_size, 0);  // padding: cap_ >= size_ + 64
+      close_ = true;
+      linger_ = true;
+    } else {
+      if (!co_await read_body()) break;
+    }
+    timing_.handler = Timing::Clock::now();
+    request.body = body_;
     Responder responder(*this);
     co_await server_.handler_(request, responder);
     if (watching_ || watch_pending_) co_await stop_watch();
     if (!responder.responded_ && !write_failed_ && !client_gone_) {
-      co_await responder.send_error(make_error(Errc::internal, "Handler produced no response"));
+      if (refused) {
+        co_await responder.send_error(*refused);
+      } else {
+        co_await responder.send_error(make_error(Errc::internal, "Handler produced no response"));
+      }
     }
     if (should_close(responder) || client_gone_) break;
-    // 4. Keep-alive: drop this request's bytes, keep pipelined ones.
+    // 4. Keep-alive: drop this request's bytes, keep pipelined ones; give back a buffer the
+    //    request made large.
     size_t rest = size_ - consumed_;
     if (rest > 0) std::memmove(buf_.get(), buf_.get() + consumed_, rest);
     size_ = rest;
     consumed_ = 0;
+    shrink_buffer();
     request_id_.clear();
     added_headers_.clear();
     timing_ = Timing{};
   }
   deadline_.clear();
+  if (linger_ && !write_failed_) co_await linger();
   socket_.shutdown(tcp::socket::shutdown_send, ignored);
   socket_.close(ignored);
 }
@@ -569,6 +705,11 @@ asio::awaitable<bool> Responder::begin_stream(int status, std::string_view conte
   streaming_ = true;
   status_ = status;
   Connection& c = conn_;
+  if (c.head_.version_minor == 0) {
+    // RFC 9112 §6.1: no chunked coding for HTTP/1.0; the body ends when the connection does.
+    c.close_delimited_ = true;
+    close_after_ = true;
+  }
   c.render_head(c.out_, status, content_type, -1, c.should_close(*this), extra_headers);
   co_return co_await c.write_all(c.out_);
 }
@@ -576,12 +717,14 @@ asio::awaitable<bool> Responder::begin_stream(int status, std::string_view conte
 asio::awaitable<bool> Responder::write_chunk(std::string_view data) {
   if (data.empty()) co_return true;  // an empty chunk would end the body
   Connection& c = conn_;
+  if (c.close_delimited_) co_return co_await c.write_all(data);
   int n = snprintf(c.chunk_line_, sizeof c.chunk_line_, "%zx\r\n", data.size());
   co_return co_await c.write_all(std::string_view(c.chunk_line_, n), data, "\r\n");
 }
 
 asio::awaitable<bool> Responder::end_stream(bool close) {
   if (close) close_after_ = true;
+  if (conn_.close_delimited_) co_return !conn_.write_failed_;  // closing ends the body
   co_return co_await conn_.write_all("0\r\n\r\n");
 }
 
@@ -624,8 +767,14 @@ asio::awaitable<void> Responder::stop_watching() { co_await conn_.stop_watch(); 
 
 // ---- Server ----
 
-Server::Server(asio::io_context& io, ServerLimits limits, Handler handler, ServerShared& shared)
-    : io_(io), limits_(limits), handler_(std::move(handler)), shared_(shared), acceptor_(io) {}
+Server::Server(asio::io_context& io, ServerLimits limits, Handler handler, ServerShared& shared,
+               HeadCheck head_check)
+    : io_(io),
+      limits_(limits),
+      handler_(std::move(handler)),
+      head_check_(std::move(head_check)),
+      shared_(shared),
+      acceptor_(io) {}
 
 Server::~Server() = default;
 
