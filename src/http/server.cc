@@ -30,9 +30,11 @@ namespace {
 
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kInitialBuffer = 16 * 1024;
-// A read makes room for at least kMinRead bytes and grows the buffer by at most kReadStep
-// beyond what has arrived: memory follows the bytes received, not what Content-Length claims.
+// A read needs room for kMinRead bytes; only then does the buffer grow (doubling, never past
+// what the message can need): memory follows the bytes received (at most about twice them),
+// not what Content-Length claims.
 constexpr size_t kMinRead = 4096;
+// Room for the undecoded tail of a chunked body (at most one read) beyond its payload.
 constexpr size_t kReadStep = 64 * 1024;
 // How long a response may take before the client socket is watched for a disconnect.
 constexpr std::chrono::milliseconds kWatchDelay{20};
@@ -213,12 +215,10 @@ class Connection {
   }
 
   // Reads at least one more byte into buf_ at size_. `limit` is the most buffer the current
-  // message can need (head + body + padding); the buffer grows by at most kReadStep beyond
-  // what has arrived. False on EOF, error, deadline or an exhausted budget (over_budget_).
+  // message can need (head + body + padding); the buffer grows only when it is (nearly) full.
+  // False on EOF, error, deadline or an exhausted budget (over_budget_).
   asio::awaitable<bool> read_more(size_t limit) {
-    const size_t needed =
-        std::max(size_ + kMinRead + kBodyPadding, std::min(limit, size_ + kReadStep));
-    if (!ensure_capacity(needed, limit)) co_return false;
+    if (!ensure_capacity(size_ + kMinRead + kBodyPadding, limit)) co_return false;
     auto [ec, n] = co_await socket_.async_read_some(
         asio::buffer(buf_.get() + size_, cap_ - size_ - kBodyPadding), use_nothrow);
     if (ec) co_return false;

@@ -10,6 +10,7 @@
 // the server closes.
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -130,8 +131,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (!stream.empty()) pieces.push_back(stream);
 
+  // The client half-closes first, so its side of every connection goes through TIME_WAIT:
+  // cycle through source addresses in 127.0.0.0/8 so long runs never run out of ports.
+  static uint32_t next_source = 0;
   tcp::socket client(h->io);
-  client.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), h->port));
+  for (int attempt = 0;; ++attempt) {
+    const uint32_t n = next_source++ % (1u << 16);
+    const asio::ip::address_v4 source((127u << 24) | (1u << 16) | n);
+    boost::system::error_code ec;
+    client.close(ec);
+    client.open(tcp::v4(), ec);
+    if (!ec) client.bind(tcp::endpoint(source, 0), ec);
+    if (!ec) client.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), h->port), ec);
+    if (!ec) break;
+    if (attempt == 100) abort();  // the harness cannot connect at all
+  }
   bool sent = false;
   bool closed = false;
   asio::co_spawn(h->io, send_pieces(client, pieces, sent), asio::detached);
