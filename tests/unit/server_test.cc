@@ -151,5 +151,30 @@ TEST(Server, GivesTheBodyBudgetBackAfterALargeRequest) {
   EXPECT_EQ(shared.buffered_bytes.load(), 0u);
 }
 
+TEST(Server, AnswersOverTheBodyBudgetWith503AndHoldsNothingWhileLingering) {
+  asio::io_context io;
+  ServerShared shared;
+  ServerLimits limits;
+  limits.max_buffered_body_bytes = 64 * 1024;
+  bool called = false;
+  Handler handler = [&called](Request&, Responder& resp) -> asio::awaitable<void> {
+    called = true;
+    co_await resp.send(200, "text/plain", "ok");
+  };
+  Server server(io, limits, handler, shared);
+  server.listen("127.0.0.1", 0);
+  // A Content-Length of 200 KB costs nothing until the bytes come; 100 KB of them do not fit.
+  const std::string req = "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 200000\r\n\r\n" +
+                          std::string(100 * 1000, 'x');
+  Exchange ex;
+  asio::co_spawn(io, client(server.bound_port(), req, ex), asio::detached);
+  ASSERT_TRUE(run_until(io, [&] { return !ex.received.empty(); }));
+  EXPECT_EQ(ex.received.rfind("HTTP/1.1 503 ", 0), 0u) << ex.received;
+  EXPECT_NE(ex.received.find("Retry-After: 1\r\n"), std::string::npos) << ex.received;
+  EXPECT_FALSE(called);
+  EXPECT_EQ(shared.buffered_bytes.load(), 0u);  // the lingering connection gave it back
+  ASSERT_TRUE(run_until(io, [&] { return ex.done && server.connection_count() == 0; }));
+}
+
 }  // namespace
 }  // namespace sluice::http
