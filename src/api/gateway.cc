@@ -85,6 +85,27 @@ RouteRuntime* Gateway::runtime_for(const config::RouteConfig* route) {
   return index < routes_.size() ? routes_[index].get() : nullptr;
 }
 
+namespace {
+
+bool is_api_path(std::string_view path) {
+  return path == "/chat/completions" || path == "/completions" || path == "/embeddings" ||
+         path == "/models" || path.starts_with("/models/");
+}
+
+}  // namespace
+
+std::optional<Error> Gateway::check_head(http::Request& request) {
+  if (!governance_ || !governance_->auth_enabled() || !is_api_path(api_path(request.path()))) {
+    return std::nullopt;
+  }
+  auto t0 = http::Timing::Clock::now();
+  auto id = governance_->authenticate(request);
+  http::Timing::add_since(request.timing->auth_ns, t0);
+  if (!id) return std::move(id.error());
+  request.head_state = std::make_shared<Identity>(std::move(id.value()));
+  return std::nullopt;
+}
+
 asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& responder,
                                       WorkerContext& worker, std::shared_ptr<void> keep,
                                       Listener listener) {
@@ -113,8 +134,7 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
     co_await responder.send(r.status, "application/json", r.body,
                             "Allow: " + std::string(allow) + "\r\n");
   };
-  bool api_path_hit = path == "/chat/completions" || path == "/completions" ||
-                      path == "/embeddings" || path == "/models" || path.starts_with("/models/");
+  bool api_path_hit = is_api_path(path);
   // Each listener answers only its own endpoints; the rest look like unknown URLs (no hint
   // that an operations endpoint exists elsewhere).
   if (listener == Listener::admin ? api_path_hit || trace.endpoint == Endpoint::other
@@ -129,7 +149,14 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
   }
   if (api_path_hit) {
     request.timing->emit = router_->config().metrics.server_timing;
-    if (governance_ && governance_->auth_enabled()) {
+    if (request.head_error) {  // check_head refused it; the body was not read
+      co_await responder.send_error(*request.head_error);
+      co_return;
+    }
+    if (request.head_state) {  // authenticated on the head by check_head
+      who = std::move(*static_cast<Identity*>(request.head_state.get()));
+      trace.who = &who;
+    } else if (governance_ && governance_->auth_enabled()) {
       auto t0 = http::Timing::Clock::now();
       auto id = governance_->authenticate(request);
       http::Timing::add_since(request.timing->auth_ns, t0);

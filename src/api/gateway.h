@@ -72,6 +72,10 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
                                WorkerContext& worker, std::shared_ptr<void> keep = nullptr,
                                Listener listener = Listener::api);
 
+  /// The server's HeadCheck: authenticates API requests on their head, before the body is
+  /// read. The Identity goes to request.head_state (std::shared_ptr<Identity>) for handle().
+  std::optional<Error> check_head(http::Request& request);
+
   /// Starts active health checks (targets with health.enabled) on `io`, using `pool`.
   /// Call once, on one worker; the checks run until the io_context stops or retire().
   /// The Gateway must be owned by a shared_ptr (the checks keep it alive).

@@ -114,6 +114,7 @@ class App {
     options.limits.body_timeout = sc.body_timeout;
     options.limits.idle_timeout = sc.idle_timeout;
     options.limits.max_connections = sc.max_connections;
+    options.limits.max_buffered_body_bytes = sc.max_buffered_body_bytes;
     options.drain_timeout = sc.drain_timeout;
     options.banner = "sluice";
     options.tick = std::chrono::milliseconds(250);
@@ -137,6 +138,12 @@ class App {
       };
       options.extra = std::move(admin);
     }
+    // Authentication on the request head (before the body is read), on the same per-worker
+    // current Gateway the handler uses.
+    options.head_check = [](Worker& worker) -> http::HeadCheck {
+      WorkerState* raw = static_cast<WorkerState*>(worker.state.get());
+      return [raw](http::Request& req) { return (*raw->current)->check_head(req); };
+    };
 
     tls_ = upstream::make_tls_context(config_->upstream.ca_file);
     pool_limits_.max_idle_per_host = config_->upstream.max_idle_per_host;

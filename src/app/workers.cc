@@ -46,7 +46,9 @@ int serve(const RunOptions& options, const HandlerFactory& factory,
   for (int i = 0; i < threads; ++i) {
     auto w = std::make_unique<Worker>();
     http::Handler handler = factory(*w);
-    w->server = std::make_unique<http::Server>(w->io, options.limits, std::move(handler), shared);
+    http::HeadCheck head_check = options.head_check ? options.head_check(*w) : http::HeadCheck{};
+    w->server = std::make_unique<http::Server>(w->io, options.limits, std::move(handler), shared,
+                                               std::move(head_check));
     w->server->listen(options.host, port);
     port = w->server->bound_port();  // the others join the same port
     workers.push_back(std::move(w));

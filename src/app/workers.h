@@ -46,6 +46,8 @@ struct RunOptions {
   std::string banner = "sluice";  // printed as "<banner>: listening on http://host:port"
   std::function<void()> on_reload;  // SIGHUP (main thread); none: logged and ignored
   std::function<void()> on_tick;    // every `tick` on the main thread (file watch, cleanup)
+  /// Builds a worker's HeadCheck (after its handler, so worker.state is set); none: no check.
+  std::function<http::HeadCheck(Worker& worker)> head_check;
   std::chrono::milliseconds tick{1000};
   std::optional<ExtraListener> extra;  // printed on the line after the main one
 };

@@ -31,6 +31,7 @@ struct ServerConfig {
   Millis body_timeout{60'000};              // whole request body must arrive within this
   Millis idle_timeout{60'000};              // keep-alive connection with no request
   size_t max_connections = 20'000;          // beyond: accepted and closed at once
+  size_t max_buffered_body_bytes = 256ull * 1024 * 1024;  // all connections' body buffers → 503
   Millis drain_timeout{15'000};             // graceful shutdown deadline
 };
 

@@ -481,6 +481,9 @@ void parse_server(const YAML::Node& node, ServerConfig& server) {
   if (const auto* n = s.find("drain_timeout_ms")) {
     server.drain_timeout = read_millis(*n, s.path("drain_timeout_ms"));
   }
+  if (const auto* n = s.find("max_buffered_body_bytes")) {
+    server.max_buffered_body_bytes = read_size(*n, s.path("max_buffered_body_bytes"));
+  }
 }
 
 // Overlays the keys present in a `timeouts:` map onto `timeouts`, then checks that the

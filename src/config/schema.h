@@ -36,7 +36,7 @@ inline constexpr Entry kEntries[] = {
     {"", "server upstream admin auth redis rate_limits prices budgets usage routes metrics "
          "errors access_log logging reload"},
     {"server", "listen threads max_header_bytes max_body_bytes header_timeout_ms body_timeout_ms "
-               "idle_timeout_ms max_connections drain_timeout_ms"},
+               "idle_timeout_ms max_connections drain_timeout_ms max_buffered_body_bytes"},
     {"upstream", "max_idle_per_host idle_timeout_ms max_connections_per_host dns_ttl_ms ca_file "
                  "timeouts"},
     {"upstream.timeouts", "connect_ms first_byte_ms stream_idle_ms total_ms"},

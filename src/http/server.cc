@@ -1,5 +1,5 @@
-// Server and Connection: accept loop, request reading with limits and timeouts, keep-alive,
-// pipelining, 100-continue, chunked request bodies, graceful drain, and the Responder writes.
+// Server: SO_REUSEPORT acceptor and accept loop, graceful drain; the shared helpers (reason
+// phrases, the cached Date, server-timing, rejection counters). Connections: connection.cc.
 #include "http/server.h"
 
 #include <spdlog/spdlog.h>
@@ -9,50 +9,19 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 #include <charconv>
-#include <cstring>
 #include <ctime>
-#include <random>
 
-#include "http/deadline.h"
+#include "http/connection.h"
 #include "observe/metrics.h"
-#include "http/parse/chunked.h"
 
 namespace sluice::http {
 
 namespace {
 
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
-constexpr size_t kInitialBuffer = 16 * 1024;
-// How long a response may take before the client socket is watched for a disconnect.
-constexpr std::chrono::milliseconds kWatchDelay{20};
-
-bool valid_request_id(std::string_view id) {
-  if (id.empty() || id.size() > 128) return false;
-  for (char c : id) {
-    if (c <= 0x20 || c >= 0x7f) return false;
-  }
-  return true;
-}
-
-// 32 hex characters: a per-thread random prefix and a counter. Unique and cheap.
-void generate_request_id(char (&out)[33]) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  thread_local uint64_t prefix = std::random_device{}() * 0x9E3779B97F4A7C15ull ^
-                                 static_cast<uint64_t>(std::random_device{}());
-  thread_local uint64_t counter = 0;
-  uint64_t words[2] = {prefix, ++counter * 0xD6E8FEB86659FD93ull};
-  for (int w = 0; w < 2; ++w) {
-    for (int i = 0; i < 16; ++i) out[w * 16 + i] = kHex[(words[w] >> (60 - 4 * i)) & 15];
-  }
-  out[32] = 0;
-}
 
 }  // namespace
 
@@ -103,396 +72,6 @@ std::string_view http_date() {
 }
 
 // One client connection. Owns its input buffer; requests and their bodies are views into it.
-class Connection {
- public:
-  Connection(Server& server, tcp::socket socket)
-      : server_(server),
-        socket_(std::move(socket)),
-        deadline_(socket_.get_executor(), [this] { on_deadline(); }),
-        watch_timer_(socket_.get_executor(), [this] {
-          if (watching_ && !watch_pending_) start_watch_read();
-        }) {
-    buf_.reset(new char[kInitialBuffer]);
-    cap_ = kInitialBuffer;
-    server_.connections_.push_front(this);
-    self_it_ = server_.connections_.begin();
-  }
-
-  ~Connection() {
-    server_.connections_.erase(self_it_);
-    server_.shared_.open_connections.fetch_sub(1, std::memory_order_relaxed);
-  }
-
-  asio::awaitable<void> run();
-
-  // Called by Server::begin_drain: idle connections close now, busy ones after the response.
-  void drain() {
-    if (idle_) {
-      boost::system::error_code ec;
-      socket_.cancel(ec);
-    }
-  }
-
- private:
-  friend class Responder;
-
-  void on_deadline() {
-    boost::system::error_code ec;
-    socket_.cancel(ec);
-  }
-
-  void ensure_capacity(size_t needed) {
-    if (needed <= cap_) return;
-    size_t cap = cap_;
-    while (cap < needed) cap *= 2;
-    std::unique_ptr<char[]> bigger(new char[cap]);
-    std::memcpy(bigger.get(), buf_.get(), size_);
-    buf_ = std::move(bigger);
-    cap_ = cap;
-  }
-
-  // Reads at least one more byte into buf_ at size_. False on EOF, error or deadline.
-  asio::awaitable<bool> read_more(size_t want_capacity) {
-    ensure_capacity(std::max(want_capacity, size_ + 4096));
-    auto [ec, n] = co_await socket_.async_read_some(
-        asio::buffer(buf_.get() + size_, cap_ - size_ - kBodyPadding), use_nothrow);
-    if (ec) co_return false;
-    size_ += n;
-    co_return true;
-  }
-
-  asio::awaitable<bool> write_all(std::string_view a, std::string_view b = {},
-                                  std::string_view c = {}) {
-    std::array<asio::const_buffer, 3> bufs{asio::buffer(a.data(), a.size()),
-                                          asio::buffer(b.data(), b.size()),
-                                          asio::buffer(c.data(), c.size())};
-    // A write must finish within the idle timeout: a client that stops reading does not pin us.
-    deadline_.expire_after(server_.limits_.idle_timeout);
-    auto [ec, n] = co_await asio::async_write(socket_, bufs, use_nothrow);
-    deadline_.clear();
-    if (ec) {
-      write_failed_ = true;
-      co_return false;
-    }
-    co_return true;
-  }
-
-  // Sends a complete error response (used before a Request exists) and marks close.
-  asio::awaitable<void> reply_error_and_close(const Error& error) {
-    count_rejection(error);
-    ErrorResponse r = to_response(error);
-    std::string head;
-    render_head(head, r.status, "application/json", r.body.size(), true, {});
-    co_await write_all(head, r.body);
-    close_ = true;
-  }
-
-  void render_head(std::string& out, int status, std::string_view content_type,
-                   int64_t content_length, bool close, std::string_view extra) {
-    out.clear();
-    out += "HTTP/1.1 ";
-    out += std::to_string(status);
-    out += ' ';
-    out += reason_phrase(status);
-    out += "\r\nDate: ";
-    out += http_date();
-    if (!content_type.empty()) {
-      out += "\r\nContent-Type: ";
-      out += content_type;
-    }
-    if (content_length >= 0) {
-      out += "\r\nContent-Length: ";
-      out += std::to_string(content_length);
-    } else {
-      out += "\r\nTransfer-Encoding: chunked";
-    }
-    if (request_id_.empty()) {
-      // An error before the request was parsed still gets an id to quote in a bug report.
-      char id[33];
-      generate_request_id(id);
-      request_id_.assign(id, 32);
-    }
-    out += "\r\nx-request-id: ";
-    out += request_id_;
-    if (close) out += "\r\nConnection: close";
-    out += "\r\n";
-    out += added_headers_;
-    out += extra;
-    if (timing_.emit) append_server_timing(out, timing_, Timing::Clock::now());
-    out += "\r\n";
-  }
-
-  bool should_close(const Responder& r) const {
-    return close_ || r.close_after_ || !head_.keep_alive || server_.draining_ || write_failed_;
-  }
-
-  asio::awaitable<bool> read_body();
-  asio::awaitable<bool> read_body_into_buffer();
-
-  // The client watch: while a response is produced, wait for the client socket to become
-  // readable (no syscall: asio does not attempt a wait speculatively), then peek. EOF or an
-  // error means the client left; bytes mean a pipelined request, which stays in the kernel
-  // buffer for the next loop iteration (the watch ends: an active client is not leaving).
-  void start_watch_read() {
-    watch_pending_ = true;
-    socket_.async_wait(tcp::socket::wait_read, [this](const boost::system::error_code& ec) {
-      watch_pending_ = false;
-      if (!ec && watching_) {
-        char probe;
-        ssize_t n = ::recv(socket_.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-          start_watch_read();  // spurious wake-up
-          return;
-        }
-        if (n <= 0) {
-          client_gone_ = true;
-          if (on_gone_) on_gone_();
-        }
-      }
-      if (watch_waiter_) watch_waiter_->cancel();
-    });
-  }
-
-  asio::awaitable<void> stop_watch() {
-    watching_ = false;
-    on_gone_ = nullptr;
-    watch_timer_.clear();
-    if (!watch_pending_) co_return;
-    boost::system::error_code ec;
-    socket_.cancel(ec);
-    asio::steady_timer waiter(socket_.get_executor(),
-                              std::chrono::steady_clock::time_point::max());
-    watch_waiter_ = &waiter;
-    while (watch_pending_) co_await waiter.async_wait(use_nothrow);
-    watch_waiter_ = nullptr;
-  }
-
-  Server& server_;
-  tcp::socket socket_;
-  Deadline deadline_;
-  Deadline watch_timer_;  // arms the client watch once a response has taken kWatchDelay
-  std::unique_ptr<char[]> buf_;
-  size_t cap_ = 0;
-  size_t size_ = 0;
-  size_t consumed_ = 0;        // bytes of buf_ taken by the current request (head + body)
-  RequestHead head_;
-  std::string_view body_;
-  std::string request_id_;
-  Timing timing_;
-  std::string out_;            // response head scratch, reused
-  std::string added_headers_;  // Responder::add_header lines for the current request
-  char chunk_line_[24];
-  bool idle_ = false;
-  bool close_ = false;
-  bool write_failed_ = false;
-  bool client_gone_ = false;
-  bool watching_ = false;
-  bool watch_pending_ = false;
-  std::function<void()> on_gone_;
-  asio::steady_timer* watch_waiter_ = nullptr;
-  std::list<Connection*>::iterator self_it_;
-};
-
-asio::awaitable<bool> Connection::read_body() {
-  const char* buffer_before = buf_.get();
-  bool ok = co_await read_body_into_buffer();
-  if (ok && buf_.get() != buffer_before) {
-    // The buffer grew while the body arrived: the head's views must point into the new one.
-    // The head bytes are unchanged at the front, so parsing them again cannot fail.
-    parse_request_head({buf_.get(), head_.head_size}, head_);
-  }
-  co_return ok;
-}
-
-asio::awaitable<bool> Connection::read_body_into_buffer() {
-  const ServerLimits& limits = server_.limits_;
-  size_t head_size = head_.head_size;
-  if (head_.framing == BodyFraming::content_length) {
-    if (head_.content_length > limits.max_body_bytes) {
-      co_await reply_error_and_close(make_error(
-          Errc::payload_too_large, "Request body of " + std::to_string(head_.content_length) +
-                                       " bytes exceeds the limit of " +
-                                       std::to_string(limits.max_body_bytes) + " bytes"));
-      co_return false;
-    }
-    size_t need = head_size + head_.content_length;
-    if (size_ < need) {
-      if (head_.expect_continue) {
-        static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-        if (!co_await write_all(kContinue)) co_return false;
-      }
-      deadline_.expire_after(limits.body_timeout);
-      while (size_ < need) {
-        if (!co_await read_more(need + kBodyPadding)) {
-          if (deadline_.fired()) {
-            co_await reply_error_and_close(
-                make_error(Errc::request_timeout, "Timed out reading the request body"));
-          }
-          co_return false;
-        }
-      }
-      deadline_.clear();
-    }
-    ensure_capacity(need + kBodyPadding);
-    body_ = std::string_view(buf_.get() + head_size, head_.content_length);
-    consumed_ = need;
-    co_return true;
-  }
-  if (head_.framing == BodyFraming::chunked) {
-    // Decode in place: payload is compacted to start right after the head.
-    ChunkedDecoder decoder;
-    size_t payload_end = head_size;
-    size_t raw_pos = head_size;
-    bool sent_continue = false;
-    deadline_.expire_after(limits.body_timeout);
-    for (;;) {
-      size_t payload_n = 0;
-      size_t used = decoder.decode(buf_.get() + raw_pos, size_ - raw_pos, payload_n);
-      std::memmove(buf_.get() + payload_end, buf_.get() + raw_pos, payload_n);
-      payload_end += payload_n;
-      raw_pos += used;
-      if (decoder.failed()) {
-        co_await reply_error_and_close(make_error(
-            Errc::bad_request, std::string("Malformed chunked request body: ") +
-                                   (decoder.error() ? decoder.error() : "invalid")));
-        co_return false;
-      }
-      if (payload_end - head_size > limits.max_body_bytes) {
-        co_await reply_error_and_close(make_error(
-            Errc::payload_too_large, "Request body exceeds the limit of " +
-                                         std::to_string(limits.max_body_bytes) + " bytes"));
-        co_return false;
-      }
-      if (decoder.done()) break;
-      // Everything up to raw_pos is decoded; move the undecoded tail down to payload_end.
-      std::memmove(buf_.get() + payload_end, buf_.get() + raw_pos, size_ - raw_pos);
-      size_ = payload_end + (size_ - raw_pos);
-      raw_pos = payload_end;
-      if (head_.expect_continue && !sent_continue) {
-        sent_continue = true;
-        static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-        if (!co_await write_all(kContinue)) co_return false;
-      }
-      if (!co_await read_more(size_ + 4096)) {
-        if (deadline_.fired()) {
-          co_await reply_error_and_close(
-              make_error(Errc::request_timeout, "Timed out reading the request body"));
-        }
-        co_return false;
-      }
-    }
-    deadline_.clear();
-    // Pipelined bytes after the message move to just after the payload.
-    size_t rest = size_ - raw_pos;
-    std::memmove(buf_.get() + payload_end, buf_.get() + raw_pos, rest);
-    size_ = payload_end + rest;
-    ensure_capacity(size_ + kBodyPadding);
-    body_ = std::string_view(buf_.get() + head_size, payload_end - head_size);
-    consumed_ = payload_end;
-    co_return true;
-  }
-  body_ = std::string_view(buf_.get() + head_size, 0);
-  consumed_ = head_size;
-  ensure_capacity(head_size + kBodyPadding);
-  co_return true;
-}
-
-asio::awaitable<void> Connection::run() {
-  const ServerLimits& limits = server_.limits_;
-  boost::system::error_code ignored;
-  socket_.set_option(tcp::no_delay(true), ignored);
-  for (;;) {
-    // 1. Wait for a complete request head (idle timeout while nothing arrived, then the
-    //    header timeout from the first byte: a slowloris client is cut off).
-    if (size_ > 0) timing_.received = Timing::Clock::now();  // pipelined bytes already here
-    ParseStatus st = size_ > 0 ? parse_request_head({buf_.get(), size_}, head_)
-                               : ParseStatus::incomplete;
-    if (st == ParseStatus::incomplete) {
-      if (server_.draining_ && size_ == 0) break;
-      idle_ = size_ == 0;
-      deadline_.expire_after(size_ == 0 ? limits.idle_timeout : limits.header_timeout);
-      bool started = size_ > 0;
-      while (st == ParseStatus::incomplete) {
-        if (size_ >= limits.max_header_bytes) {
-          co_await reply_error_and_close(make_error(
-              Errc::headers_too_large, "Request head exceeds the limit of " +
-                                           std::to_string(limits.max_header_bytes) + " bytes"));
-          break;
-        }
-        if (!co_await read_more(size_ + 4096)) {
-          if (deadline_.fired() && started) {
-            co_await reply_error_and_close(
-                make_error(Errc::request_timeout, "Timed out reading the request head"));
-          }
-          close_ = true;
-          break;
-        }
-        if (!started) {
-          started = true;
-          timing_.received = Timing::Clock::now();
-          idle_ = false;
-          deadline_.expire_after(limits.header_timeout);
-        }
-        st = parse_request_head({buf_.get(), size_}, head_);
-      }
-      idle_ = false;
-      deadline_.clear();
-      if (close_) break;
-    }
-    if (st == ParseStatus::error) {
-      Error e = make_error(Errc::bad_request,
-                           std::string("Malformed HTTP request: ") +
-                               (head_.error ? head_.error : "invalid"));
-      if (head_.error_status == 431) e.code = Errc::headers_too_large;
-      if (head_.error_status == 501 || head_.error_status == 505) {
-        e.code = Errc::bad_request;  // reported as 400 with the reason; never guessed further
-      }
-      co_await reply_error_and_close(e);
-      break;
-    }
-    if (head_.head_size > limits.max_header_bytes) {
-      co_await reply_error_and_close(make_error(
-          Errc::headers_too_large, "Request head exceeds the limit of " +
-                                       std::to_string(limits.max_header_bytes) + " bytes"));
-      break;
-    }
-    // 2. Request id: the client's when it is sane, else a fresh one.
-    std::string_view client_id = head_.header("x-request-id");
-    if (valid_request_id(client_id)) {
-      request_id_.assign(client_id);
-    } else {
-      char id[33];
-      generate_request_id(id);
-      request_id_.assign(id, 32);
-    }
-    // 3. Body, then the handler.
-    if (!co_await read_body()) break;
-    timing_.handler = Timing::Clock::now();
-    Request request;
-    request.head = &head_;
-    request.timing = &timing_;
-    request.body = body_;
-    request.request_id = request_id_;
-    Responder responder(*this);
-    co_await server_.handler_(request, responder);
-    if (watching_ || watch_pending_) co_await stop_watch();
-    if (!responder.responded_ && !write_failed_ && !client_gone_) {
-      co_await responder.send_error(make_error(Errc::internal, "Handler produced no response"));
-    }
-    if (should_close(responder) || client_gone_) break;
-    // 4. Keep-alive: drop this request's bytes, keep pipelined ones.
-    size_t rest = size_ - consumed_;
-    if (rest > 0) std::memmove(buf_.get(), buf_.get() + consumed_, rest);
-    size_ = rest;
-    consumed_ = 0;
-    request_id_.clear();
-    added_headers_.clear();
-    timing_ = Timing{};
-  }
-  deadline_.clear();
-  socket_.shutdown(tcp::socket::shutdown_send, ignored);
-  socket_.close(ignored);
-}
 
 void count_rejection(const Error& error) {
   // Requests refused before a handler saw them (malformed, too large, too slow): cached per
@@ -536,96 +115,16 @@ void append_server_timing(std::string& out, const Timing& t, Timing::Clock::time
   phase("total", total, true);
 }
 
-// ---- Responder ----
-
-asio::awaitable<bool> Responder::send(int status, std::string_view content_type,
-                                      std::string_view body, std::string_view extra_headers) {
-  responded_ = true;
-  status_ = status;
-  Connection& c = conn_;
-  bool close = c.should_close(*this);
-  c.render_head(c.out_, status, content_type, static_cast<int64_t>(body.size()), close,
-                extra_headers);
-  if (c.head_.method == "HEAD") body = {};
-  co_return co_await c.write_all(c.out_, body);
-}
-
-asio::awaitable<bool> Responder::send_error(const Error& error) {
-  ErrorResponse r = to_response(error);
-  error_kind_ = sluice::error_kind(error);
-  std::string extra;
-  if (r.retry_after_seconds > 0) {
-    extra = "Retry-After: " + std::to_string(r.retry_after_seconds) + "\r\n";
-  }
-  if (r.status == 405) {
-    // The caller may add Allow itself; a generic one is better than none.
-  }
-  co_return co_await send(r.status, "application/json", r.body, extra);
-}
-
-asio::awaitable<bool> Responder::begin_stream(int status, std::string_view content_type,
-                                              std::string_view extra_headers) {
-  responded_ = true;
-  streaming_ = true;
-  status_ = status;
-  Connection& c = conn_;
-  c.render_head(c.out_, status, content_type, -1, c.should_close(*this), extra_headers);
-  co_return co_await c.write_all(c.out_);
-}
-
-asio::awaitable<bool> Responder::write_chunk(std::string_view data) {
-  if (data.empty()) co_return true;  // an empty chunk would end the body
-  Connection& c = conn_;
-  int n = snprintf(c.chunk_line_, sizeof c.chunk_line_, "%zx\r\n", data.size());
-  co_return co_await c.write_all(std::string_view(c.chunk_line_, n), data, "\r\n");
-}
-
-asio::awaitable<bool> Responder::end_stream(bool close) {
-  if (close) close_after_ = true;
-  co_return co_await conn_.write_all("0\r\n\r\n");
-}
-
-asio::awaitable<bool> Responder::write_raw(std::string_view bytes) {
-  responded_ = true;
-  co_return co_await conn_.write_all(bytes);
-}
-
-void Responder::add_header(std::string_view name, std::string_view value) {
-  std::string& h = conn_.added_headers_;
-  h += name;
-  h += ": ";
-  h += value;
-  h += "\r\n";
-}
-
-void Responder::abort(bool reset) {
-  Connection& c = conn_;
-  responded_ = true;
-  c.close_ = true;
-  c.write_failed_ = true;
-  boost::system::error_code ec;
-  if (reset) c.socket_.set_option(asio::socket_base::linger(true, 0), ec);
-  c.socket_.close(ec);
-}
-
-bool Responder::client_gone() const { return conn_.client_gone_ || conn_.write_failed_; }
-
-void Responder::watch_client(std::function<void()> on_gone) {
-  Connection& c = conn_;
-  c.on_gone_ = std::move(on_gone);
-  c.watching_ = true;
-  // Most answers come back within a few milliseconds; arming the readiness wait costs an
-  // epoll_ctl, so it starts only once the response has taken kWatchDelay (the lazy deadline
-  // makes re-arming it per request free).
-  if (!c.watch_pending_) c.watch_timer_.expire_after(kWatchDelay);
-}
-
-asio::awaitable<void> Responder::stop_watching() { co_await conn_.stop_watch(); }
-
 // ---- Server ----
 
-Server::Server(asio::io_context& io, ServerLimits limits, Handler handler, ServerShared& shared)
-    : io_(io), limits_(limits), handler_(std::move(handler)), shared_(shared), acceptor_(io) {}
+Server::Server(asio::io_context& io, ServerLimits limits, Handler handler, ServerShared& shared,
+               HeadCheck head_check)
+    : io_(io),
+      limits_(limits),
+      handler_(std::move(handler)),
+      head_check_(std::move(head_check)),
+      shared_(shared),
+      acceptor_(io) {}
 
 Server::~Server() = default;
 
@@ -667,18 +166,7 @@ asio::awaitable<void> Server::accept_loop() {
       socket.close(ignored);
       continue;
     }
-    auto conn = std::make_unique<Connection>(*this, std::move(socket));
-    Connection* raw = conn.release();
-    asio::co_spawn(io_, raw->run(), [raw](std::exception_ptr e) {
-      if (e) {
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-          spdlog::error("connection failed: {}", ex.what());
-        }
-      }
-      delete raw;
-    });
+    spawn_connection(*this, std::move(socket));
   }
 }
 
@@ -686,7 +174,7 @@ void Server::begin_drain() {
   draining_ = true;
   boost::system::error_code ignored;
   acceptor_.close(ignored);
-  for (Connection* c : connections_) c->drain();
+  for (Connection* c : connections_) drain_connection(*c);
 }
 
 }  // namespace sluice::http

@@ -11,6 +11,7 @@
 #include <functional>
 #include <list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -32,6 +33,9 @@ struct ServerLimits {
   std::chrono::milliseconds body_timeout{60'000};
   std::chrono::milliseconds idle_timeout{60'000};
   size_t max_connections = 20'000;
+  /// Process-wide cap on connection buffer bytes above the initial 16 KiB each (request bodies
+  /// being read): a request that would need more gets 503 (ServerShared::buffered_bytes).
+  size_t max_buffered_body_bytes = 256 * 1024 * 1024;
 };
 
 /// Where one request's time went. The server stamps `received` (first byte of the head) and
@@ -65,6 +69,11 @@ struct Request {
   Timing* timing = nullptr;     // never null for requests from the Server
   std::string_view body;        // followed by at least kBodyPadding readable bytes
   std::string_view request_id;  // client's x-request-id when valid, else generated
+  /// Whatever the HeadCheck wants to hand to the handler (e.g. the authenticated caller).
+  std::shared_ptr<void> head_state;
+  /// Set when the HeadCheck refused the request: the body was not read (`body` is empty) and
+  /// the handler must answer with this error (the server does if the handler sends nothing).
+  const Error* head_error = nullptr;
   std::string_view method() const { return head->method; }
   std::string_view path() const { return head->path; }
   std::string_view header(std::string_view name) const { return head->header(name); }
@@ -85,7 +94,8 @@ class Responder {
   /// An error in OpenAI's shape (status, body and Retry-After from to_response()).
   asio::awaitable<bool> send_error(const Error& error);
 
-  /// Starts a chunked response (headers flushed at once).
+  /// Starts a chunked response (headers flushed at once). To an HTTP/1.0 client the body is
+  /// close-delimited instead: no Transfer-Encoding, raw writes, the connection closes at the end.
   asio::awaitable<bool> begin_stream(int status, std::string_view content_type,
                                      std::string_view extra_headers = {});
   /// Writes `data` as one chunk, flushed immediately.
@@ -135,15 +145,23 @@ class Responder {
 
 using Handler = std::function<asio::awaitable<void>(Request&, Responder&)>;
 
-/// Per-process connection accounting shared by all workers (max_connections, drain).
+/// Runs on the parsed head, before any `100 Continue` or body byte is read (e.g. to
+/// authenticate). An error is answered without reading the body (the connection then closes
+/// with a lingering close); it may leave state for the handler in Request::head_state.
+using HeadCheck = std::function<std::optional<Error>(Request&)>;
+
+/// Per-process connection accounting shared by all workers (max_connections, drain, the
+/// buffered-body budget).
 struct ServerShared {
   std::atomic<size_t> open_connections{0};
   std::atomic<bool> draining{false};
+  std::atomic<size_t> buffered_bytes{0};  // connection buffer bytes above the initial size
 };
 
 class Server {
  public:
-  Server(asio::io_context& io, ServerLimits limits, Handler handler, ServerShared& shared);
+  Server(asio::io_context& io, ServerLimits limits, Handler handler, ServerShared& shared,
+         HeadCheck head_check = {});
   ~Server();
 
   /// Binds with SO_REUSEPORT (so every worker may bind the same address) and starts accepting.
@@ -164,6 +182,7 @@ class Server {
   asio::io_context& io_;
   ServerLimits limits_;
   Handler handler_;
+  HeadCheck head_check_;
   ServerShared& shared_;
   tcp::acceptor acceptor_;
   uint16_t port_ = 0;

@@ -99,7 +99,7 @@ TEST(ChunkedDecoder, GivesTheSameResultForRandomSplits) {
     wire += size;
     wire += i % 3 == 0 ? ";ext=\"q\"\r\n" : "\r\n";
     wire += chunk;
-    wire += i % 5 == 0 ? "\n" : "\r\n";
+    wire += "\r\n";
     expected += chunk;
   }
   wire += "0\r\n\r\n";
@@ -146,19 +146,56 @@ TEST(ChunkedDecoder, SkipsTrailers) {
             std::string_view("2\r\nhi\r\n0\r\nX-Usage: 12\r\nX-Other: a\r\n\r\n").size());
 }
 
-TEST(ChunkedDecoder, ToleratesBareLf) {
-  const std::string wire = "2\nhi\n1;x\nz\n0\nT: v\n\nrest";
-  const Result r = decode_all(wire);
-  EXPECT_TRUE(r.done);
-  EXPECT_EQ(r.payload, "hiz");
-  EXPECT_EQ(r.consumed, wire.size() - 4);
-  EXPECT_EQ(decode_bytewise(wire).payload, "hiz");
+TEST(ChunkedDecoder, RejectsBareLfAnywhereInTheFraming) {
+  expect_fails("2\nhi\r\n0\r\n\r\n");             // size line
+  expect_fails("2;x\nhi\r\n0\r\n\r\n");           // after an extension name
+  expect_fails("2;x=y\nhi\r\n0\r\n\r\n");         // after an extension value
+  expect_fails("2;x=\"y\"\nhi\r\n0\r\n\r\n");     // after a quoted value
+  expect_fails("2\r\nhi\n0\r\n\r\n");             // data terminator
+  expect_fails("2\r\nhi\r\n0\n\r\n");             // last-chunk line
+  expect_fails("2\r\nhi\r\n0\r\nT: v\n\r\n");     // trailer line
+  expect_fails("2\r\nhi\r\n0\r\n\n");             // final line
 }
 
 TEST(ChunkedDecoder, IgnoresChunkExtensions) {
   const Result r = decode_all("3;name=value;flag\r\nabc\r\n0;last\r\n\r\n");
   EXPECT_TRUE(r.done);
   EXPECT_EQ(r.payload, "abc");
+}
+
+TEST(ChunkedDecoder, AcceptsExtensionsWithWhitespaceAndQuotedStrings) {
+  const std::string wire =
+      "3 ; a = b ;q=\"x\\\"y; z\"\t;c\r\nabc\r\n1;e=\"\"\r\nd\r\n0\r\n\r\n";
+  EXPECT_TRUE(decode_all(wire).done) << wire;
+  EXPECT_EQ(decode_all(wire).payload, "abcd");
+  EXPECT_EQ(decode_bytewise(wire).payload, "abcd");
+}
+
+TEST(ChunkedDecoder, RejectsMalformedExtensions) {
+  expect_fails("3;\r\nabc\r\n0\r\n\r\n");         // empty name
+  expect_fails("3;=v\r\nabc\r\n0\r\n\r\n");       // no name
+  expect_fails("3;a=\r\nabc\r\n0\r\n\r\n");       // no value
+  expect_fails("3;a@b\r\nabc\r\n0\r\n\r\n");      // not a token
+  expect_fails("3;a=b=c\r\nabc\r\n0\r\n\r\n");
+  expect_fails("3;a=\"x\"y\r\nabc\r\n0\r\n\r\n");   // text after the quoted string
+  expect_fails("3;a=\"x\r\nabc\r\n0\r\n\r\n");     // unterminated quoted string
+  expect_fails("3 \r\nabc\r\n0\r\n\r\n");         // whitespace without an extension
+}
+
+TEST(ChunkedDecoder, CapsExtensionBytesPerSizeLine) {
+  const size_t cap = ChunkedDecoder::kMaxExtensionBytes;
+  // "x=", the value and the CR after ";" count: exactly the cap; one byte more fails.
+  const std::string at_cap = "1;x=" + std::string(cap - 3, 'v') + "\r\n";
+  const std::string fits = at_cap + "a\r\n" + at_cap + "b\r\n0\r\n\r\n";
+  EXPECT_TRUE(decode_all(fits).done);
+  EXPECT_EQ(decode_bytewise(fits).payload, "ab");
+  expect_fails("1;x=" + std::string(cap - 2, 'v') + "\r\na\r\n0\r\n\r\n");
+  // An endless extension fails at the cap, without waiting for a line end.
+  std::string endless = "1;x=" + std::string(10 * cap, 'v');
+  ChunkedDecoder d;
+  size_t payload = 0;
+  EXPECT_EQ(d.decode(endless.data(), endless.size(), payload), 2 + cap);  // "1;" + cap bytes
+  EXPECT_STREQ(d.error(), "chunk extensions too long");
 }
 
 TEST(ChunkedDecoder, AcceptsSixteenHexDigits) {
@@ -208,6 +245,26 @@ TEST(ChunkedDecoder, RejectsDataWithoutItsTerminator) {
 TEST(ChunkedDecoder, RejectsBadTrailerLineEndings) {
   expect_fails("0\r\nX: y\rz\r\n\r\n");
   expect_fails("0\r\r\n");
+}
+
+TEST(ChunkedDecoder, RejectsMalformedTrailerFields) {
+  expect_fails("0\r\n X: y\r\n\r\n");      // obs-fold / leading whitespace
+  expect_fails("0\r\nX y\r\n\r\n");        // no colon
+  expect_fails("0\r\nX : y\r\n\r\n");      // whitespace before the colon
+  expect_fails("0\r\n: y\r\n\r\n");        // empty name
+  expect_fails("0\r\nX: a\x01b\r\n\r\n");  // control character
+  EXPECT_TRUE(decode_all("0\r\nX:\r\nY: a\tb \xc3\xa9\r\n\r\n").done);
+}
+
+TEST(ChunkedDecoder, CapsTheTrailerSection) {
+  const size_t cap = ChunkedDecoder::kMaxTrailerBytes;
+  // Field lines plus the final CRLF make up the trailer section.
+  const std::string line = "X: " + std::string(cap - 7, 'v') + "\r\n";  // cap - 2 bytes
+  EXPECT_TRUE(decode_all("0\r\n" + line + "\r\n").done);
+  expect_fails("0\r\nX: " + std::string(cap - 6, 'v') + "\r\n\r\n");
+  std::string many = "0\r\n";
+  while (many.size() < 2 * cap) many += "A: b\r\n";
+  expect_fails(many + "\r\n");
 }
 
 TEST(ChunkedDecoder, ConsumesNothingAfterFailing) {

@@ -56,6 +56,8 @@ void encode(Fixture& f, const config::TargetConfig& target, std::string_view cli
             std::string_view body = R"({"model":"gpt-4o","messages":[{"role":"user"}]})",
             Operation op = Operation::chat, std::string_view request_id = "req-123") {
   f.raw_head = "POST /v1/chat/completions HTTP/1.1\r\n";
+  // HTTP/1.1 requires one Host; the client's is replaced by the target's anyway.
+  if (client_headers.find("Host:") == std::string_view::npos) f.raw_head += "Host: gw\r\n";
   f.raw_head += client_headers;
   f.raw_head += "\r\n";
   ASSERT_EQ(http::parse_request_head(f.raw_head, *f.client), ParseStatus::complete)

@@ -3,6 +3,7 @@
 #include "http/parse/chunked.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 namespace sluice::http {
@@ -15,8 +16,22 @@ inline int hex_value(char c) {
   return -1;
 }
 
-// Octets allowed in a chunk extension: anything but controls other than HTAB (CR/LF end it).
-inline bool is_ext_char(char c) {
+constexpr std::array<bool, 256> make_token_table() {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}
+
+constexpr std::array<bool, 256> kTokenChar = make_token_table();
+
+inline bool is_token_char(char c) { return kTokenChar[static_cast<unsigned char>(c)]; }
+inline bool is_ws(char c) { return c == ' ' || c == '\t'; }
+
+// field-content / qdtext / quoted-pair octets: VCHAR, obs-text, SP and HTAB.
+inline bool is_field_char(char c) {
   const auto u = static_cast<unsigned char>(c);
   return u >= 0x20 ? u != 0x7f : u == '\t';
 }
@@ -30,11 +45,8 @@ size_t ChunkedDecoder::decode(char* in, size_t in_size, size_t& payload_size) {
     state_ = State::error;
     error_ = why;
   };
-  // A size line has ended: a zero size starts the trailer section, anything else chunk data.
-  auto end_size_line = [this] {
-    size_digits_ = 0;
-    state_ = remaining_ == 0 ? State::trailer : State::data;
-  };
+  // The CR ending a size line (after the digits or an extension).
+  auto size_line_cr = [this] { state_ = State::size_lf; };
 
   while (r < in_size && state_ != State::done && state_ != State::error) {
     if (state_ == State::data) {
@@ -47,6 +59,17 @@ size_t ChunkedDecoder::decode(char* in, size_t in_size, size_t& payload_size) {
       continue;
     }
     const char c = in[r];
+    // Extension bytes are counted on the whole size line after the digits.
+    if (state_ >= State::ext_bws && state_ <= State::ext_after &&
+        ++ext_bytes_ > kMaxExtensionBytes) {
+      fail("chunk extensions too long");
+      break;
+    }
+    if (state_ >= State::trailer && state_ <= State::trailer_line_lf &&
+        ++trailer_bytes_ > kMaxTrailerBytes) {
+      fail("chunk trailers too long");
+      break;
+    }
     switch (state_) {
       case State::size: {
         const int d = hex_value(c);
@@ -60,28 +83,100 @@ size_t ChunkedDecoder::decode(char* in, size_t in_size, size_t& payload_size) {
         } else if (size_digits_ == 0) {
           fail("empty or invalid chunk size");
         } else if (c == ';') {
-          state_ = State::size_ext;
+          state_ = State::ext_name;
+        } else if (is_ws(c)) {
+          state_ = State::ext_bws;  // BWS is only allowed before a ';'
         } else if (c == '\r') {
-          state_ = State::size_lf;
+          size_line_cr();
         } else if (c == '\n') {
-          end_size_line();
+          fail("bare LF in chunk size line");
         } else {
           fail("invalid chunk size");
         }
         break;
       }
-      case State::size_ext:
-        if (c == '\r') {
-          state_ = State::size_lf;
-        } else if (c == '\n') {
-          end_size_line();
-        } else if (!is_ext_char(c)) {
+      case State::ext_bws:
+        if (c == ';') {
+          state_ = State::ext_name;
+        } else if (!is_ws(c)) {
           fail("invalid chunk extension");
+        }
+        break;
+      case State::ext_name_bws:
+        if (c == '=') {
+          state_ = State::ext_value;
+        } else if (c == ';') {
+          state_ = State::ext_name;
+        } else if (!is_ws(c)) {
+          fail("invalid chunk extension");
+        }
+        break;
+      case State::ext_name:
+        if (is_token_char(c)) {
+          state_ = State::ext_name_rest;
+        } else if (!is_ws(c)) {
+          fail("invalid chunk extension");
+        }
+        break;
+      case State::ext_name_rest:
+      case State::ext_token:
+        if (is_token_char(c)) {
+          // still inside the name or the token value
+        } else if (c == '=' && state_ == State::ext_name_rest) {
+          state_ = State::ext_value;
+        } else if (c == ';') {
+          state_ = State::ext_name;
+        } else if (c == '\r') {
+          size_line_cr();
+        } else if (is_ws(c)) {
+          state_ = state_ == State::ext_name_rest ? State::ext_name_bws : State::ext_bws;
+        } else if (c == '\n') {
+          fail("bare LF in chunk size line");
+        } else {
+          fail("invalid chunk extension");
+        }
+        break;
+      case State::ext_value:
+        if (c == '"') {
+          state_ = State::ext_quoted;
+        } else if (is_token_char(c)) {
+          state_ = State::ext_token;
+        } else if (!is_ws(c)) {
+          fail("invalid chunk extension value");
+        }
+        break;
+      case State::ext_quoted:
+        if (c == '"') {
+          state_ = State::ext_after;
+        } else if (c == '\\') {
+          state_ = State::ext_escape;
+        } else if (!is_field_char(c)) {
+          fail("invalid chunk extension value");
+        }
+        break;
+      case State::ext_escape:
+        if (is_field_char(c)) {
+          state_ = State::ext_quoted;
+        } else {
+          fail("invalid chunk extension value");
+        }
+        break;
+      case State::ext_after:
+        if (c == ';') {
+          state_ = State::ext_name;
+        } else if (is_ws(c)) {
+          state_ = State::ext_bws;
+        } else if (c == '\r') {
+          size_line_cr();
+        } else {
+          fail(c == '\n' ? "bare LF in chunk size line" : "invalid chunk extension value");
         }
         break;
       case State::size_lf:
         if (c == '\n') {
-          end_size_line();
+          size_digits_ = 0;
+          ext_bytes_ = 0;
+          state_ = remaining_ == 0 ? State::trailer : State::data;
         } else {
           fail("bad chunk size line ending");
         }
@@ -89,8 +184,6 @@ size_t ChunkedDecoder::decode(char* in, size_t in_size, size_t& payload_size) {
       case State::data_cr:
         if (c == '\r') {
           state_ = State::data_lf;
-        } else if (c == '\n') {
-          state_ = State::size;
         } else {
           fail("bad chunk terminator");
         }
@@ -102,13 +195,13 @@ size_t ChunkedDecoder::decode(char* in, size_t in_size, size_t& payload_size) {
           fail("bad chunk terminator");
         }
         break;
-      case State::trailer:  // start of a trailer line, or of the final blank line
+      case State::trailer:  // start of a trailer field line, or of the final CRLF
         if (c == '\r') {
           state_ = State::trailer_lf;
-        } else if (c == '\n') {
-          state_ = State::done;
+        } else if (is_token_char(c)) {
+          state_ = State::trailer_name;
         } else {
-          state_ = State::trailer_line;
+          fail("invalid trailer field");
         }
         break;
       case State::trailer_lf:
@@ -118,11 +211,18 @@ size_t ChunkedDecoder::decode(char* in, size_t in_size, size_t& payload_size) {
           fail("bad trailer line ending");
         }
         break;
-      case State::trailer_line:
+      case State::trailer_name:
+        if (c == ':') {
+          state_ = State::trailer_value;
+        } else if (!is_token_char(c)) {
+          fail("invalid trailer field");
+        }
+        break;
+      case State::trailer_value:
         if (c == '\r') {
           state_ = State::trailer_line_lf;
-        } else if (c == '\n') {
-          state_ = State::trailer;
+        } else if (!is_field_char(c)) {
+          fail(c == '\n' ? "bare LF in trailer" : "invalid trailer field");
         }
         break;
       case State::trailer_line_lf:

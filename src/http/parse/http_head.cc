@@ -52,14 +52,16 @@ bool all_token_chars(std::string_view s) {
 }
 
 // Splits the next line off [p, end). Returns false if its LF has not arrived. `line` excludes
-// the CR LF (or bare LF); `next` points just past the LF.
-inline bool next_line(const char* p, const char* end, std::string_view& line, const char*& next) {
+// the CR LF (or bare LF); `next` points just past the LF; `bare_lf` tells which it was.
+inline bool next_line(const char* p, const char* end, std::string_view& line, const char*& next,
+                      bool& bare_lf) {
   if (p >= end) return false;
   const void* lf = std::memchr(p, '\n', static_cast<size_t>(end - p));
   if (lf == nullptr) return false;
   const char* e = static_cast<const char*>(lf);
   next = e + 1;
-  if (e > p && e[-1] == '\r') --e;
+  bare_lf = !(e > p && e[-1] == '\r');
+  if (!bare_lf) --e;
   line = std::string_view(p, static_cast<size_t>(e - p));
   return true;
 }
@@ -92,6 +94,8 @@ struct FieldInfo {
   bool connection_close = false;
   bool connection_keep_alive = false;
   bool expect_continue = false;
+  bool strict_lf = false;  // requests: a bare LF line ending is an error
+  size_t host_count = 0;
   const char* error = nullptr;
   int error_status = 400;
 };
@@ -164,6 +168,9 @@ ParseStatus on_field(std::string_view name, std::string_view value, FieldInfo& i
     case 'e':
       if (iequals(name, "expect") && iequals(value, "100-continue")) info.expect_continue = true;
       break;
+    case 'h':
+      if (iequals(name, "host")) ++info.host_count;
+      break;
     default:
       break;
   }
@@ -175,7 +182,9 @@ ParseStatus parse_fields(const char* p, const char* end, FieldInfo& info, const 
   for (;;) {
     std::string_view line;
     const char* next = nullptr;
-    if (!next_line(p, end, line, next)) return ParseStatus::incomplete;
+    bool bare_lf = false;
+    if (!next_line(p, end, line, next, bare_lf)) return ParseStatus::incomplete;
+    if (bare_lf && info.strict_lf) return fail(info, "bare LF in request head");
     p = next;
     if (line.empty()) {
       head_end = p;
@@ -292,16 +301,16 @@ ParseStatus parse_request_head(std::string_view data, RequestHead& out) {
   const char* const end = p + data.size();
   // RFC 9112 §2.2: ignore empty lines before the request-line (stray CRLF after a body).
   while (p < end && (*p == '\r' || *p == '\n')) {
-    if (*p == '\r') {
-      if (p + 1 == end) return ParseStatus::incomplete;
-      if (p[1] != '\n') return bad("malformed request line");
-      ++p;
-    }
-    ++p;
+    if (*p == '\n') return bad("bare LF in request head");
+    if (p + 1 == end) return ParseStatus::incomplete;
+    if (p[1] != '\n') return bad("malformed request line");
+    p += 2;
   }
   std::string_view line;
   const char* next = nullptr;
-  if (!next_line(p, end, line, next)) return ParseStatus::incomplete;
+  bool bare_lf = false;
+  if (!next_line(p, end, line, next, bare_lf)) return ParseStatus::incomplete;
+  if (bare_lf) return bad("bare LF in request head");
 
   size_t i = 0;
   while (i < line.size() && is_token_char(line[i])) ++i;
@@ -333,6 +342,7 @@ ParseStatus parse_request_head(std::string_view data, RequestHead& out) {
 
   FieldInfo info;
   info.headers = out.headers.data();
+  info.strict_lf = true;
   const char* head_end = nullptr;
   const ParseStatus s = parse_fields(next, end, info, head_end);
   out.header_count = info.count;
@@ -359,6 +369,9 @@ ParseStatus parse_request_head(std::string_view data, RequestHead& out) {
     out.keep_alive = !info.connection_close;
     out.expect_continue = info.expect_continue;  // ignored for HTTP/1.0 (RFC 9110 §10.1.1)
   }
+  // RFC 9112 §3.2: exactly one Host in HTTP/1.1 (HTTP/1.0 clients may omit it, never repeat it).
+  if (info.host_count > 1) return bad("more than one Host header");
+  if (info.host_count == 0 && out.version_minor == 1) return bad("missing Host header");
   out.head_size = static_cast<size_t>(head_end - data.data());
   return ParseStatus::complete;
 }
@@ -382,7 +395,8 @@ ParseStatus parse_response_head(std::string_view data, ResponseHead& out, bool r
   const char* const end = begin + data.size();
   std::string_view line;
   const char* next = nullptr;
-  if (!next_line(begin, end, line, next)) return ParseStatus::incomplete;
+  bool bare_lf = false;  // responses from upstreams: a bare LF line ending is tolerated
+  if (!next_line(begin, end, line, next, bare_lf)) return ParseStatus::incomplete;
 
   const int v = parse_version(line, out.version_minor);
   if (v < 0) return bad("malformed status line");

@@ -52,9 +52,10 @@ struct RequestHead {
   std::string_view header(std::string_view name) const;
 };
 
-/// Parses a request head at the start of `data`. Lenient on bare LF line endings, strict on
-/// everything a request smuggler could use: conflicting Content-Length, Content-Length with
-/// Transfer-Encoding, obs-fold, spaces before the colon, non-token method, control characters.
+/// Parses a request head at the start of `data`. Strict on everything a request smuggler could
+/// use: bare LF line endings, conflicting Content-Length, Content-Length with Transfer-Encoding,
+/// obs-fold, spaces before the colon, non-token method, control characters, a missing (HTTP/1.1)
+/// or repeated Host.
 ParseStatus parse_request_head(std::string_view data, RequestHead& out);
 
 struct ResponseHead {
@@ -72,7 +73,7 @@ struct ResponseHead {
   std::string_view header(std::string_view name) const;
 };
 
-/// Parses a response head. `request_was_head` forces BodyFraming::none (as do 1xx/204/304).
+/// Parses a response head (bare LF line endings tolerated). `request_was_head` forces BodyFraming::none (as do 1xx/204/304).
 ParseStatus parse_response_head(std::string_view data, ResponseHead& out,
                                 bool request_was_head = false);
 
