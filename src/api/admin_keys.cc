@@ -149,7 +149,10 @@ Result<governance::KeyRecord> parse_key_request(std::string_view body) {
 asio::awaitable<void> Gateway::admin_keys(http::Request& request, http::Responder& responder) {
   if (!co_await admin_allowed(request, responder)) co_return;
   if (!governance_) {
-    co_await responder.send_error(make_error(Errc::unavailable, "Key management is not set up."));
+    {
+      const Error error = make_error(Errc::unavailable, "Key management is not set up.");
+      co_await responder.send_error(error);
+    }
     co_return;
   }
   governance::KeyStore& keys = governance_->keys();

@@ -131,8 +131,8 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
         Errc::method_not_allowed,
         "Method " + std::string(method) + " is not allowed on " + std::string(request.path()) +
             "; use " + std::string(allow) + "."));
-    co_await responder.send(r.status, "application/json", r.body,
-                            "Allow: " + std::string(allow) + "\r\n");
+    const std::string allow_header = "Allow: " + std::string(allow) + "\r\n";
+    co_await responder.send(r.status, "application/json", r.body, allow_header);
   };
   bool api_path_hit = is_api_path(path);
   // Each listener answers only its own endpoints; the rest look like unknown URLs (no hint
@@ -208,9 +208,12 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
     }
     co_return;
   } else {
-    co_await responder.send_error(make_error(
+    {
+      const Error error = make_error(
         Errc::not_found, "Unknown request URL: " + std::string(method) + " " +
-                             std::string(request.path()) + "."));
+                             std::string(request.path()) + ".");
+      co_await responder.send_error(error);
+    }
     co_return;
   }
   if (method != "POST") co_return co_await method_not_allowed("POST");
@@ -236,9 +239,12 @@ asio::awaitable<bool> Gateway::admin_allowed(http::Request& request,
                                              http::Responder& responder) {
   const std::string& token = router_->config().admin_token;
   if (token.empty()) {
-    co_await responder.send_error(make_error(
+    {
+      const Error error = make_error(
         Errc::not_found, "The admin API is disabled: set admin.token_env in the config and "
-                         "export that variable."));
+                         "export that variable.");
+      co_await responder.send_error(error);
+    }
     co_return false;
   }
   std::string_view auth = request.header("authorization");
@@ -254,7 +260,10 @@ asio::awaitable<bool> Gateway::admin_allowed(http::Request& request,
 asio::awaitable<void> Gateway::admin_usage(http::Request& request, http::Responder& responder) {
   if (!co_await admin_allowed(request, responder)) co_return;
   if (!governance_) {
-    co_await responder.send_error(make_error(Errc::unavailable, "Usage is not recorded."));
+    {
+      const Error error = make_error(Errc::unavailable, "Usage is not recorded.");
+      co_await responder.send_error(error);
+    }
     co_return;
   }
   // ?key=<id or name>&from=YYYY-MM-DD&to=YYYY-MM-DD (all optional)
@@ -348,8 +357,11 @@ asio::awaitable<void> Gateway::list_models(http::Responder& responder) {
 
 asio::awaitable<void> Gateway::get_model(std::string_view id, http::Responder& responder) {
   if (id.empty() || router_->match(id) == nullptr) {
-    co_await responder.send_error(make_error(
-        Errc::model_not_found, "The model '" + std::string(id) + "' does not exist.", "model"));
+    {
+      const Error error = make_error(
+        Errc::model_not_found, "The model '" + std::string(id) + "' does not exist.", "model");
+      co_await responder.send_error(error);
+    }
     co_return;
   }
   std::string body = R"({"id":")";

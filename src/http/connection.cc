@@ -364,10 +364,13 @@ asio::awaitable<bool> Connection::read_body_into_buffer() {
   static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
   if (head_.framing == BodyFraming::content_length) {
     if (head_.content_length > limits.max_body_bytes) {
-      co_await reply_error_and_close(make_error(
+      {
+        const Error error = make_error(
           Errc::payload_too_large, "Request body of " + std::to_string(head_.content_length) +
                                        " bytes exceeds the limit of " +
-                                       std::to_string(limits.max_body_bytes) + " bytes"));
+                                       std::to_string(limits.max_body_bytes) + " bytes");
+        co_await reply_error_and_close(error);
+      }
       co_return false;
     }
     size_t need = head_size + head_.content_length;
@@ -413,15 +416,21 @@ asio::awaitable<bool> Connection::read_body_into_buffer() {
       payload_end += payload_n;
       raw_pos += used;
       if (decoder.failed()) {
-        co_await reply_error_and_close(make_error(
+        {
+          const Error error = make_error(
             Errc::bad_request, std::string("Malformed chunked request body: ") +
-                                   (decoder.error() ? decoder.error() : "invalid")));
+                                   (decoder.error() ? decoder.error() : "invalid"));
+          co_await reply_error_and_close(error);
+        }
         co_return false;
       }
       if (payload_end - head_size > limits.max_body_bytes) {
-        co_await reply_error_and_close(make_error(
+        {
+          const Error error = make_error(
             Errc::payload_too_large, "Request body exceeds the limit of " +
-                                         std::to_string(limits.max_body_bytes) + " bytes"));
+                                         std::to_string(limits.max_body_bytes) + " bytes");
+          co_await reply_error_and_close(error);
+        }
         co_return false;
       }
       if (decoder.done()) break;
@@ -482,9 +491,12 @@ asio::awaitable<void> Connection::run() {
       bool started = size_ > 0;
       while (st == ParseStatus::incomplete) {
         if (size_ >= limits.max_header_bytes) {
-          co_await reply_error_and_close(make_error(
+          {
+            const Error error = make_error(
               Errc::headers_too_large, "Request head exceeds the limit of " +
-                                           std::to_string(limits.max_header_bytes) + " bytes"));
+                                           std::to_string(limits.max_header_bytes) + " bytes");
+            co_await reply_error_and_close(error);
+          }
           break;
         }
         if (!co_await read_more(limits.max_header_bytes + kBodyPadding)) {
@@ -521,9 +533,12 @@ asio::awaitable<void> Connection::run() {
       break;
     }
     if (head_.head_size > limits.max_header_bytes) {
-      co_await reply_error_and_close(make_error(
+      {
+        const Error error = make_error(
           Errc::headers_too_large, "Request head exceeds the limit of " +
-                                       std::to_string(limits.max_header_bytes) + " bytes"));
+                                       std::to_string(limits.max_header_bytes) + " bytes");
+        co_await reply_error_and_close(error);
+      }
       break;
     }
     // 2. Request id: the client's when it is sane, else a fresh one.
@@ -560,7 +575,10 @@ asio::awaitable<void> Connection::run() {
       if (refused) {
         co_await responder.send_error(*refused);
       } else {
-        co_await responder.send_error(make_error(Errc::internal, "Handler produced no response"));
+        {
+          const Error error = make_error(Errc::internal, "Handler produced no response");
+          co_await responder.send_error(error);
+        }
       }
     }
     if (should_close(responder) || client_gone_) break;

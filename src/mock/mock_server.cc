@@ -155,7 +155,10 @@ class MockHandler {
     } else if (path.ends_with("/embeddings")) {
       op = Operation::embeddings;
     } else {
-      co_await resp.send_error(make_error(Errc::not_found, "mock: unknown path"));
+      {
+        const Error error = make_error(Errc::not_found, "mock: unknown path");
+        co_await resp.send_error(error);
+      }
       co_return;
     }
     stats_.requests++;

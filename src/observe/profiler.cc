@@ -105,7 +105,10 @@ asio::awaitable<void> serve_cpu_profile(http::Request& request, http::Responder&
   }
   std::string profile = read_file(path);
   if (profile.empty()) {
-    co_await responder.send_error(make_error(Errc::internal, "The CPU profile came out empty."));
+    {
+      const Error error = make_error(Errc::internal, "The CPU profile came out empty.");
+      co_await responder.send_error(error);
+    }
     co_return;
   }
   co_await responder.send(200, "application/octet-stream", profile,
@@ -158,7 +161,10 @@ asio::awaitable<void> serve_pprof(http::Request& request, http::Responder& respo
   if (path == "/debug/pprof/heap") co_return co_await serve_heap_profile(responder);
   std::string message = "Unknown profile " + std::string(path) +
                         "; available: /debug/pprof/profile?seconds=N, /debug/pprof/heap.";
-  co_await responder.send_error(make_error(Errc::not_found, message));
+  {
+    const Error error = make_error(Errc::not_found, message);
+    co_await responder.send_error(error);
+  }
 }
 
 }  // namespace sluice::observe

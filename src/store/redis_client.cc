@@ -110,8 +110,8 @@ struct RedisClient::Impl {
       endpoints.emplace_back(addr, self->port_);
     } else {
       tcp::resolver resolver(self->ex_);
-      auto [rec, results] = co_await resolver.async_resolve(
-          self->host_, std::to_string(self->port_), use_nothrow);
+      const std::string service = std::to_string(self->port_);  // no temporaries in co_await
+      auto [rec, results] = co_await resolver.async_resolve(self->host_, service, use_nothrow);
       if (gen != self->generation_) co_return;
       if (rec || results.empty()) {
         self->fail(gen, self->unreachable("cannot resolve: " + rec.message()));

@@ -154,8 +154,8 @@ asio::awaitable<Result<std::vector<tcp::endpoint>>> Pool::resolve(const Origin& 
   // The resolver runs getaddrinfo on asio's internal thread; bound it by the connect deadline.
   http::Deadline guard(io_.get_executor(), [&resolver] { resolver.cancel(); });
   guard.expire_at(deadline);
-  auto [rec, results] = co_await resolver.async_resolve(
-      origin.host, std::to_string(origin.port), use_nothrow);
+  const std::string service = std::to_string(origin.port);  // no temporaries in co_await
+  auto [rec, results] = co_await resolver.async_resolve(origin.host, service, use_nothrow);
   bool timed_out = guard.fired();
   guard.clear();
   if (rec || results.empty()) {
