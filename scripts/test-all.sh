@@ -47,7 +47,8 @@ fi
 # halt_on_error + -fno-sanitize-recover=undefined: the first report ends the process with an
 # error. The integration suite starts sluice and sluice-mock as children of pytest, where a
 # report could be lost in a log nobody reads, so there reports go to files under $san_logs and
-# any file there fails the run.
+# any file there fails the run. (GCC 12's UBSan writes its fatal reports to stderr whatever
+# log_path says; -fno-sanitize-recover makes them abort the process, which fails its test.)
 san_logs=$(mktemp -d /tmp/sluice-san.XXXXXX)
 common_asan="detect_leaks=1:halt_on_error=1:check_initialization_order=1"
 ubsan="halt_on_error=1:print_stacktrace=1"
