@@ -15,9 +15,10 @@
 #include "api/gateway.h"
 #include "api/proxy_util.h"
 #include "common/saturating.h"
-#include "http/parse/sse_parser.h"
+#include "http/parse/sse_scan.h"
 #include "providers/openai.h"
 #include "providers/response_check.h"
+#include "providers/usage_report.h"
 
 namespace sluice::api {
 
@@ -269,37 +270,17 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
     with_encoding += extra_headers;
     stream_headers = with_encoding;
   }
-  http::SseParser observer;
-  std::string pending;
+  http::SseEventBuffer events(kMaxSseEventBytes);
+  providers::SseStreamObserver observer(kMaxSseEventBytes);
   bool begun = false;
   observe::GaugeHold open_stream;  // sluice_open_streams while this relay is live
-  auto observe = [&ctx, this](const http::SseEvent& ev) {
-    if (ev.data.find("\"usage\"") != std::string_view::npos) {
-      if (auto u = parse_usage(ev.data)) ctx.usage = u;
-    }
-    if (ev.data != "[DONE]") {
-      ctx.stream_events++;
-      telemetry_.on_stream_event(*ctx.trace);
-    }
-  };
-  // Relayed bytes always end at an event boundary. The common chunk ("data: {...}\n\n" events
-  // without usage) is only counted: events = "\n\n" boundaries, minus a final [DONE]. Chunks
-  // that mention usage, or use CR line ends, go through the full parser.
+  // Relayed bytes always end at an event boundary. Content events are counted exactly as
+  // SseParser counts them (comments and [DONE] are not); only chunks that may carry a usage
+  // object are parsed. Telemetry is stamped once per chunk, and not for comment-only chunks.
   auto observe_chunk = [&](std::string_view ready) {
-    size_t events = 0;
-    if (memmem(ready.data(), ready.size(), "\"usage\"", 7) == nullptr &&
-        ready.find('\r') == std::string_view::npos) {
-      for (const char* p = ready.data(); (p = static_cast<const char*>(memmem(
-                                             p, ready.size() - (p - ready.data()), "\n\n", 2)));
-           p += 2) {
-        ++events;
-      }
-      if (ready.ends_with("[DONE]\n\n") && events > 0) --events;
-      ctx.stream_events += static_cast<int64_t>(events);
-      telemetry_.on_stream_events(*ctx.trace, events);
-      return;
-    }
-    observer.feed(ready, observe);
+    const size_t n = observer.observe(ready, ctx.usage);
+    ctx.stream_events += static_cast<int64_t>(n);
+    telemetry_.on_stream_events(*ctx.trace, n);
   };
   for (;;) {
     auto read_at = Clock::now();
@@ -336,31 +317,26 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
     }
     std::string_view bytes = *piece;
     if (!bytes.empty()) {
-      std::string_view ready;
-      if (pending.empty() && last_event_boundary(bytes) == bytes.size()) {
-        ready = bytes;  // the common case: whole events, forwarded without a copy
-      } else {
-        pending.append(bytes);
-        ready = std::string_view(pending).substr(0, last_event_boundary(pending));
-        if (ready.empty() && pending.size() > kMaxSseEventBytes) {
-          // An "event" that never ends: the upstream is broken (or hostile). Bound memory.
-          Error err = make_error(Errc::upstream_protocol,
-                                 "Upstream " + label + " sent an SSE event larger than " +
-                                     std::to_string(kMaxSseEventBytes) + " bytes");
-          if (!begun) {
-            fail(std::move(err), false);
-            co_return result;
-          }
-          state.count(AttemptOutcome::protocol_error);
-          verdict.failure();
-          std::string event = stream_error_event(err.message, "upstream_stream_error");
-          ctx.trace->stream_error = true;
-          responder.note_error("upstream_stream_error");
-          co_await responder.write_chunk(event);
-          co_await responder.end_stream();
-          result.responded = true;
+      // Whole events; the common case (a read of whole events) is the read itself, no copy.
+      std::string_view ready = events.push(bytes);
+      if (events.too_large()) {
+        // An event that never ends (or is too large): the upstream is broken or hostile.
+        Error err = make_error(Errc::upstream_protocol,
+                               "Upstream " + label + " sent an SSE event larger than " +
+                                   std::to_string(kMaxSseEventBytes) + " bytes");
+        if (!begun) {
+          fail(std::move(err), false);
           co_return result;
         }
+        state.count(AttemptOutcome::protocol_error);
+        verdict.failure();
+        std::string event = stream_error_event(err.message, "upstream_stream_error");
+        ctx.trace->stream_error = true;
+        responder.note_error("upstream_stream_error");
+        co_await responder.write_chunk(event);
+        co_await responder.end_stream();
+        result.responded = true;
+        co_return result;
       }
       if (!ready.empty()) {
         if (!begun) {
@@ -372,7 +348,6 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
         }
         observe_chunk(ready);
         if (!co_await responder.write_chunk(ready)) break;
-        if (!pending.empty()) pending.erase(0, ready.size());
       }
     }
     if (call.body_complete()) {
@@ -383,8 +358,12 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
         responder.add_header("x-sluice-attempts", std::to_string(ctx.attempts));
         if (!co_await responder.begin_stream(status, content_type, stream_headers)) break;
       }
-      // A clean end: forward a trailing partial event as is (the upstream chose to end there).
-      if (!pending.empty() && !co_await responder.write_chunk(pending)) break;
+      // A clean end: forward a trailing partial event as is (the upstream chose to end there);
+      // it may still complete an event (a last CR that no LF followed).
+      if (!events.pending().empty()) {
+        observe_chunk(events.pending());
+        if (!co_await responder.write_chunk(events.pending())) break;
+      }
       call.finish();
       co_await responder.end_stream();
       state.count(AttemptOutcome::success);

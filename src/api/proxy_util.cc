@@ -1,4 +1,4 @@
-// Proxy helpers: SSE boundaries, error events, upstream error mapping.
+// Proxy helpers: error events, upstream error mapping.
 #include "api/proxy_util.h"
 
 #include "routing/resilience.h"
@@ -9,15 +9,6 @@ int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-size_t last_event_boundary(std::string_view s) {
-  for (size_t i = s.size(); i >= 2; --i) {
-    char a = s[i - 2], b = s[i - 1];
-    if ((a == '\n' && b == '\n') || (a == '\r' && b == '\r')) return i;
-    if (b == '\n' && a == '\r' && i >= 3 && (s[i - 3] == '\n' || s[i - 3] == '\r')) return i;
-  }
-  return 0;
 }
 
 std::string stream_error_event(std::string_view message, std::string_view code) {

@@ -1,5 +1,6 @@
 // Small pure helpers of the proxy path, shared by gateway.cc and proxy.cc and reachable from
-// unit tests: SSE event boundaries, the stream error event, upstream error classification.
+// unit tests: the stream error event, upstream error classification. (SSE event boundaries:
+// http/parse/sse_scan.h.)
 #pragma once
 
 #include <chrono>
@@ -20,10 +21,6 @@ inline constexpr std::string_view kStreamHeaders =
     "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n";
 
 int64_t unix_now();
-
-/// Offset just past the last complete SSE event in `s` (0 if none): events end with a blank
-/// line, i.e. two consecutive line terminators of any kind.
-size_t last_event_boundary(std::string_view s);
 
 /// `data: {"error":{...}}` framed as its own event (leading newline ends any open line).
 std::string stream_error_event(std::string_view message, std::string_view code);

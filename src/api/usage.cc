@@ -15,19 +15,6 @@ namespace sluice::api {
 
 namespace {
 
-std::optional<int64_t> number_after(std::string_view json, size_t from, std::string_view field) {
-  size_t k = json.find(field, from);
-  if (k == std::string_view::npos) return std::nullopt;
-  k = json.find(':', k + field.size());
-  if (k == std::string_view::npos) return std::nullopt;
-  ++k;
-  while (k < json.size() && (json[k] == ' ' || json[k] == '\t' || json[k] == '\n')) ++k;
-  int64_t v = 0;
-  auto [p, ec] = std::from_chars(json.data() + k, json.data() + json.size(), v);
-  if (ec != std::errc() || v < 0) return std::nullopt;
-  return v;
-}
-
 // "2026-11-24" (UTC) for now; month = first 7 characters.
 std::string utc_day() {
   // Formatted once per second per thread: this runs on every accounted request.
@@ -62,24 +49,6 @@ bool valid_day(std::string_view d) {
 }
 
 }  // namespace
-
-std::optional<UsageTokens> parse_usage(std::string_view json) {
-  size_t at = json.rfind("\"usage\"");
-  if (at == std::string_view::npos) return std::nullopt;
-  UsageTokens t;
-  auto prompt = number_after(json, at, "\"prompt_tokens\"");
-  auto completion = number_after(json, at, "\"completion_tokens\"");
-  if (!prompt && !completion) {
-    auto total = number_after(json, at, "\"total_tokens\"");  // embeddings report only these
-    if (!total) return std::nullopt;
-    t.input = *total;
-    return t;
-  }
-  t.input = prompt.value_or(0);
-  t.output = completion.value_or(0);
-  if (auto cached = number_after(json, at, "\"cached_tokens\"")) t.cached = *cached;
-  return t;
-}
 
 UsageLedger::UsageLedger(std::shared_ptr<const config::Config> config_ptr)
     : config_(std::move(config_ptr)) {

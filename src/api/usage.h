@@ -20,17 +20,13 @@
 #include "api/redis_spend.h"
 #include "common/error.h"
 #include "config/config.h"
+#include "providers/usage_report.h"
 
 namespace sluice::api {
 
-struct UsageTokens {
-  int64_t input = 0;   // prompt tokens, cached ones included
-  int64_t cached = 0;  // prompt_tokens_details.cached_tokens
-  int64_t output = 0;  // completion tokens
-};
-
-/// The last "usage" object in `json` (OpenAI's field names); nullopt if there is none.
-std::optional<UsageTokens> parse_usage(std::string_view json);
+// Parsing lives with the pure code (providers/usage_report.h) so the fuzzers reach it.
+using providers::parse_usage;
+using providers::UsageTokens;
 
 class UsageLedger {
  public:

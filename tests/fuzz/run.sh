@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang (ASan + UBSan) and runs each for a bounded time.
-# Usage: tests/fuzz/run.sh [seconds-per-target]   (default 20; run longer by hand: 600+)
+# Usage: tests/fuzz/run.sh [seconds-per-target]   (default 10; run longer by hand: 600+)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-SECONDS_PER_TARGET=${1:-20}
+SECONDS_PER_TARGET=${1:-10}
 BUILD=build-fuzz
 CXX=clang++ cmake -S . -B "$BUILD" -DSLUICE_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DSLUICE_MARCH= -Wno-dev >/dev/null

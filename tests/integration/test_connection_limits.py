@@ -92,10 +92,11 @@ def test_slowloris_partial_head_closed_after_header_timeout(gateway):
     with RawHttp(gateway.host, gateway.port) as c:
         t0 = time.monotonic()
         c.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: app")
-        closed, got = c.wait_closed(4)
+        closed, got = c.wait_closed(10)
         elapsed = time.monotonic() - t0
     assert closed, f"connection still open {elapsed:.1f}s after a partial head (header_timeout 1s)"
-    assert 0.7 <= elapsed <= 2.5, f"closed after {elapsed:.2f}s, header_timeout_ms is 1000"
+    # Not before the timeout; the upper bound is only "it did fire" with room for a loaded host.
+    assert 0.7 <= elapsed <= 8.0, f"closed after {elapsed:.2f}s, header_timeout_ms is 1000"
     if got:
         assert got.startswith(b"HTTP/1.1 408"), got[:200]
 
@@ -106,18 +107,22 @@ def test_slowloris_trickle_does_not_extend_header_timeout(gateway):
         t0 = time.monotonic()
         c.send(b"GET /healthz HTTP/1.1\r\n")
         closed = False
-        for i in range(40):
+        i = 0
+        # Trickle one header every 0.1 s for up to 12 s: if each byte extended the timeout
+        # the connection would stay open all along.
+        while time.monotonic() - t0 < 12:
             try:
                 c.send(b"X-Drip-%d: y\r\n" % i)
             except OSError:
                 closed = True
                 break
+            i += 1
             closed, _ = c.wait_closed(0.1)
             if closed:
                 break
         elapsed = time.monotonic() - t0
-    assert closed, "connection still open after 4 s of trickled headers"
-    assert elapsed <= 2.5, f"closed after {elapsed:.2f}s, header_timeout_ms is 1000"
+    assert closed, "connection still open after 12 s of trickled headers"
+    assert elapsed <= 8.0, f"closed after {elapsed:.2f}s, header_timeout_ms is 1000"
 
 
 def test_idle_keepalive_connection_closed(gateway):

@@ -131,10 +131,11 @@ def test_upstream_unreachable_502_streaming(gateway):
 
 def test_upstream_first_byte_timeout_504(gateway):
     t0 = time.monotonic()
-    r = http_call(gateway, "POST", CHAT, body=chat_body(), headers={"x-mock-latency-ms": "3000"})
+    # The mock answers after 10 s: without the 1 s first-byte timeout this would be a 200.
+    r = http_call(gateway, "POST", CHAT, body=chat_body(), headers={"x-mock-latency-ms": "10000"})
     elapsed = time.monotonic() - t0
     assert_error_shape(r, 504)
-    assert 0.8 <= elapsed < 2.5, f"504 after {elapsed:.2f}s; first_byte_ms is 1000"
+    assert 0.8 <= elapsed < 8.0, f"504 after {elapsed:.2f}s; first_byte_ms is 1000"
 
 
 def test_upstream_first_byte_timeout_504_streaming(gateway):
@@ -161,8 +162,8 @@ def test_per_target_timeout_override(gateway_factory):
     # per-target 300 ms: 600 ms is too slow
     t0 = time.monotonic()
     r = http_call(gw, "POST", CHAT, body=chat_body(model="quick"), headers=hdr)
-    assert_error_shape(r, 504)
-    assert time.monotonic() - t0 < 0.6 + 0.3
+    assert_error_shape(r, 504)  # with the global 1000 ms the 600 ms answer would be a 200
+    assert time.monotonic() - t0 < 5.0
     # per-target 4000 ms: 1500 ms (beyond the global 1000) is fine
     r = http_call(gw, "POST", CHAT, body=chat_body(model="patient"),
                   headers={"x-mock-latency-ms": "1500"})

@@ -151,7 +151,7 @@ def test_429_retry_after_is_honoured_within_deadline(gateway_factory, mock):
     assert r.status == 200, r
     assert attempts(r) == 2, r
     assert dt >= 0.9, f"retried after {dt:.3f}s, before the upstream's Retry-After: 1"
-    assert dt < 3.0, dt
+    assert dt < 4.5, dt  # within the 5 s deadline
     assert settled_requests(mock, 2) == 2
 
 
@@ -249,7 +249,7 @@ def test_breaker_opens_fails_fast_and_recovers(admin_gateway, mock):
         r, dt = post(gw, "brk", script("500"))
         err = assert_error_shape(r, 503)
         assert err["code"] == "service_unavailable", err
-        assert dt < 0.5, dt
+        assert dt < 2.0, dt
     assert settled_requests(mock, 4) == 4, "requests reached an upstream whose breaker is open"
 
     # After the cooldown a successful probe closes it.
@@ -431,8 +431,8 @@ def test_concurrency_limit_rejects_without_queue(gateway_factory, mock):
     threads, results = _start_slow(gw, 2, {"x-mock-latency-ms": "1500"})
     _wait_active(mock, 2)
     r, dt = post(gw, "lim")
-    err = assert_error_shape(r, 429)
-    assert dt < 0.5, dt
+    err = assert_error_shape(r, 429)  # a queued request would wait for a slot and get a 200
+    assert dt < 1.2, dt  # the two slots stay held for 1.5 s
     assert "limit" in err["message"].lower() and "2" in err["message"], err
     assert "lim-target" in err["message"], err
     for t in threads:
@@ -442,12 +442,13 @@ def test_concurrency_limit_rejects_without_queue(gateway_factory, mock):
 
 
 def test_concurrency_queue_waits_for_a_slot(gateway_factory, mock):
-    gw = gateway_factory(timeouts=SLOW_OK, extra_routes=_limited_route(2, 3000))
-    threads, results = _start_slow(gw, 2, {"x-mock-latency-ms": "1500"})
+    # A 10 s queue timeout: an answer within 6 s came from a freed slot, not from the timeout.
+    gw = gateway_factory(timeouts=SLOW_OK, extra_routes=_limited_route(2, 10000))
+    threads, results = _start_slow(gw, 2, {"x-mock-latency-ms": "3000"})
     _wait_active(mock, 2)
     r, dt = post(gw, "lim")
     assert r.status == 200, r
-    assert 0.8 <= dt <= 2.5, f"third request answered after {dt:.3f}s"
+    assert 0.5 <= dt <= 6.0, f"third request answered after {dt:.3f}s"
     assert attempts(r) == 1, r
     for t in threads:
         t.join(5)

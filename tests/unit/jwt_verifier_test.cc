@@ -11,6 +11,7 @@
 #include <openssl/hmac.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -570,23 +571,48 @@ TEST_F(JwtKeys, VerifiesConcurrentlyWhileTheJwksIsReloaded) {
   fs::copy_file(testdata("jwks.json"), path, fs::copy_options::overwrite_existing);
   JwtVerifier v(jwks_config(path.string()));
   const std::string token = sign(JWT_ALG_ES256, ec_private_, claims(), {{"kid", "ec-1"}});
+  // Run under ThreadSanitizer by `make test`. Each thread counts its own verifications, so
+  // the test fails if a thread never verified (instead of passing with nothing checked).
+  constexpr int kThreads = 4;
   std::atomic<bool> stop{false};
   std::atomic<int> failures{0};
+  std::array<std::atomic<int>, kThreads> verified{};
   std::vector<std::thread> threads;
-  for (int i = 0; i < 4; ++i) {
-    threads.emplace_back([&] {
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
       while (!stop) {
-        if (!v.verify(token, kNow).ok()) ++failures;
+        if (v.verify(token, kNow).ok()) {
+          ++verified[i];
+        } else {
+          ++failures;
+        }
       }
     });
   }
+  // Waits (generously) until every thread has verified more than `floor[i]` times.
+  auto all_passed = [&](const std::array<int, kThreads>& floor) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    for (int i = 0; i < kThreads; ++i) {
+      while (verified[i] <= floor[i] && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::yield();
+      }
+    }
+  };
+  all_passed({0, 0, 0, 0});  // every thread is verifying before the first reload
   for (int i = 0; i < 20; ++i) {
     fs::last_write_time(path, fs::last_write_time(path) + std::chrono::seconds(1));
     v.reload_if_changed();
   }
+  std::array<int, kThreads> after_reloads{};
+  for (int i = 0; i < kThreads; ++i) after_reloads[i] = verified[i];
+  all_passed(after_reloads);  // and still verifying with the reloaded keys
   stop = true;
   for (auto& t : threads) t.join();
   EXPECT_EQ(failures, 0);
+  for (int i = 0; i < kThreads; ++i) {
+    EXPECT_GT(verified[i], after_reloads[i]) << "thread " << i << " stopped verifying";
+    EXPECT_GT(after_reloads[i], 0) << "thread " << i << " never verified";
+  }
   fs::remove_all(dir);
 }
 

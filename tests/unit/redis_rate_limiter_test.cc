@@ -260,18 +260,20 @@ TEST_F(RedisTest, PipelinedCommandsGetTheirOwnReplies) {
 TEST_F(RedisTest, TimeoutDropsTheConnectionAndRecovers) {
   RedisClient client(io_.get_executor(), "127.0.0.1", port_, 300ms);
   auto t0 = std::chrono::steady_clock::now();
+  // BLPOP would answer nil after 5 s: only the client's own timeout makes this an error.
   auto r = run_sync(io_, client.command({"BLPOP", "nothing", "5"}));
-  auto elapsed = std::chrono::steady_clock::now() - t0;
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, Errc::unavailable);
   EXPECT_EQ(r.error().message, "Redis timed out");
-  EXPECT_GE(elapsed, 300ms);
-  EXPECT_LT(elapsed, 1500ms);
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 300ms);  // not before the timeout
   // Within 500 ms of the last connect attempt the gate answers at once; then a fresh
-  // connection serves commands (not stuck behind the abandoned BLPOP).
+  // connection serves commands (not stuck behind the abandoned BLPOP). A loaded host may
+  // reach the PING after the gate has reopened; the gate is only checked when it did not.
   auto gated = run_sync(io_, client.command({"PING"}));
-  ASSERT_FALSE(gated.ok());
-  EXPECT_EQ(gated.error().code, Errc::unavailable);
+  if (std::chrono::steady_clock::now() - t0 < 500ms) {
+    ASSERT_FALSE(gated.ok());
+    EXPECT_EQ(gated.error().code, Errc::unavailable);
+  }
   std::this_thread::sleep_for(500ms);
   auto pong = run_sync(io_, client.command({"PING"}));
   ASSERT_TRUE(pong.ok()) << pong.error().message;
@@ -288,23 +290,22 @@ TEST_F(RedisTest, RedisDeathFailsFastAndRestartRecovers) {
   asio::steady_timer killer(io_);
   killer.expires_after(100ms);
   killer.async_wait([this](boost::system::error_code) { stop_redis(); });
-  auto t0 = std::chrono::steady_clock::now();
+  // "is unreachable" (the connection closed), not "timed out" (the 3 s timeout fired).
   auto blocked = run_sync(io_, client.command({"BLPOP", "nothing", "10"}));
   ASSERT_FALSE(blocked.ok());
   EXPECT_EQ(blocked.error().code, Errc::unavailable);
   EXPECT_NE(blocked.error().message.find("is unreachable"), std::string::npos)
       << blocked.error().message;
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
 
-  // Next calls: one refused connect attempt, then the gate answers without trying.
+  // Next calls: one refused connect attempt, then the gate answers without trying. Neither
+  // waits for the timeout, whose error would not name the address.
   for (int i = 0; i < 20; ++i) {
-    auto t1 = std::chrono::steady_clock::now();
     auto r = run_sync(io_, rl.consume_all(std::span<const Charge>(&c, 1)));
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.error().code, Errc::unavailable);
     EXPECT_NE(r.error().message.find("127.0.0.1:" + std::to_string(port_)), std::string::npos)
         << r.error().message;
-    EXPECT_LT(std::chrono::steady_clock::now() - t1, 200ms);
+    EXPECT_EQ(r.error().message.find("timed out"), std::string::npos) << r.error().message;
   }
 
   ASSERT_TRUE(start_redis());

@@ -1,0 +1,165 @@
+// SSE fast-path scanning: event boundaries, content-event counting and the usage test, all
+// without copying. Must agree with SseParser (tests/fuzz/fuzz_sse_fastpath.cc checks it).
+#include "http/parse/sse_scan.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace sluice::http {
+namespace {
+
+bool is_eol(char c) { return c == '\n' || c == '\r'; }
+
+// Is `i` (2 <= i <= s.size()) just past two consecutive line terminators?
+bool boundary_at(std::string_view s, size_t i) {
+  const char b = s[i - 1];
+  if (b == '\n') {
+    const char a = s[i - 2];
+    if (a == '\n') return true;                     // LF LF (or CRLF LF)
+    return a == '\r' && i >= 3 && is_eol(s[i - 3]);  // LF CRLF, CR CRLF, CRLF CRLF
+  }
+  if (b == '\r') {
+    // LF CR or CR CR, unless this CR starts a CRLF (then the boundary is after the LF).
+    return is_eol(s[i - 2]) && i < s.size() && s[i] != '\n';
+  }
+  return false;
+}
+
+// One SSE line (terminator excluded) applied to the counting state, as SseParser's
+// process_line() would apply it.
+struct Counter {
+  size_t events = 0;
+  size_t data_lines = 0;
+  bool has_fields = false;
+  bool done = false;  // the only data line so far is exactly "[DONE]"
+
+  void line(std::string_view l) {
+    if (l.empty()) {
+      if (has_fields && !(data_lines == 1 && done)) ++events;
+      has_fields = false;
+      data_lines = 0;
+      done = false;
+      return;
+    }
+    if (l[0] == ':') return;  // comment
+    std::string_view field = l;
+    std::string_view value;
+    if (const size_t colon = l.find(':'); colon != std::string_view::npos) {
+      field = l.substr(0, colon);
+      value = l.substr(colon + 1);
+      if (!value.empty() && value[0] == ' ') value.remove_prefix(1);
+    }
+    if (field == "data") {
+      done = data_lines == 0 && value == "[DONE]";
+      ++data_lines;
+      has_fields = true;
+    } else if (field == "event") {
+      has_fields = true;
+    } else if (field == "id") {
+      if (value.find('\0') == std::string_view::npos) has_fields = true;
+    } else if (field == "retry") {
+      if (!value.empty() &&
+          std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        has_fields = true;
+      }
+    }
+  }
+};
+
+}  // namespace
+
+size_t last_event_boundary(std::string_view s, size_t from) {
+  for (size_t i = s.size(); i >= 2 && i >= from; --i) {
+    if (boundary_at(s, i)) return i;
+  }
+  return 0;
+}
+
+size_t first_event_boundary(std::string_view s, size_t from) {
+  for (size_t i = std::max<size_t>(from, 2); i <= s.size(); ++i) {
+    if (boundary_at(s, i)) return i;
+  }
+  return 0;
+}
+
+bool ends_at_event_boundary(std::string_view s) {
+  return s.size() >= 2 && boundary_at(s, s.size());
+}
+
+size_t count_sse_events(std::string_view chunk) {
+  Counter c;
+  const char* p = chunk.data();
+  const char* const end = p + chunk.size();
+  if (std::memchr(p, '\r', chunk.size()) == nullptr) {
+    // The common case: LF line ends only, one memchr per line.
+    while (p < end) {
+      const char* lf = static_cast<const char*>(std::memchr(p, '\n', end - p));
+      if (lf == nullptr) break;  // unterminated last line: not part of a whole event
+      c.line(std::string_view(p, lf - p));
+      p = lf + 1;
+    }
+    return c.events;
+  }
+  while (p < end) {
+    const char* eol = p;
+    while (eol < end && !is_eol(*eol)) ++eol;
+    if (eol == end) break;
+    c.line(std::string_view(p, eol - p));
+    p = eol + 1;
+    if (*eol == '\r' && p < end && *p == '\n') ++p;
+  }
+  return c.events;
+}
+
+bool sse_may_carry_usage(std::string_view chunk) {
+  static constexpr std::string_view kKey = "\"usage\"";
+  const char* p = chunk.data();
+  const char* const end = p + chunk.size();
+  while (true) {
+    const void* hit = memmem(p, end - p, kKey.data(), kKey.size());
+    if (hit == nullptr) return false;
+    p = static_cast<const char*>(hit) + kKey.size();
+    const char* q = p;
+    while (q < end && (*q == ' ' || *q == '\t')) ++q;
+    if (q == end || *q != ':') return true;
+    ++q;
+    while (q < end && (*q == ' ' || *q == '\t')) ++q;
+    if (end - q < 4 || std::memcmp(q, "null", 4) != 0) return true;
+    p = q + 4;
+  }
+}
+
+std::string_view SseEventBuffer::push(std::string_view bytes) {
+  if (ready_end_ != 0) {
+    const size_t keep = std::min<size_t>(3, ready_end_);
+    pending_.erase(0, ready_end_ - keep);
+    base_ = keep;
+    ready_end_ = 0;
+  }
+  if (too_large_) return {};
+  if (pending_.size() == base_ && bytes.size() >= 3 && ends_at_event_boundary(bytes)) {
+    // Whole events and nothing pending: relay the read itself; keep only its last bytes.
+    pending_.assign(bytes.substr(bytes.size() - 3));
+    base_ = 3;
+    return bytes;
+  }
+  const size_t old = pending_.size();
+  pending_.append(bytes);
+  // Nothing before `old` ends a new event, except a CR at `old` that the new bytes decide.
+  const size_t from = std::max(old, base_ + 1);
+  const size_t cut = last_event_boundary(pending_, from);
+  if (pending_.size() - base_ > max_event_bytes_) {
+    // The event under way (or the first one this read completes) is measured from the last
+    // boundary; events wholly inside this read are no larger than the read.
+    const size_t first = cut != 0 ? first_event_boundary(pending_, from) : pending_.size();
+    if (first - base_ > max_event_bytes_) {
+      too_large_ = true;
+      return {};
+    }
+  }
+  if (cut == 0) return {};
+  ready_end_ = cut;
+  return std::string_view(pending_).substr(base_, cut - base_);
+}
+
+}  // namespace sluice::http
