@@ -2,6 +2,11 @@
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CONFIG ?= config/sluice.yaml
+# ccache: paths relative to the checkout (a fresh clone elsewhere hits the same cache) and the
+# sloppiness precompiled headers need to be cacheable at all.
+export CCACHE_BASEDIR ?= $(CURDIR)
+export CCACHE_NOHASHDIR ?= 1
+export CCACHE_SLOPPINESS ?= pch_defines,time_macros,include_file_mtime,include_file_ctime
 
 .PHONY: deps build run test unit integration e2e fuzz bench clean
 

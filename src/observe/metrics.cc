@@ -24,7 +24,7 @@ struct Shard {
   std::atomic<uint64_t>* cells = nullptr;
 };
 
-thread_local Shard* tls_shard = nullptr;
+constinit thread_local Shard* tls_shard = nullptr;
 
 namespace {
 std::mutex g_shards_mu;
