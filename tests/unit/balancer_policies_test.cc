@@ -130,6 +130,24 @@ TEST(LeastInFlight, FallsBackToTriedTargetsWhenEveryUsableOneWasTried) {
   for (int i = 0; i < 10; ++i) EXPECT_EQ(t.pick({true, true, true}), 1u);
 }
 
+TEST(LeastInFlight, AnOpenUntriedTargetDoesNotBlockTheFallbackToTriedOnes) {
+  Targets t(BalancerKind::least_in_flight, {1, 1});
+  t.set_in_flight({0, 4});
+  t.open_breaker(0);
+  // 0 is untried but open, so every usable target (just 1) was tried: 1 again, not none.
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(t.pick({false, true}, kT0 + Millis(1)), 1u);
+}
+
+TEST(LeastInFlight, AHalfOpenUntriedTargetWithoutAProbeSlotDoesNotBlockTheFallback) {
+  Targets t(BalancerKind::least_in_flight, {1, 1});
+  t.set_in_flight({0, 4});
+  t.open_breaker(0);
+  auto half_open = kT0 + Millis(1'000);
+  EXPECT_EQ(t.pick(half_open), 0u);  // another request holds the only probe slot
+  // 0 is untried but cannot take this request: the retry goes back to tried 1, not nowhere.
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(t.pick({false, true}, half_open), 1u);
+}
+
 TEST(LeastInFlight, ReportsNoneWhenNoTargetIsUsable) {
   Targets t(BalancerKind::least_in_flight, {1, 1, 1});
   t.states[0]->healthy = false;
@@ -281,6 +299,22 @@ TEST(LatencyBalancer, FallsBackToTriedTargetsWhenEveryUsableOneWasTried) {
   t.set_ttfb({10'000, 1'000, 100});
   t.states[2]->healthy = false;
   for (int i = 0; i < 20; ++i) EXPECT_EQ(t.pick({true, true, false}), 1u);
+}
+
+TEST(LatencyBalancer, AnOpenUntriedTargetDoesNotBlockTheFallbackToTriedOnes) {
+  Targets t(BalancerKind::latency, {1, 1, 1});
+  t.set_ttfb({100, 10'000, 1'000});
+  t.open_breaker(0);
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(t.pick({false, true, true}, kT0 + Millis(1)), 2u);
+}
+
+TEST(LatencyBalancer, AHalfOpenUntriedTargetWithoutAProbeSlotDoesNotBlockTheFallback) {
+  Targets t(BalancerKind::latency, {1, 1, 1});
+  t.set_ttfb({100, 10'000, 1'000});
+  t.open_breaker(0);
+  auto half_open = kT0 + Millis(1'000);
+  ASSERT_EQ(t.pick({false, true, true}, half_open), 0u);  // takes the only probe slot
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(t.pick({false, true, true}, half_open), 2u);
 }
 
 TEST(LatencyBalancer, OneEligibleTargetIsPickedWithoutSampling) {
