@@ -9,12 +9,17 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <algorithm>
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace sluice::upstream {
@@ -328,6 +333,46 @@ TEST(ConcurrencyLimiter, WaitersOnOtherExecutorsAreWokenOnTheirOwn) {
   ASSERT_TRUE(run_until(b, [&] { return waiter->done(); }));
   EXPECT_TRUE(waiter->ok());
   EXPECT_EQ(limiter.in_use(), 1);
+}
+
+TEST(ConcurrencyLimiter, NeverAdmitsMoreThanTheLimitAcrossWorkerThreads) {
+  constexpr int kLimit = 3;
+  constexpr int kPerWorker = 200;
+  ConcurrencyLimiter limiter(limits(kLimit, 2 * kPerWorker), "t");
+  std::atomic<int> holding{0};
+  std::atomic<int> most{0};
+  std::atomic<int> served{0};
+  std::atomic<int> refused{0};
+  auto client = [&]() -> asio::awaitable<void> {
+    auto slot = co_await limiter.acquire(true, no_deadline());
+    if (!slot) {
+      refused++;
+      co_return;
+    }
+    int now = ++holding;
+    for (int seen = most.load(); now > seen && !most.compare_exchange_weak(seen, now);) {
+    }
+    // Hold the slot across a suspension so the other worker and other clients interleave.
+    co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+    --holding;
+    served++;
+    limiter.release();
+  };
+  auto worker = [&] {
+    asio::io_context io;
+    for (int i = 0; i < kPerWorker; ++i) asio::co_spawn(io, client(), asio::detached);
+    io.run_for(kGenerous);
+  };
+  std::thread a(worker);
+  std::thread b(worker);
+  a.join();
+  b.join();
+  EXPECT_EQ(refused.load(), 0);
+  EXPECT_EQ(served.load(), 2 * kPerWorker);
+  EXPECT_LE(most.load(), kLimit);
+  EXPECT_EQ(most.load(), kLimit) << "the test never filled the limit";
+  EXPECT_EQ(limiter.in_use(), 0);
+  EXPECT_EQ(limiter.queued(), 0);
 }
 
 }  // namespace

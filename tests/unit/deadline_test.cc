@@ -8,6 +8,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <functional>
 #include <memory>
 #include <vector>
@@ -138,6 +139,25 @@ TEST(Deadline, PushedForwardManyTimesFiresOnceAtTheLastDeadline) {
   EXPECT_EQ(c.fires, 1);
   ASSERT_EQ(c.fired_at.size(), 1u);
   EXPECT_GE(c.fired_at[0], last);
+}
+
+TEST(Deadline, AWaitThatCompletedBeforeBeingSupersededDoesNotFireAgain) {
+  // Both timers are due when the io_context first runs, so their completions are queued in
+  // one batch, `first` ahead of the Deadline's. Re-arming the Deadline from `first` cannot
+  // cancel the already completed wait; that stale completion must be ignored.
+  asio::io_context io;
+  Counted c(io);
+  auto now = Clock::now();
+  asio::steady_timer first(io, now - milliseconds(10));
+  c.deadline.expire_at(now - milliseconds(1));
+  bool rearmed = false;
+  first.async_wait([&](const boost::system::error_code&) {
+    rearmed = c.fires == 0;  // the Deadline's completion is queued but has not run yet
+    c.deadline.expire_at(now - milliseconds(5));  // earlier: a new wait replaces the old
+  });
+  ASSERT_TRUE(run_dry(io));
+  ASSERT_TRUE(rearmed) << "the test's premise (ordering of the two completions) broke";
+  EXPECT_EQ(c.fires, 1);
 }
 
 TEST(Deadline, CanBeReArmedAfterItFired) {
