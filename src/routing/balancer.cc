@@ -94,27 +94,33 @@ std::optional<size_t> Balancer::pick(const std::vector<bool>& tried, Clock::time
     if (!t.breaker.allow(now)) return std::nullopt;
     return 0;
   }
+  auto usable = [&](size_t i) {
+    TargetState& t = *targets_[i];
+    return t.healthy.load(std::memory_order_relaxed) && t.breaker.state(now) != BreakerState::open;
+  };
   std::vector<bool> eligible(n, false);
   bool any_untried = false;
   for (size_t i = 0; i < n; ++i) {
-    TargetState& t = *targets_[i];
-    bool usable = t.healthy.load(std::memory_order_relaxed) &&
-                  t.breaker.state(now) != BreakerState::open;
-    eligible[i] = usable && !tried[i];
+    eligible[i] = !tried[i] && usable(i);
     any_untried = any_untried || eligible[i];
   }
-  if (!any_untried) {
-    // Every usable target was tried already: a retry may go back to one of them.
-    for (size_t i = 0; i < n; ++i) {
-      TargetState& t = *targets_[i];
-      eligible[i] = t.healthy.load(std::memory_order_relaxed) &&
-                    t.breaker.state(now) != BreakerState::open;
-    }
-  }
+  // Every usable target was tried already: a retry may go back to one of them.
+  auto fall_back = [&] {
+    for (size_t i = 0; i < n; ++i) eligible[i] = tried[i] && usable(i);
+  };
+  bool fell_back = !any_untried;
+  if (fell_back) fall_back();
   std::lock_guard lock(mu_);
-  for (size_t round = 0; round < n; ++round) {
+  // Each round either returns or drops one target; the fall-back adds at most n more rounds.
+  for (size_t round = 0; round <= 2 * n; ++round) {
     auto choice = choose(eligible);
-    if (!choice) return std::nullopt;
+    if (!choice) {
+      if (fell_back) return std::nullopt;
+      // The untried ones were all half-open with their probe slots taken: as good as tried.
+      fell_back = true;
+      fall_back();
+      continue;
+    }
     // allow() reserves a half-open probe; a target whose probes are all out is skipped.
     if (targets_[*choice]->breaker.allow(now)) return choice;
     eligible[*choice] = false;

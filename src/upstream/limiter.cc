@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <algorithm>
 
 namespace sluice::upstream {
 
@@ -47,9 +48,30 @@ asio::awaitable<Result<void>> ConcurrencyLimiter::acquire(
     me = std::make_shared<Waiter>(co_await asio::this_coro::executor);
     waiters_.push_back(me);
   }
-  auto until = std::min(deadline, std::chrono::steady_clock::now() + config_.queue_timeout);
+  // A frame destroyed while parked (its io_context torn down) never resumes: it must still
+  // leave the queue, and pass on a slot already handed to it, or that slot is lost for good.
+  struct Parked {
+    ConcurrencyLimiter& self;
+    const std::shared_ptr<Waiter>& me;
+    bool resumed = false;
+    ~Parked() {
+      if (resumed) return;
+      bool granted = false;
+      {
+        std::lock_guard lock(self.mu_);
+        granted = me->granted;
+        if (!granted) std::erase(self.waiters_, me);
+      }
+      if (granted) self.release();
+    }
+  } parked{*this, me};
+  auto now = std::chrono::steady_clock::now();
+  auto until = std::min(deadline, now + config_.queue_timeout);
+  auto limit = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::max(until - now, std::chrono::steady_clock::duration::zero()));
   me->timer.expires_at(until);
   co_await me->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  parked.resumed = true;
   std::lock_guard lock(mu_);
   if (me->granted) co_return Result<void>{};  // the releaser handed its slot to us
   for (auto it = waiters_.begin(); it != waiters_.end(); ++it) {
@@ -59,7 +81,7 @@ asio::awaitable<Result<void>> ConcurrencyLimiter::acquire(
     }
   }
   co_return make_error(Errc::unavailable,
-                       "Timed out after " + std::to_string(config_.queue_timeout.count()) +
+                       "Timed out after " + std::to_string(limit.count()) +
                            " ms waiting for a concurrency slot on upstream " + target_name_ +
                            " (limit " + std::to_string(config_.max_in_flight) + ")");
 }
