@@ -621,11 +621,20 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
         continue;
       }
       ctx.attempts++;
-      tr.state.in_flight.fetch_add(1, std::memory_order_relaxed);
+      // The concurrency slot and the in-flight count are given back on every path (nothing
+      // after the attempt in this iteration waits, so the end of the scope is "at once").
+      struct SlotHold {
+        TargetRuntime& tr;
+        explicit SlotHold(TargetRuntime& t) : tr(t) {
+          tr.state.in_flight.fetch_add(1, std::memory_order_relaxed);
+        }
+        ~SlotHold() {
+          tr.state.in_flight.fetch_sub(1, std::memory_order_relaxed);
+          tr.limiter.release();
+        }
+      } hold(tr);
       ctx.served_model = chain[hop].model;
       AttemptResult r = co_await attempt(ctx, tr, verdict, chain[hop].model);
-      tr.state.in_flight.fetch_sub(1, std::memory_order_relaxed);
-      tr.limiter.release();
       if (r.responded || responder.client_gone()) {
         done = true;
         break;
