@@ -250,8 +250,9 @@ asio::awaitable<bool> Gateway::admin_allowed(http::Request& request,
   std::string_view auth = request.header("authorization");
   constexpr std::string_view kBearer = "Bearer ";
   if (!auth.starts_with(kBearer) || !token_equals(auth.substr(kBearer.size()), token)) {
-    co_await responder.send_error(
-        make_error(Errc::unauthorized, "A valid admin token is required (Authorization: Bearer)."));
+    const Error error =
+        make_error(Errc::unauthorized, "A valid admin token is required (Authorization: Bearer).");
+    co_await responder.send_error(error);
     co_return false;
   }
   co_return true;

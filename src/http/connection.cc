@@ -201,6 +201,17 @@ class Connection {
     co_await reply_error_and_close(e);
   }
 
+  // The body stopped arriving: over the memory budget, too slow, or the client left (nothing
+  // to say then).
+  asio::awaitable<void> reply_body_failure() {
+    if (over_budget_) {
+      co_await reply_over_budget();
+    } else if (deadline_.fired()) {
+      const Error timeout = make_error(Errc::request_timeout, "Timed out reading the request body");
+      co_await reply_error_and_close(timeout);
+    }
+  }
+
   asio::awaitable<bool> write_all(std::string_view a, std::string_view b = {},
                                   std::string_view c = {}) {
     std::array<asio::const_buffer, 3> bufs{asio::buffer(a.data(), a.size()),
@@ -381,12 +392,7 @@ asio::awaitable<bool> Connection::read_body_into_buffer() {
       deadline_.expire_after(limits.body_timeout);
       while (size_ < need) {
         if (!co_await read_more(need + kBodyPadding)) {
-          if (over_budget_) {
-            co_await reply_over_budget();
-          } else if (deadline_.fired()) {
-            co_await reply_error_and_close(
-                make_error(Errc::request_timeout, "Timed out reading the request body"));
-          }
+          co_await reply_body_failure();
           co_return false;
         }
       }
@@ -443,12 +449,7 @@ asio::awaitable<bool> Connection::read_body_into_buffer() {
         if (!co_await write_all(kContinue)) co_return false;
       }
       if (!co_await read_more(limit)) {
-        if (over_budget_) {
-          co_await reply_over_budget();
-        } else if (deadline_.fired()) {
-          co_await reply_error_and_close(
-              make_error(Errc::request_timeout, "Timed out reading the request body"));
-        }
+        co_await reply_body_failure();
         co_return false;
       }
     }
@@ -503,8 +504,9 @@ asio::awaitable<void> Connection::run() {
           if (over_budget_) {
             co_await reply_over_budget();
           } else if (deadline_.fired() && started) {
-            co_await reply_error_and_close(
-                make_error(Errc::request_timeout, "Timed out reading the request head"));
+            const Error timeout =
+                make_error(Errc::request_timeout, "Timed out reading the request head");
+            co_await reply_error_and_close(timeout);
           }
           close_ = true;
           break;

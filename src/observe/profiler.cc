@@ -71,8 +71,9 @@ asio::awaitable<void> serve_cpu_profile(http::Request& request, http::Responder&
   std::string path = temp_profile_path();
   int fd = mkstemps(path.data(), 5);
   if (fd < 0) {
-    co_await responder.send_error(
-        make_error(Errc::internal, "Could not create a temporary file for the CPU profile."));
+    const Error error =
+        make_error(Errc::internal, "Could not create a temporary file for the CPU profile.");
+    co_await responder.send_error(error);
     co_return;
   }
   ::close(fd);

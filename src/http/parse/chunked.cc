@@ -1,6 +1,7 @@
 // Chunked transfer-coding decoder: a byte-at-a-time state machine for the framing lines and a
 // bulk memmove for chunk data, compacting the payload to the front of the caller's buffer.
 #include "http/parse/chunked.h"
+#include "http/parse/http_head.h"
 
 #include <algorithm>
 #include <array>
@@ -16,19 +17,6 @@ inline int hex_value(char c) {
   return -1;
 }
 
-constexpr std::array<bool, 256> make_token_table() {
-  std::array<bool, 256> t{};
-  for (int c = '0'; c <= '9'; ++c) t[c] = true;
-  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
-  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
-  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
-  return t;
-}
-
-constexpr std::array<bool, 256> kTokenChar = make_token_table();
-
-inline bool is_token_char(char c) { return kTokenChar[static_cast<unsigned char>(c)]; }
-inline bool is_ws(char c) { return c == ' ' || c == '\t'; }
 
 // field-content / qdtext / quoted-pair octets: VCHAR, obs-text, SP and HTAB.
 inline bool is_field_char(char c) {

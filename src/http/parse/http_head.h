@@ -9,6 +9,23 @@
 
 namespace sluice::http {
 
+namespace detail {
+constexpr std::array<bool, 256> make_token_table() {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}
+inline constexpr std::array<bool, 256> kTokenChar = make_token_table();
+}  // namespace detail
+
+/// RFC 9110 `tchar` (header names, methods, chunk-extension names).
+inline bool is_token_char(char c) { return detail::kTokenChar[static_cast<unsigned char>(c)]; }
+/// Optional whitespace: SP or HTAB.
+inline bool is_ws(char c) { return c == ' ' || c == '\t'; }
+
 struct Header {
   std::string_view name;   // as sent (case preserved)
   std::string_view value;  // leading/trailing spaces and tabs trimmed
