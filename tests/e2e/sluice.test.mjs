@@ -97,13 +97,13 @@ upstream: {timeouts: {connect_ms: 1000, first_byte_ms: 1000, stream_idle_ms: 100
 admin: {listen: off}
 routes:
   - model: mock-model
-    targets: [{provider: openai, base_url: "${mockBase}", api_key_env: MOCK_KEY}]
+    targets: [{provider: openai, forward_headers: ["x-mock-*"], base_url: "${mockBase}", api_key_env: MOCK_KEY}]
   - model: "mock-*"
-    targets: [{provider: openai, base_url: "${mockBase}", model: mock-model}]
+    targets: [{provider: openai, forward_headers: ["x-mock-*"], base_url: "${mockBase}", model: mock-model}]
   - model: demo
     targets: [{provider: demo}]
   - model: dead
-    targets: [{provider: openai, base_url: "http://127.0.0.1:${dead}/v1"}]
+    targets: [{provider: openai, forward_headers: ["x-mock-*"], base_url: "http://127.0.0.1:${dead}/v1"}]
 `;
   const cfgPath = path.join(tmp, 'sluice.yaml');
   writeFileSync(cfgPath, config);
