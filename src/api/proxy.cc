@@ -481,8 +481,10 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
       co_return;
     }
     // From here the reservation is settled on every path (refunded if no answer comes).
+    // (The executor is fetched first: no temporaries across a co_await.)
+    auto executor = co_await asio::this_coro::executor;
     ctx.reservation = Reservation(governance_, std::move(admitted.value()), worker.redis,
-                                  co_await asio::this_coro::executor);
+                                  std::move(executor));
     auth_done();
   }
   const config::RetryPolicy& policy = primary->route->retry;
