@@ -12,6 +12,9 @@ against the repository root).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -704,6 +707,24 @@ def assert_error_shape(resp: Response, status: int | None = None) -> dict:
     assert isinstance(err["message"], str) and err["message"], body
     assert isinstance(err["type"], str) and err["type"], body
     return err
+
+
+def sha(s: str) -> str:
+    """Hex SHA-256, as key_sha256 in the config wants it."""
+    return hashlib.sha256(s.encode()).hexdigest()
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def hs256_token(claims: dict, secret: str, alg: str = "HS256") -> str:
+    """A JWT signed with HMAC-SHA256 (the header may name another `alg`, for negative tests)."""
+    header = b64url(json.dumps({"alg": alg, "typ": "JWT"}).encode())
+    payload = b64url(json.dumps(claims).encode())
+    signing = f"{header}.{payload}".encode()
+    sig = b64url(hmac.new(secret.encode(), signing, hashlib.sha256).digest())
+    return f"{header}.{payload}.{sig}"
 
 
 def poll(fn, timeout: float, interval: float = 0.05):

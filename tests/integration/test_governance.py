@@ -4,9 +4,6 @@ key database."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import os
 import threading
@@ -14,7 +11,9 @@ import time
 
 import pytest
 
-from conftest import SLUICE_BIN, Proc, chat_body, http_call, poll, require_binaries
+from conftest import (SLUICE_BIN, Proc, b64url, chat_body, http_call, poll, require_binaries,
+                      sha)
+from conftest import hs256_token as conftest_hs256_token
 
 ADMIN = "gov-admin-token"
 KEY_A = "sk-test-team-a"
@@ -22,20 +21,8 @@ KEY_B = "sk-test-team-b"
 JWT_SECRET = "jwt-test-secret-0123456789"
 
 
-def sha(s: str) -> str:
-    return hashlib.sha256(s.encode()).hexdigest()
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def hs256_token(claims: dict, secret: str = JWT_SECRET, alg: str = "HS256") -> str:
-    header = b64url(json.dumps({"alg": alg, "typ": "JWT"}).encode())
-    payload = b64url(json.dumps(claims).encode())
-    signing = f"{header}.{payload}".encode()
-    sig = b64url(hmac.new(secret.encode(), signing, hashlib.sha256).digest())
-    return f"{header}.{payload}.{sig}"
+    return conftest_hs256_token(claims, secret, alg)
 
 
 def start(tmp_path, mock, auth_extra: str = "", limits: str = "", name: str = "gw",

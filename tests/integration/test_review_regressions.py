@@ -6,17 +6,12 @@ Each test names the review section it covers; each fails on b6e93f9."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import os
 import signal
-import socket
 import time
 
-from conftest import (SLUICE_BIN, Proc, RawHttp, build_request, chat_body, http_call, poll,
-                      require_binaries)
+from conftest import (SLUICE_BIN, Proc, RawHttp, build_request, chat_body, hs256_token,
+                      http_call, poll, require_binaries, sha)
 
 CHAT = "/v1/chat/completions"
 ADMIN_TOKEN = "review-admin-token"
@@ -25,20 +20,8 @@ KEY_B = "sk-review-beta"
 JWT_SECRET = "review-jwt-secret-0123456789"
 
 
-def sha(s: str) -> str:
-    return hashlib.sha256(s.encode()).hexdigest()
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def hs256_token(claims: dict) -> str:
-    header = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    payload = b64url(json.dumps(claims).encode())
-    sig = b64url(hmac.new(JWT_SECRET.encode(), f"{header}.{payload}".encode(),
-                          hashlib.sha256).digest())
-    return f"{header}.{payload}.{sig}"
+def token(claims: dict) -> str:
+    return hs256_token(claims, JWT_SECRET)
 
 
 def write_and_start(tmp_path, text: str, name: str = "gw") -> Proc:
@@ -231,10 +214,10 @@ routes:
 """)
     try:
         now = int(time.time())
-        r = chat(gw, key=hs256_token({"exp": now + 300, "org": "acme"}))
+        r = chat(gw, key=token({"exp": now + 300, "org": "acme"}))
         assert r.status == 401, r
         assert "sub" in r.json()["error"]["message"], r
-        assert chat(gw, key=hs256_token({"sub": "u1", "exp": now + 300})).status == 200
+        assert chat(gw, key=token({"sub": "u1", "exp": now + 300})).status == 200
     finally:
         gw.stop()
 

@@ -3,6 +3,7 @@
 // extract_embedding_inputs. The schema validation parse_request does is in
 // request_validation_test.cc.
 #include "providers/request.h"
+#include "padded_body.h"
 
 #include <gtest/gtest.h>
 
@@ -14,20 +15,7 @@
 namespace sluice::providers {
 namespace {
 
-// A copy of a body followed by 64 readable bytes (simdjson's padding), as the server provides.
-// The padding is filled with garbage so a parser that reads past the body is caught.
-class Padded {
- public:
-  explicit Padded(std::string_view body) : size_(body.size()), data_(new char[body.size() + 64]) {
-    if (!body.empty()) std::memcpy(data_.get(), body.data(), body.size());
-    std::memset(data_.get() + body.size(), '}', 64);
-  }
-  std::string_view view() const { return {data_.get(), size_}; }
-
- private:
-  size_t size_;
-  std::unique_ptr<char[]> data_;
-};
+using test::Padded;
 
 // parse_request on a padded copy of `body`. `padded` keeps the buffer alive for out.body.
 Result<void> parse(std::string_view body, ParsedRequest& out, std::unique_ptr<Padded>& padded,

@@ -11,23 +11,12 @@
 
 #include "common/error.h"
 #include "providers/request.h"
+#include "padded_body.h"
 
 namespace sluice::providers {
 namespace {
 
-// A copy of `body` followed by 64 bytes of garbage padding, as the server provides.
-class Padded {
- public:
-  explicit Padded(std::string_view body) : size_(body.size()), data_(new char[body.size() + 64]) {
-    if (!body.empty()) std::memcpy(data_.get(), body.data(), body.size());
-    std::memset(data_.get() + body.size(), '}', 64);
-  }
-  std::string_view view() const { return {data_.get(), size_}; }
-
- private:
-  size_t size_;
-  std::unique_ptr<char[]> data_;
-};
+using test::Padded;
 
 constexpr std::string_view kMsgs = R"("messages":[{"role":"user","content":"hi"}])";
 
