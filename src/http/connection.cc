@@ -55,12 +55,13 @@ class BufferBudget {
       held_ = bytes;
       return true;
     }
+    // A compare-exchange, not add-then-undo: two connections growing at once must not both
+    // see the other's transient addition and both fail when one of them fits.
     const size_t extra = bytes - held_;
-    const size_t before = pool_.fetch_add(extra, std::memory_order_relaxed);
-    if (before + extra > limit_ || before + extra < before) {
-      pool_.fetch_sub(extra, std::memory_order_relaxed);
-      return false;
-    }
+    size_t cur = pool_.load(std::memory_order_relaxed);
+    do {
+      if (cur > limit_ || extra > limit_ - cur) return false;
+    } while (!pool_.compare_exchange_weak(cur, cur + extra, std::memory_order_relaxed));
     held_ = bytes;
     return true;
   }
@@ -137,11 +138,15 @@ class Connection {
   }
 
   // Grows buf_ to hold at least `needed` bytes: doubling, but never past `limit` (what the
-  // current message can need at most) unless `needed` is larger. False (over_budget_ set) when
-  // the process-wide buffer budget cannot cover it.
+  // current message can need at most) unless `needed` is larger. Once the message has shown
+  // it needs a quarter of `limit`, the rest is taken in one step: two large uploads growing
+  // side by side would otherwise each hold part of the budget and both be refused where one
+  // fits. False (over_budget_ set) when the process-wide buffer budget cannot cover it.
   bool ensure_capacity(size_t needed, size_t limit = 0) {
     if (needed <= cap_) return true;
-    const size_t cap = std::max(needed, std::min(cap_ * 2, limit));
+    size_t cap = std::min(cap_ * 2, limit);
+    if (cap >= limit / 4) cap = limit;
+    cap = std::max(needed, cap);
     if (!budget_.resize(cap - kInitialBuffer)) {
       over_budget_ = true;
       return false;

@@ -245,8 +245,12 @@ def test_buffered_body_budget_answers_503(tmp_path):
         held = len(a_req) - 100 * 1024  # both uploads stop 100 KiB before their end
         a, b = connect(gw), connect(gw)
         with a, b:
-            a.sendall(a_req[:held])
-            b.sendall(b_req[:held])
+            # Interleaved in small steps, so both buffers grow side by side (the order in which
+            # two real uploads arrive): one must still fit, not both be refused halfway.
+            for i in range(0, held, 32 * 1024):
+                a.sendall(a_req[i:min(i + 32 * 1024, held)])
+                b.sendall(b_req[i:min(i + 32 * 1024, held)])
+                time.sleep(0.005)
             # Both bodies cannot be buffered at once: one of them is refused mid-body.
             ready = wait_readable([a, b], 10)
             assert len(ready) == 1, "neither or both uploads were answered"
