@@ -40,7 +40,9 @@ struct Block {
   std::string image_url;         // http(s) URL (when the image is referenced, not inline)
   std::string tool_id;           // tool_use id / tool_result's tool_use_id
   std::string tool_name;
-  std::string tool_input = "{}";  // tool_use: a JSON object, as text (minified)
+  // tool_use: the arguments as JSON text, as received (normally an object). Encoders that need
+  // an object and get anything else send {"_raw_arguments": "<the text>"} (documented lossy).
+  std::string tool_input = "{}";
   std::vector<Block> content;    // tool_result: text and image blocks
   bool is_error = false;         // tool_result
 };
@@ -116,11 +118,14 @@ struct Response {
 };
 
 /// A streamed answer as a sequence of events (Anthropic's stream shape):
-///   message_start, then for each block: block_start, block_delta*, block_stop (blocks do not
-///   interleave in the canonical stream, except that decoders of formats that interleave —
-///   OpenAI parallel tool calls — may open several tool_use blocks; encoders must cope),
+///   message_start, then for each block: block_start, block_delta*, block_stop, with indices
+///   0, 1, 2, ... and blocks never interleaved (a decoder closes the open block before it opens
+///   the next one; an OpenAI delta for a tool call already closed is dropped and listed as lossy),
 ///   then message_delta (stop reason, usage), message_stop. An error event may come anywhere
 ///   and is the last.
+/// A thinking block's signature arrives as a `signature` delta. Gemini's thoughtSignature on
+/// a text or functionCall part is carried as a thinking block with empty text and that
+/// signature, placed just before the block it belongs to.
 enum class EventKind { message_start, block_start, block_delta, block_stop, message_delta,
                        message_stop, error };
 enum class DeltaKind { text, input_json, thinking, signature };
