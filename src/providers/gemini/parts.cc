@@ -157,6 +157,7 @@ Result<void> read_part(const json::value& pv, const std::string& path, PartReade
     b.tool_id = str(*c, "id").empty() ? r.next_id() : std::string(str(*c, "id"));
     b.tool_input = *args ? to_text(**args) : "{}";
     r.last_call_id[b.tool_name] = b.tool_id;
+    r.unanswered[b.tool_name].push_back(b.tool_id);
     r.any_call = true;
     out.push_back(std::move(b));
     return {};
@@ -174,8 +175,13 @@ Result<void> read_part(const json::value& pv, const std::string& path, PartReade
     Block b;
     b.kind = BlockKind::tool_result;
     b.tool_name = std::string(str(*f, "name"));
+    std::deque<std::string>& open_calls = r.unanswered[b.tool_name];
     if (!str(*f, "id").empty()) {
       b.tool_id = std::string(str(*f, "id"));
+      std::erase(open_calls, b.tool_id);
+    } else if (!open_calls.empty()) {
+      b.tool_id = std::move(open_calls.front());
+      open_calls.pop_front();
     } else if (auto it = r.last_call_id.find(b.tool_name); it != r.last_call_id.end()) {
       b.tool_id = it->second;
     } else {

@@ -3,6 +3,7 @@
 // Content/Part shapes (v1beta REST, camelCase).
 #pragma once
 
+#include <deque>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -18,6 +19,9 @@ namespace sluice::canonical::gemini {
 struct PartReader {
   int next_call = 0;  // functionCall without id → "call_<n>", deterministic per document
   std::unordered_map<std::string, std::string> last_call_id;  // function name → latest id
+  // function name → ids of calls not answered yet, oldest first: id-less functionResponses
+  // answer parallel calls of one name in order.
+  std::unordered_map<std::string, std::deque<std::string>> unanswered;
   bool any_call = false;
   // Answers: drop {"text":""} parts (Gemini pads its last chunk with one); requests keep them.
   bool drop_empty_text = false;
