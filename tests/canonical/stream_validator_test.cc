@@ -4,7 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -307,6 +310,29 @@ TEST(StreamValidator, EmptyBodyIsIncompleteForEveryFormat) {
                                       "anthropic.message_stop_missing"}));
   EXPECT_EQ(run(Protocol::gemini, "", 1),
             std::vector<std::string>{"gemini.finish_reason_missing"});
+}
+
+// The golden upstream streams of the conformance matrix are themselves valid for their format
+// (so a violation in the matrix points at a codec, not at a fixture).
+TEST(StreamValidatorFixtures, EveryConformanceStreamIsValidForItsFormat) {
+  namespace fs = std::filesystem;
+  int checked = 0;
+  for (Protocol p : {Protocol::openai, Protocol::anthropic, Protocol::gemini}) {
+    const fs::path dir = fs::path(SLUICE_TESTDATA) / "conformance" / std::string(format(p));
+    for (const auto& entry : fs::directory_iterator(dir)) {
+      if (entry.path().extension() != ".sse") continue;
+      std::ifstream in(entry.path(), std::ios::binary);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      const std::string body = ss.str();
+      for (size_t piece : {body.size(), size_t{7}}) {
+        EXPECT_EQ(run(p, body, piece), std::vector<std::string>{})
+            << entry.path() << "\n" << describe(p, body);
+      }
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 27);  // 9 scenarios x 3 formats
 }
 
 }  // namespace
