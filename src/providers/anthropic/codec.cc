@@ -243,7 +243,7 @@ UpstreamError decode_error(int status, std::string_view body) {
   if (out.message.empty()) {
     out.message = "The upstream answered HTTP " + std::to_string(status) + " with no message";
   }
-  if ((status == 400 || status == 413) && says_context_too_long(out.message)) {
+  if (status >= 400 && status < 500 && says_context_too_long(out.message)) {
     out.type = "context_length_exceeded";
   }
   return out;
