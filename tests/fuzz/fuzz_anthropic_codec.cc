@@ -75,20 +75,30 @@ void check_shape(const std::vector<canonical::Event>& events) {
     const canonical::Event& e = events[i];
     const bool last = i + 1 == events.size();
     switch (e.kind) {
-      case canonical::EventKind::message_start: CHECK(i == 0); break;
+      case canonical::EventKind::message_start:
+        CHECK(i == 0);
+        break;
       case canonical::EventKind::block_start:
         CHECK(!open && e.index == next);
         open = true;
         break;
-      case canonical::EventKind::block_delta: CHECK(open && e.index == next); break;
+      case canonical::EventKind::block_delta:
+        CHECK(open && e.index == next);
+        break;
       case canonical::EventKind::block_stop:
         CHECK(open && e.index == next);
         open = false;
         ++next;
         break;
-      case canonical::EventKind::message_delta: CHECK(!open && i + 2 == events.size()); break;
-      case canonical::EventKind::message_stop: CHECK(last); break;
-      case canonical::EventKind::error: CHECK(last && e.status >= 400); break;
+      case canonical::EventKind::message_delta:
+        CHECK(!open && i + 2 == events.size());
+        break;
+      case canonical::EventKind::message_stop:
+        CHECK(last);
+        break;
+      case canonical::EventKind::error:
+        CHECK(last && e.status >= 400);
+        break;
     }
   }
 }
