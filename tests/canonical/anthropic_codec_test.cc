@@ -134,12 +134,13 @@ TEST(AnthropicCodecRequest, ToolChoiceKinds) {
   const ToolChoice named = choice(R"({"type":"tool","name":"get_weather"})");
   EXPECT_EQ(named.kind, ToolChoiceKind::named);
   EXPECT_EQ(named.name, "get_weather");
-  EXPECT_EQ(decode_err(R"({"model":"m","max_tokens":5,"messages":[],"tool_choice":{"type":"tool"}})")
-                .param,
-            "tool_choice.name");
-  EXPECT_EQ(decode_err(R"({"model":"m","max_tokens":5,"messages":[],"tool_choice":{"type":"x"}})")
-                .param,
-            "tool_choice.type");
+  EXPECT_EQ(
+      decode_err(R"({"model":"m","max_tokens":5,"messages":[],"tool_choice":{"type":"tool"}})")
+          .param,
+      "tool_choice.name");
+  EXPECT_EQ(
+      decode_err(R"({"model":"m","max_tokens":5,"messages":[],"tool_choice":{"type":"x"}})").param,
+      "tool_choice.type");
 }
 
 TEST(AnthropicCodecRequest, MissingOrIllTypedRequiredFieldsName400Params) {
@@ -152,14 +153,15 @@ TEST(AnthropicCodecRequest, MissingOrIllTypedRequiredFieldsName400Params) {
   EXPECT_EQ(decode_err(R"({"model":"m","max_tokens":0,"messages":[]})").param, "max_tokens");
   EXPECT_EQ(decode_err(R"({"model":"m","max_tokens":1})").param, "messages");
   EXPECT_EQ(decode_err(R"({"model":"m","max_tokens":1,"messages":{}})").param, "messages");
-  EXPECT_EQ(decode_err(R"({"model":"m","max_tokens":1,"messages":[{"role":"system","content":"x"}]})")
-                .param,
-            "messages[0].role");
+  EXPECT_EQ(
+      decode_err(R"({"model":"m","max_tokens":1,"messages":[{"role":"system","content":"x"}]})")
+          .param,
+      "messages[0].role");
   EXPECT_EQ(decode_err(R"({"model":"m","max_tokens":1,"messages":[{"role":"user"}]})").param,
             "messages[0].content");
-  EXPECT_EQ(decode_err(R"({"model":"m","max_tokens":1,"messages":[{"role":"user","content":5}]})")
-                .param,
-            "messages[0].content");
+  EXPECT_EQ(
+      decode_err(R"({"model":"m","max_tokens":1,"messages":[{"role":"user","content":5}]})").param,
+      "messages[0].content");
   EXPECT_EQ(decode_err(R"({"model":"m","max_tokens":1,"messages":[{"role":"user","content":[
                 {"type":"text","text":"a"},{"type":"text"}]}]})")
                 .param,
@@ -168,12 +170,12 @@ TEST(AnthropicCodecRequest, MissingOrIllTypedRequiredFieldsName400Params) {
                 {"type":"tool_use","id":"t","name":"f","input":"[1]"}]}]})")
                 .param,
             "messages[0].content[0].input");
-  EXPECT_EQ(decode_err(R"({"model":"m","max_tokens":1,"messages":[],"tools":[{"name":"f"}]})")
-                .param,
-            "tools[0].input_schema");
-  EXPECT_EQ(decode_err(R"({"model":"m","max_tokens":1,"messages":[],"system":[{"type":"image"}]})")
-                .param,
-            "system[0].type");
+  EXPECT_EQ(
+      decode_err(R"({"model":"m","max_tokens":1,"messages":[],"tools":[{"name":"f"}]})").param,
+      "tools[0].input_schema");
+  EXPECT_EQ(
+      decode_err(R"({"model":"m","max_tokens":1,"messages":[],"system":[{"type":"image"}]})").param,
+      "system[0].type");
   EXPECT_EQ(decode_err(R"({"model":"m","max_tokens":1,"messages":[],"stop_sequences":[1]})").param,
             "stop_sequences[0]");
   EXPECT_EQ(decode_err(R"({"model":"m","max_tokens":1,"messages":[],"temperature":"hot"})").param,
@@ -263,10 +265,10 @@ TEST(AnthropicCodecResponse, GeneratesIdsAndWritesNullStopSequence) {
 
 TEST(AnthropicCodecResponse, EveryStopReasonHasItsAnthropicName) {
   const std::pair<StopReason, std::string_view> cases[] = {
-      {StopReason::unset, "end_turn"},          {StopReason::end_turn, "end_turn"},
-      {StopReason::max_tokens, "max_tokens"},   {StopReason::stop_sequence, "stop_sequence"},
-      {StopReason::tool_use, "tool_use"},       {StopReason::refusal, "refusal"},
-      {StopReason::pause_turn, "pause_turn"},   {StopReason::error, "end_turn"}};
+      {StopReason::unset, "end_turn"},        {StopReason::end_turn, "end_turn"},
+      {StopReason::max_tokens, "max_tokens"}, {StopReason::stop_sequence, "stop_sequence"},
+      {StopReason::tool_use, "tool_use"},     {StopReason::refusal, "refusal"},
+      {StopReason::pause_turn, "pause_turn"}, {StopReason::error, "end_turn"}};
   for (const auto& [reason, name] : cases) {
     Response r;
     r.stop_reason = reason;
@@ -280,15 +282,21 @@ TEST(AnthropicCodecResponse, ErrorBodiesUseAnthropicTypes) {
   EXPECT_EQ(e.status, 529);
   EXPECT_EQ(parse(e.body), parse(R"({"type":"error","error":{"type":"overloaded_error",
                                       "message":"Overloaded"}})"));
-  EXPECT_EQ(parse(anthropic::encode_error(400, "bad").body).as_object().at("error").as_object().at(
-                "type"),
+  EXPECT_EQ(parse(anthropic::encode_error(400, "bad").body)
+                .as_object()
+                .at("error")
+                .as_object()
+                .at("type"),
             "invalid_request_error");
-  EXPECT_EQ(parse(anthropic::encode_error(413, "big").body).as_object().at("error").as_object().at(
-                "type"),
+  EXPECT_EQ(parse(anthropic::encode_error(413, "big").body)
+                .as_object()
+                .at("error")
+                .as_object()
+                .at("type"),
             "request_too_large");
-  EXPECT_EQ(parse(anthropic::encode_error(502, "x").body).as_object().at("error").as_object().at(
-                "type"),
-            "api_error");
+  EXPECT_EQ(
+      parse(anthropic::encode_error(502, "x").body).as_object().at("error").as_object().at("type"),
+      "api_error");
 }
 
 // ---- upstream side: encode_request ---------------------------------------------------------
@@ -400,7 +408,7 @@ TEST(AnthropicCodecUpstreamRequest, ReasoningEffortBecomesAThinkingBudget) {
   EXPECT_EQ(budget_of(encode("medium", std::nullopt, 50000)), 4096);
   EXPECT_EQ(budget_of(encode("high", std::nullopt, 50000)), 16384);
   EXPECT_EQ(budget_of(encode("", std::nullopt, 50000)), -1);
-  EXPECT_EQ(budget_of(encode("high", 3000, 50000)), 3000);   // an explicit budget wins
+  EXPECT_EQ(budget_of(encode("high", 3000, 50000)), 3000);  // an explicit budget wins
   EXPECT_EQ(budget_of(encode("", 100, 50000)), 1024);       // Anthropic's minimum
   EXPECT_EQ(budget_of(encode("", 0, 50000)), -1);           // Gemini's "off"
   // No max_tokens: 4096, raised past the budget so the request is valid.
@@ -430,8 +438,8 @@ TEST(AnthropicCodecUpstreamRequest, ImagesToolResultsAndRawArguments) {
   Request r;
   r.messages = {Message{Role::user, {png, url}}, Message{Role::assistant, {call}},
                 Message{Role::user, {result}}};
-  const json::array m = parse(anthropic::encode_request(r, "m")).as_object().at("messages")
-                            .as_array();
+  const json::array m =
+      parse(anthropic::encode_request(r, "m")).as_object().at("messages").as_array();
   EXPECT_EQ(m[0].as_object().at("content"), parse(R"([
       {"type":"image","source":{"type":"base64","media_type":"image/png","data":"AAAA"}},
       {"type":"image","source":{"type":"url","url":"https://x/y.jpg"}}])"));
@@ -527,9 +535,12 @@ TEST(AnthropicCodecUpstreamResponse, DecodesThinkingTextToolUseAndCacheUsage) {
 
 TEST(AnthropicCodecUpstreamResponse, EveryStopReason) {
   const std::pair<std::string_view, StopReason> cases[] = {
-      {"end_turn", StopReason::end_turn},       {"max_tokens", StopReason::max_tokens},
-      {"stop_sequence", StopReason::stop_sequence}, {"tool_use", StopReason::tool_use},
-      {"refusal", StopReason::refusal},         {"pause_turn", StopReason::pause_turn},
+      {"end_turn", StopReason::end_turn},
+      {"max_tokens", StopReason::max_tokens},
+      {"stop_sequence", StopReason::stop_sequence},
+      {"tool_use", StopReason::tool_use},
+      {"refusal", StopReason::refusal},
+      {"pause_turn", StopReason::pause_turn},
       {"model_context_window_exceeded", StopReason::end_turn}};
   for (const auto& [name, reason] : cases) {
     auto r = anthropic::decode_response(
@@ -585,7 +596,8 @@ TEST(AnthropicCodecUpstreamError, ReadsTypeAndMessage) {
   e = anthropic::decode_error(503, "<html>Service Unavailable</html>");
   EXPECT_EQ(e.type, "overloaded_error");
   EXPECT_FALSE(e.message.empty());
-  e = anthropic::decode_error(429, R"({"error":{"message":"slow down","type":"rate_limit_error"}})");
+  e = anthropic::decode_error(429,
+                              R"({"error":{"message":"slow down","type":"rate_limit_error"}})");
   EXPECT_EQ(e.type, "rate_limit_error");
   EXPECT_EQ(e.message, "slow down");
   e = anthropic::decode_error(401, R"({"type":"error","error":{"type":"weird","message":"no"}})");

@@ -20,8 +20,8 @@ std::string fixture(const std::string& name) {
 
 // One line per event, with every field that matters for its kind.
 std::string describe(const Event& e) {
-  static constexpr const char* kBlocks[] = {"text", "image", "tool_use", "tool_result",
-                                            "thinking", "redacted_thinking"};
+  static constexpr const char* kBlocks[] = {"text",        "image",    "tool_use",
+                                            "tool_result", "thinking", "redacted_thinking"};
   static constexpr const char* kDeltas[] = {"text", "input_json", "thinking", "signature"};
   const auto u = [](const Usage& x) {
     return " usage=" + std::to_string(x.input) + "/" + std::to_string(x.output) + "/" +
@@ -29,17 +29,20 @@ std::string describe(const Event& e) {
            (x.reported ? "r" : "");
   };
   switch (e.kind) {
-    case EventKind::message_start: return "message_start " + e.id + " " + e.model + u(e.usage);
+    case EventKind::message_start:
+      return "message_start " + e.id + " " + e.model + u(e.usage);
     case EventKind::block_start:
       return "block_start " + std::to_string(e.index) + " " + kBlocks[int(e.block)] + " " +
              e.tool_id + " " + e.tool_name + " " + e.text;
     case EventKind::block_delta:
       return "delta " + std::to_string(e.index) + " " + kDeltas[int(e.delta)] + " " + e.text;
-    case EventKind::block_stop: return "block_stop " + std::to_string(e.index);
+    case EventKind::block_stop:
+      return "block_stop " + std::to_string(e.index);
     case EventKind::message_delta:
       return "message_delta " + std::to_string(int(e.stop_reason)) + " " + e.stop_sequence +
              u(e.usage);
-    case EventKind::message_stop: return "message_stop";
+    case EventKind::message_stop:
+      return "message_stop";
     case EventKind::error:
       return "error " + std::to_string(e.status) + " " + e.error_type + " " + e.text;
   }
@@ -140,8 +143,8 @@ TEST(AnthropicCodecStreamDecoder, EndWithoutMessageStopIsAnError) {
   const auto events = decode(body);
   ASSERT_FALSE(events.empty());
   EXPECT_EQ(describe(events.back()), "error 502 api_error upstream stream ended early");
-  EXPECT_EQ(describe(decode("")), std::vector<std::string>{
-                                      "error 502 api_error upstream stream ended early"});
+  EXPECT_EQ(describe(decode("")),
+            std::vector<std::string>{"error 502 api_error upstream stream ended early"});
 }
 
 TEST(AnthropicCodecStreamDecoder, MalformedEventsAreOneErrorNeverACrash) {
@@ -187,8 +190,12 @@ TEST(AnthropicCodecStreamDecoder, DropsServerToolBlocksAndRenumbers) {
       "\"stop_sequence\":null},\"usage\":{\"output_tokens\":9}}\n\n"
       "data: {\"type\":\"message_stop\"}\n\n";
   const std::vector<std::string> want = {
-      "message_start m c usage=3/1/0/0r", "block_start 0 redacted_thinking   opaque",
-      "block_stop 0", "block_start 1 text   ", "delta 1 text hi", "block_stop 1",
+      "message_start m c usage=3/1/0/0r",
+      "block_start 0 redacted_thinking   opaque",
+      "block_stop 0",
+      "block_start 1 text   ",
+      "delta 1 text hi",
+      "block_stop 1",
       "message_delta " + std::to_string(int(StopReason::end_turn)) + "  usage=3/9/0/0r",
       "message_stop"};
   EXPECT_EQ(describe(decode(body)), want);
@@ -223,8 +230,8 @@ TEST(AnthropicCodecStreamEncoder, WritesAnthropicsExactEventSequence) {
   Event end = ev(EventKind::message_delta);
   end.stop_reason = StopReason::max_tokens;
   end.usage = {.input = 5, .output = 7, .cache_read = 0, .cache_creation = 3};
-  const std::string got = encode({start, block, delta, ev(EventKind::block_stop), end,
-                                  ev(EventKind::message_stop)});
+  const std::string got =
+      encode({start, block, delta, ev(EventKind::block_stop), end, ev(EventKind::message_stop)});
   const std::string want =
       "event: message_start\n"
       "data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\","
@@ -254,8 +261,9 @@ TEST(AnthropicCodecStreamEncoder, DecodingItsOutputGivesTheSameEvents) {
   EXPECT_EQ(describe(decode(sse)), describe(events));
   EXPECT_EQ(describe(decode(sse, 1)), describe(events));
   // Each argument piece stays its own input_json_delta.
-  EXPECT_NE(sse.find(R"("delta":{"type":"input_json_delta","partial_json":"ion\": \"London, UK\""}})"),
-            std::string::npos);
+  EXPECT_NE(
+      sse.find(R"("delta":{"type":"input_json_delta","partial_json":"ion\": \"London, UK\""}})"),
+      std::string::npos);
   EXPECT_NE(sse.find(R"("content_block":{"type":"thinking","thinking":"","signature":""})"),
             std::string::npos);
   EXPECT_NE(sse.find(R"("delta":{"type":"signature_delta","signature":"EqQB)"), std::string::npos);
@@ -288,8 +296,8 @@ TEST(AnthropicCodecStreamEncoder, SuppliesMissingFramingAndDropsWhatItCannotCarr
   EXPECT_EQ(got[2], "block_stop 0");
   EXPECT_EQ(got[3].substr(0, 29), "block_start 1 tool_use toolu_");
   EXPECT_EQ(got[4], "block_stop 1");
-  EXPECT_EQ(got[5], "message_delta " + std::to_string(int(StopReason::end_turn)) +
-                        "  usage=0/0/0/0r");
+  EXPECT_EQ(got[5],
+            "message_delta " + std::to_string(int(StopReason::end_turn)) + "  usage=0/0/0/0r");
   EXPECT_EQ(got[6], "message_stop");
 }
 
@@ -299,8 +307,8 @@ TEST(AnthropicCodecStreamEncoder, ErrorsAreAnthropicErrorEvents) {
   error.error_type = "overloaded_error";
   error.text = "Overloaded";
   Event delta = ev(EventKind::block_delta);
-  std::string out = encode({ev(EventKind::message_start), ev(EventKind::block_start), error,
-                            delta});
+  std::string out =
+      encode({ev(EventKind::message_start), ev(EventKind::block_start), error, delta});
   const std::string tail =
       "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\","
       "\"message\":\"Overloaded\"}}\n\n";
@@ -318,8 +326,9 @@ TEST(AnthropicCodecStreamEncoder, ErrorsAreAnthropicErrorEvents) {
   enc->on_event(ev(EventKind::message_start), out);
   out.clear();
   enc->fail(504, "upstream timed out", out);
-  EXPECT_EQ(out, "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"timeout_error\","
-                 "\"message\":\"upstream timed out\"}}\n\n");
+  EXPECT_EQ(out,
+            "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"timeout_error\","
+            "\"message\":\"upstream timed out\"}}\n\n");
   out.clear();
   enc->fail(500, "again", out);
   EXPECT_EQ(out, "");  // one error ends the stream

@@ -247,7 +247,7 @@ std::string new_id(std::string_view prefix) {
 
 bool known_error_type(std::string_view type) {
   static constexpr std::array<std::string_view, 10> kTypes{
-      "invalid_request_error", "authentication_error", "billing_error",  "permission_error",
+      "invalid_request_error", "authentication_error", "billing_error",    "permission_error",
       "not_found_error",       "request_too_large",    "rate_limit_error", "api_error",
       "timeout_error",         "overloaded_error"};
   for (std::string_view t : kTypes) {

@@ -15,9 +15,10 @@
 // - tool_choice {type:"auto", disable_parallel_tool_use:false} is the default and is not kept
 //   as parallel_tool_calls=true (only `true` → parallel_tool_calls=false is carried).
 // - Assistant image blocks in an answer are dropped (Anthropic answers carry no images).
+#include "canonical/codec.h"
+
 #include <exception>
 
-#include "canonical/codec.h"
 #include "canonical/json.h"
 #include "canonical/tables.h"
 #include "frontends/anthropic/blocks.h"
@@ -40,8 +41,8 @@ Result<std::vector<Block>> decode_system(const json::value& v) {
     return out;
   }
   const json::array* parts = v.if_array();
-  if (!parts) return invalid("system: Input should be a valid string or list of text blocks",
-                             "system");
+  if (!parts)
+    return invalid("system: Input should be a valid string or list of text blocks", "system");
   for (size_t i = 0; i < parts->size(); ++i) {
     const std::string where = at("system", i);
     const json::object* p = (*parts)[i].if_object();
@@ -148,8 +149,8 @@ Result<void> decode_tool_choice(const json::value& v, Request& req) {
 
 Result<void> decode_sampling(const json::object& o, Request& req) {
   if (const json::value* v = field(o, "temperature")) {
-    if (!v->is_number()) return invalid("temperature: Input should be a valid number",
-                                        "temperature");
+    if (!v->is_number())
+      return invalid("temperature: Input should be a valid number", "temperature");
     req.temperature = number(o, "temperature");
   }
   if (const json::value* v = field(o, "top_p")) {

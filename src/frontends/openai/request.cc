@@ -60,14 +60,13 @@ Result<Block> image_block(const json::object& part, const std::string& param) {
   Block b;
   b.kind = BlockKind::image;
   if (url.starts_with("data:")) {
-    const size_t comma = url.find(',');
-    const std::string_view head = url.substr(5, comma == std::string_view::npos ? 0 : comma - 5);
-    if (comma == std::string_view::npos || !head.ends_with(";base64")) {
+    const size_t marker = url.find(";base64,");
+    if (marker == std::string_view::npos) {
       return bad_value(param + ".image_url.url",
                        "Image data URLs must have the form data:<media type>;base64,<data>.");
     }
-    b.image_media_type = std::string(head.substr(0, head.size() - 7));
-    b.image_data = std::string(url.substr(comma + 1));
+    b.image_media_type = std::string(url.substr(5, marker - 5));
+    b.image_data = std::string(url.substr(marker + 8));
   } else if (url.starts_with("http://") || url.starts_with("https://")) {
     b.image_url = std::string(url);
   } else {

@@ -15,10 +15,11 @@
 // - Non-object tool arguments are sent as {"_raw_arguments": "<text>"}.
 // - Answer blocks other than text, tool_use, thinking, redacted_thinking (server_tool_use,
 //   web_search_tool_result, ...) are dropped; citations are dropped.
+#include "canonical/codec.h"
+
 #include <algorithm>
 #include <exception>
 
-#include "canonical/codec.h"
 #include "canonical/json.h"
 #include "canonical/tables.h"
 #include "frontends/anthropic/blocks.h"
@@ -84,9 +85,15 @@ json::object encode_tool_choice(const Request& req) {
   json::object tc;
   switch (req.tool_choice.kind) {
     case ToolChoiceKind::unset:
-    case ToolChoiceKind::auto_: tc["type"] = "auto"; break;
-    case ToolChoiceKind::none: tc["type"] = "none"; return tc;
-    case ToolChoiceKind::required: tc["type"] = "any"; break;
+    case ToolChoiceKind::auto_:
+      tc["type"] = "auto";
+      break;
+    case ToolChoiceKind::none:
+      tc["type"] = "none";
+      return tc;
+    case ToolChoiceKind::required:
+      tc["type"] = "any";
+      break;
     case ToolChoiceKind::named:
       tc["type"] = "tool";
       tc["name"] = req.tool_choice.name;
@@ -150,9 +157,9 @@ int64_t count(const json::object& usage, std::string_view key) {
 }
 
 Error not_a_message(std::string_view why) {
-  return make_error(Errc::upstream_protocol,
-                    "Upstream answered 200 with a body that is not an Anthropic message: " +
-                        std::string(why));
+  return make_error(
+      Errc::upstream_protocol,
+      "Upstream answered 200 with a body that is not an Anthropic message: " + std::string(why));
 }
 
 Result<Response> decode_response_impl(std::string_view body) {
@@ -243,7 +250,7 @@ UpstreamError decode_error(int status, std::string_view body) {
   if (out.message.empty()) {
     out.message = "The upstream answered HTTP " + std::to_string(status) + " with no message";
   }
-  if ((status == 400 || status == 413) && says_context_too_long(out.message)) {
+  if (status >= 400 && status < 500 && says_context_too_long(out.message)) {
     out.type = "context_length_exceeded";
   }
   return out;

@@ -103,8 +103,7 @@ class AnthropicStreamDecoder final : public StreamDecoder {
       std::string message(error ? str(*error, "message") : std::string_view{});
       if (message.empty()) message = "upstream stream error";
       fail(status_for_error_type(error_type),
-           known_error_type(error_type) ? error_type : std::string_view("api_error"), message,
-           out);
+           known_error_type(error_type) ? error_type : std::string_view("api_error"), message, out);
     }
     // ping and event types added later by Anthropic: ignored
   }
