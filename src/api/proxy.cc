@@ -572,11 +572,14 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
       ctx.served_model = chain[hop].model;
       // OpenAI in, OpenAI-compatible out: the fast path (body spliced, events relayed as
       // bytes). Every other pair goes through the canonical model.
-      AttemptResult r =
-          ctx.ingress == canonical::Protocol::openai &&
-                  tr.state.config.provider == config::ProviderKind::openai
-              ? co_await attempt(ctx, tr, verdict, chain[hop].model)
-              : co_await attempt_translated(ctx, tr, verdict, chain[hop].model);
+      // (Not a ?: of two co_awaits: GCC 12 miscompiles that into a use-after-free.)
+      AttemptResult r;
+      if (ctx.ingress == canonical::Protocol::openai &&
+          tr.state.config.provider == config::ProviderKind::openai) {
+        r = co_await attempt(ctx, tr, verdict, chain[hop].model);
+      } else {
+        r = co_await attempt_translated(ctx, tr, verdict, chain[hop].model);
+      }
       if (r.responded || responder.client_gone()) {
         done = true;
         break;
