@@ -420,7 +420,13 @@ TEST(ConfigRoutes, RejectWhenEnvThatIsNotAVariableName) {
 TEST(ConfigTargets, RequireAKnownProvider) {
   EXPECT_EQ(error_of(with_target("weight: 1\n")), "routes[0].targets[0].provider: required");
   EXPECT_EQ(error_of(with_target("provider: foo\n")),
-            "routes[0].targets[0].provider: unknown provider \"foo\" (expected openai, demo)");
+            "routes[0].targets[0].provider: unknown provider \"foo\" (expected openai, anthropic, "
+            "gemini, demo)");
+  EXPECT_EQ(error_of(with_target("provider: anthropic\n")),
+            "routes[0].targets[0].base_url: required for provider anthropic");
+  EXPECT_EQ(error_of(with_target("{provider: gemini, base_url: \"http://g/v1beta\", "
+                                 "api_style: azure, api_version: v1}\n")),
+            "routes[0].targets[0].api_style: azure applies to provider openai only");
 }
 
 TEST(ConfigTargets, NameTheRouteAndTargetIndexInErrors) {
