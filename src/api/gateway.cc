@@ -14,6 +14,7 @@
 #include "providers/openai.h"
 #include "observe/profiler.h"
 #include "providers/openai_format.h"
+#include "api/protocols.h"
 #include "api/proxy_util.h"
 
 namespace sluice::api {
@@ -36,6 +37,9 @@ Endpoint endpoint_of(std::string_view api, std::string_view path,
   if (api == "/chat/completions") return Endpoint::chat;
   if (api == "/completions") return Endpoint::completions;
   if (api == "/embeddings") return Endpoint::embeddings;
+  if (api == "/messages") return Endpoint::messages;
+  if (api == "/messages/count_tokens") return Endpoint::count_tokens;
+  if (!gemini_target(path).model.empty()) return Endpoint::gemini_generate;
   if (api == "/models" || api.starts_with("/models/")) return Endpoint::models;
   if (path.starts_with("/admin/")) return Endpoint::admin;
   if (path.starts_with("/debug/pprof/")) return Endpoint::debug;
@@ -58,7 +62,7 @@ TargetRuntime::TargetRuntime(const config::TargetConfig& target,
       metrics(route.model, target.name),
       limiter(target.concurrency, target.name.empty() ? target.base_url
                                                                               : target.name) {
-  if (target.provider == config::ProviderKind::openai) origin = upstream::origin_of(target);
+  if (config::is_http_provider(target.provider)) origin = upstream::origin_of(target);
 }
 
 Gateway::Gateway(std::shared_ptr<const routing::Router> router, const std::atomic<bool>* draining,
@@ -87,9 +91,11 @@ RouteRuntime* Gateway::runtime_for(const config::RouteConfig* route) {
 
 namespace {
 
+// `path` without its "/v1" (api_path): the OpenAI, Anthropic and Gemini API surfaces.
 bool is_api_path(std::string_view path) {
   return path == "/chat/completions" || path == "/completions" || path == "/embeddings" ||
-         path == "/models" || path.starts_with("/models/");
+         path == "/models" || path.starts_with("/models/") || path == "/messages" ||
+         path.starts_with("/messages/") || path.starts_with("/v1beta/");
 }
 
 }  // namespace
@@ -169,8 +175,28 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
     }
   }
   Operation op;
+  canonical::Protocol ingress = canonical::Protocol::openai;
   if (path == "/chat/completions") {
     op = Operation::chat;
+  } else if (path == "/messages") {
+    op = Operation::chat;
+    ingress = canonical::Protocol::anthropic;
+  } else if (path == "/messages/count_tokens") {
+    if (method != "POST") co_return co_await method_not_allowed("POST");
+    co_return co_await count_tokens(request, responder, canonical::Protocol::anthropic, {});
+  } else if (GeminiTarget g = gemini_target(request.path()); !g.model.empty()) {
+    if (method != "POST") co_return co_await method_not_allowed("POST");
+    if (g.method == "countTokens") {
+      co_return co_await count_tokens(request, responder, canonical::Protocol::gemini, g.model);
+    }
+    if (g.method != "generateContent" && g.method != "streamGenerateContent") {
+      const Error error = make_error(Errc::not_found, "Unknown Gemini method '" +
+                                                          std::string(g.method) + "'.");
+      co_await responder.send_error(error);
+      co_return;
+    }
+    co_return co_await proxy(Operation::chat, request, responder, worker, who, trace,
+                             canonical::Protocol::gemini);
   } else if (path == "/completions") {
     op = Operation::completions;
   } else if (path == "/embeddings") {
@@ -217,7 +243,7 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
     co_return;
   }
   if (method != "POST") co_return co_await method_not_allowed("POST");
-  co_await proxy(op, request, responder, worker, who, trace);
+  co_await proxy(op, request, responder, worker, who, trace, ingress);
 }
 
 namespace {

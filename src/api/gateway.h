@@ -12,6 +12,7 @@
 
 #include "api/governance.h"
 #include "api/telemetry.h"
+#include "canonical/canonical.h"
 #include "http/server.h"
 #include "providers/request.h"
 #include "routing/balancer.h"
@@ -99,7 +100,18 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
   struct AttemptResult;
   asio::awaitable<void> proxy(providers::Operation op, http::Request& request,
                               http::Responder& responder, WorkerContext& worker,
-                              const Identity& who, Trace& trace);
+                              const Identity& who, Trace& trace,
+                              canonical::Protocol ingress = canonical::Protocol::openai);
+  // The translated path (translate.cc): a client protocol other than OpenAI, or a target
+  // protocol other than the client's.
+  Result<void> decode_client_request(ProxyContext& ctx);
+  asio::awaitable<AttemptResult> attempt_translated(ProxyContext& ctx, TargetRuntime& target,
+                                                    BreakerVerdict& verdict,
+                                                    std::string_view model_override);
+  asio::awaitable<void> serve_demo_translated(ProxyContext& ctx, UsageTokens* usage);
+  /// /v1/messages/count_tokens and Gemini :countTokens (an estimate, marked as one).
+  asio::awaitable<void> count_tokens(http::Request& request, http::Responder& responder,
+                                     canonical::Protocol protocol, std::string_view model);
   asio::awaitable<void> serve_metrics(http::Request& request, http::Responder& responder);
   /// Records the request's usage and settles its token reservation, once (before a unary
   /// answer is written, so a client's next request sees the spend; else when it ends).

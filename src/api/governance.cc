@@ -47,7 +47,20 @@ std::string_view credential(const http::Request& request) {
   }
   std::string_view x = request.header("x-api-key");
   if (!x.empty()) return x;
-  return request.header("api-key");
+  x = request.header("x-goog-api-key");  // Gemini clients
+  if (!x.empty()) return x;
+  x = request.header("api-key");
+  if (!x.empty()) return x;
+  // Gemini clients may send the key as ?key=... (taken as sent: keys need no escaping).
+  std::string_view q = request.head->query;
+  while (!q.empty()) {
+    size_t amp = q.find('&');
+    std::string_view pair = q.substr(0, amp);
+    if (pair.starts_with("key=")) return pair.substr(4);
+    if (amp == std::string_view::npos) break;
+    q.remove_prefix(amp + 1);
+  }
+  return {};
 }
 
 }  // namespace
@@ -157,7 +170,7 @@ Result<Identity> Governance::authenticate(const http::Request& request) const {
   if (presented.empty()) {
     return make_error(Errc::unauthorized,
                       "You didn't provide an API key. Send it as 'Authorization: Bearer <key>', "
-                      "'x-api-key' or 'api-key'.");
+                      "'x-api-key', 'x-goog-api-key', 'api-key' or '?key='.");
   }
   who.anonymous = false;
   if (jwt_ && governance::looks_like_jwt(presented)) {

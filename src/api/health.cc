@@ -77,7 +77,7 @@ void Gateway::start_health_checks(asio::io_context& io, upstream::Pool& pool) {
   for (auto& rr : routes_) {
     for (auto& t : rr->targets) {
       if (t->state.config.health.enabled &&
-          t->state.config.provider == config::ProviderKind::openai) {
+          config::is_http_provider(t->state.config.provider)) {
         asio::co_spawn(io, check_loop(shared_from_this(), *t, pool), asio::detached);
       }
     }

@@ -13,6 +13,7 @@
 #include <random>
 
 #include "api/gateway.h"
+#include "api/proxy_context.h"
 #include "api/proxy_util.h"
 #include "common/saturating.h"
 #include "http/parse/sse_scan.h"
@@ -27,43 +28,6 @@ using routing::AttemptOutcome;
 using Clock = std::chrono::steady_clock;
 using Millis = std::chrono::milliseconds;
 
-struct Gateway::AttemptResult {
-  bool responded = false;     // an answer (success, stream, pass-through) reached the client
-  bool retryable = false;     // nothing reached the client and another attempt may help
-  bool context_length = false;
-  bool free_retry = false;    // connection-level failure: retrying adds no upstream load, so
-                              // it does not spend the retry budget
-  Error error;                // what to tell the client if no attempt succeeds
-};
-
-/// Everything one client request carries through its attempts.
-struct ProxyContext {
-  providers::ParsedRequest parsed;
-  http::Request* request = nullptr;
-  http::Responder* responder = nullptr;
-  upstream::Pool* pool = nullptr;
-  Clock::time_point deadline;
-  int attempts = 0;
-  // Cancellation when the client leaves: the live upstream call and the backoff timer.
-  upstream::Call* live_call = nullptr;
-  asio::steady_timer* sleeper = nullptr;
-  // Governance: the token reservation (settled or refunded on every path by its destructor)
-  // and what the upstream says was used.
-  Reservation reservation;
-  std::string served_model;  // a fallback's model when one answered ("" = the client's)
-  const Identity* who = nullptr;
-  bool accounted = false;    // usage recorded and the reservation settled (account())
-  bool succeeded = false;
-  std::optional<UsageTokens> usage;  // as the upstream reported it
-  int64_t stream_events = 0;         // content events relayed (an estimate when no usage)
-  Trace* trace = nullptr;
-
-  /// Adds the time since `since` to the upstream phase (time not charged as overhead).
-  void waited_since(Clock::time_point since) const {
-    http::Timing::add_since(request->timing->upstream_ns, since);
-  }
-};
-
 namespace {
 
 double random01() {
@@ -71,47 +35,8 @@ double random01() {
   return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
 }
 
-AttemptOutcome outcome_of(const Error& e) {
-  switch (e.code) {
-    case Errc::upstream_timeout: return AttemptOutcome::timeout;
-    case Errc::upstream_connect:
-    case Errc::unavailable: return AttemptOutcome::connect_error;
-    case Errc::upstream_protocol:
-    case Errc::internal: return AttemptOutcome::protocol_error;
-    default: return AttemptOutcome::upstream_error;
-  }
-}
 
 }  // namespace
-
-/// The breaker's verdict on one picked target, given exactly once on every path: the
-/// half-open probe slot pick() may have reserved is released however the attempt ends (an
-/// early return, the client leaving, an exception).
-class BreakerVerdict {
- public:
-  explicit BreakerVerdict(routing::TargetState& state) : state_(state) {}
-  BreakerVerdict(const BreakerVerdict&) = delete;
-  BreakerVerdict& operator=(const BreakerVerdict&) = delete;
-  ~BreakerVerdict() { abandon(); }
-  void success() {
-    if (take()) state_.breaker.on_success(Clock::now());
-  }
-  void failure() {
-    if (take()) state_.breaker.on_failure(Clock::now());
-  }
-  void abandon() {
-    if (take()) state_.breaker.on_abandon();
-  }
-
- private:
-  bool take() {
-    bool first = !settled_;
-    settled_ = true;
-    return first;
-  }
-  routing::TargetState& state_;
-  bool settled_ = false;
-};
 
 asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
                                                          TargetRuntime& runtime,
@@ -157,7 +82,7 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
       result.retryable = true;
       return;
     }
-    state.count(outcome_of(result.error));
+    state.count(outcome_of_error(result.error));
     verdict.failure();
     bool before_send = !call.request_sent();
     result.retryable = before_send || after_send_ok || policy.retry_on_timeout;
@@ -297,7 +222,7 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt(ProxyContext& ctx,
         fail(std::move(err), err.code == Errc::upstream_protocol);
         co_return result;
       }
-      state.count(outcome_of(err));
+      state.count(outcome_of_error(err));
       verdict.failure();
       std::string_view code =
           err.code == Errc::upstream_timeout ? "upstream_timeout" : "upstream_stream_error";
@@ -409,16 +334,21 @@ void Gateway::account(ProxyContext& ctx) {
 
 asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
                                      http::Responder& responder, WorkerContext& worker,
-                                     const Identity& who, Trace& trace) {
+                                     const Identity& who, Trace& trace,
+                                     canonical::Protocol ingress) {
   ProxyContext ctx;
   ctx.request = &request;
   ctx.responder = &responder;
   ctx.pool = worker.pool;
   ctx.trace = &trace;
   ctx.who = &who;
+  ctx.ingress = ingress;
   auto route_at = Clock::now();
   auto route_done = [&] { http::Timing::add_since(request.timing->route_ns, route_at); };
-  if (auto r = providers::parse_request(op, request.body, ctx.parsed); !r) {
+  if (auto r = ingress == canonical::Protocol::openai
+                   ? providers::parse_request(op, request.body, ctx.parsed)
+                   : decode_client_request(ctx);
+      !r) {
     route_done();
     co_await responder.send_error(r.error());
     co_return;
@@ -560,7 +490,11 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
         verdict.success();
         tr.state.count(AttemptOutcome::success);
         UsageTokens demo_usage;
-        co_await serve_demo(ctx.parsed, responder, &demo_usage);
+        if (ctx.ingress == canonical::Protocol::openai) {
+          co_await serve_demo(ctx.parsed, responder, &demo_usage);
+        } else {
+          co_await serve_demo_translated(ctx, &demo_usage);
+        }
         ctx.attempts++;
         ctx.succeeded = responder.responded() && responder.status() < 400;
         if (ctx.succeeded) ctx.usage = demo_usage;
@@ -636,7 +570,16 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
         }
       } hold(tr);
       ctx.served_model = chain[hop].model;
-      AttemptResult r = co_await attempt(ctx, tr, verdict, chain[hop].model);
+      // OpenAI in, OpenAI-compatible out: the fast path (body spliced, events relayed as
+      // bytes). Every other pair goes through the canonical model.
+      // (Not a ?: of two co_awaits: GCC 12 miscompiles that into a use-after-free.)
+      AttemptResult r;
+      if (ctx.ingress == canonical::Protocol::openai &&
+          tr.state.config.provider == config::ProviderKind::openai) {
+        r = co_await attempt(ctx, tr, verdict, chain[hop].model);
+      } else {
+        r = co_await attempt_translated(ctx, tr, verdict, chain[hop].model);
+      }
       if (r.responded || responder.client_gone()) {
         done = true;
         break;

@@ -102,6 +102,9 @@ std::string_view endpoint_label(Endpoint e) {
     case Endpoint::completions: return "/v1/completions";
     case Endpoint::embeddings: return "/v1/embeddings";
     case Endpoint::models: return "/v1/models";
+    case Endpoint::messages: return "/v1/messages";
+    case Endpoint::count_tokens: return "/v1/messages/count_tokens";
+    case Endpoint::gemini_generate: return "/v1beta/models:generateContent";
     case Endpoint::admin: return "/admin";
     case Endpoint::health: return "/healthz";
     case Endpoint::metrics: return "/metrics";

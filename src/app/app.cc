@@ -3,6 +3,8 @@
 // to it between requests (requests in flight finish on the config they started with).
 #include "app/app.h"
 
+#include "api/protocols.h"
+
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -115,6 +117,7 @@ class App {
     options.limits.idle_timeout = sc.idle_timeout;
     options.limits.max_connections = sc.max_connections;
     options.limits.max_buffered_body_bytes = sc.max_buffered_body_bytes;
+    options.limits.render_error = &api::render_error;  // each API's errors in its own shape
     options.drain_timeout = sc.drain_timeout;
     options.banner = "sluice";
     options.tick = std::chrono::milliseconds(250);

@@ -51,7 +51,13 @@ struct UpstreamConfig {
   std::string ca_file;                      // extra CA bundle (PEM); empty = system store
 };
 
-enum class ProviderKind { openai, demo };
+/// The upstream protocol of a target. openai: any OpenAI-compatible server (the same-protocol
+/// fast path for OpenAI clients); anthropic: the Messages API; gemini: generateContent; demo: the
+/// built-in model (no upstream).
+enum class ProviderKind { openai, anthropic, gemini, demo };
+
+/// True for the providers reached over HTTP (every one but demo).
+inline bool is_http_provider(ProviderKind k) { return k != ProviderKind::demo; }
 
 /// How failed attempts are retried within one route (issue: resilience).
 enum class Jitter { none, full, equal, decorrelated };
@@ -134,6 +140,8 @@ struct RouteConfig {
   std::string context_fallback;       // model for context-length errors (larger context)
   bool fail_fast = false;             // true: never queue for a concurrency slot
   int64_t context_window = 0;         // tokens; max_tokens above it → 400 (0 = only 2^31-1)
+  // max_tokens sent to an upstream that requires one (anthropic) when the client gave none.
+  int64_t default_max_tokens = 4096;
 };
 
 /// Request and token rate limits; 0 = no limit for that dimension.

@@ -662,11 +662,16 @@ TargetConfig parse_target(const YAML::Node& node, const std::string& path,
   const std::string provider_name = read_string(*provider, s.path("provider"));
   if (provider_name == "openai") {
     target.provider = ProviderKind::openai;
+  } else if (provider_name == "anthropic") {
+    target.provider = ProviderKind::anthropic;
+  } else if (provider_name == "gemini") {
+    target.provider = ProviderKind::gemini;
   } else if (provider_name == "demo") {
     target.provider = ProviderKind::demo;
   } else {
     fail(s.path("provider"),
-         fmt::format("unknown provider {} (expected openai, demo)", quote_value(provider_name)));
+         fmt::format("unknown provider {} (expected openai, anthropic, gemini, demo)",
+                     quote_value(provider_name)));
   }
 
   if (const auto* n = s.find("base_url")) target.base_url = read_string(*n, s.path("base_url"));
@@ -677,14 +682,14 @@ TargetConfig parse_target(const YAML::Node& node, const std::string& path,
       target.base_url = std::move(*value);
     }
   }
-  if (target.provider == ProviderKind::openai) {
+  if (is_http_provider(target.provider)) {
     const bool from_env = !base_url_env.empty() && env_value(base_url_env).has_value();
     if (target.base_url.empty()) {
       if (!base_url_env.empty()) {
-        fail(s.path("base_url"),
-             fmt::format("required for provider openai ({} is unset)", base_url_env));
+        fail(s.path("base_url"), fmt::format("required for provider {} ({} is unset)",
+                                             provider_name, base_url_env));
       }
-      fail(s.path("base_url"), "required for provider openai");
+      fail(s.path("base_url"), fmt::format("required for provider {}", provider_name));
     }
     if (const auto error = parse_base_url(target.base_url, target)) {
       if (from_env) fail(s.path("base_url_env"), fmt::format("{}: {}", base_url_env, *error));
@@ -716,6 +721,9 @@ TargetConfig parse_target(const YAML::Node& node, const std::string& path,
         fail(s.path("api_version"), "may contain only letters, digits, '-', '.' and '_'");
       }
     }
+  }
+  if (target.api_style == ApiStyle::azure && target.provider != ProviderKind::openai) {
+    fail(s.path("api_style"), "azure applies to provider openai only");
   }
   if (target.api_style == ApiStyle::azure && target.api_version.empty()) {
     fail(s.path("api_version"), "required when api_style is azure");
@@ -903,6 +911,9 @@ ParsedRoute parse_route(const YAML::Node& node, const std::string& path,
   if (const auto* n = s.find("fail_fast")) route.fail_fast = read_bool(*n, s.path("fail_fast"));
   if (const auto* n = s.find("context_window")) {
     route.context_window = read_int_in(*n, s.path("context_window"), 1, 2147483647);
+  }
+  if (const auto* n = s.find("default_max_tokens")) {
+    route.default_max_tokens = read_int_in(*n, s.path("default_max_tokens"), 1, 2147483647);
   }
   return parsed;
 }

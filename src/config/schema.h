@@ -59,7 +59,7 @@ inline constexpr Entry kEntries[] = {
     {"budgets.per_tenant.*", "usd period"},
     {"usage", "db"},
     {"routes[]", "model description when_env targets balancer retry fallbacks context_fallback "
-                 "fail_fast context_window"},
+                 "fail_fast context_window default_max_tokens"},
     {"routes[].retry", "max_attempts backoff_base_ms backoff_cap_ms jitter deadline_ms "
                        "retry_on_timeout budget_ratio budget_window_ms budget_min_retries"},
     {"routes[].targets[]", "provider base_url base_url_env model api_key_env api_key api_style "

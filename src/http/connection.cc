@@ -199,6 +199,12 @@ class Connection {
     deadline_.clear();
   }
 
+  // The error in the shape of the API the request's path belongs to.
+  ErrorResponse render_error(const Error& error) const {
+    const auto render = server_.limits_.render_error;
+    return render ? render(error, head_.path) : to_response(error);
+  }
+
   asio::awaitable<void> reply_over_budget() {
     Error e = make_error(Errc::unavailable,
                          "The server is buffering too many request bodies; retry shortly.");
@@ -237,7 +243,7 @@ class Connection {
   // lingering close.
   asio::awaitable<void> reply_error_and_close(const Error& error) {
     count_rejection(error);
-    ErrorResponse r = to_response(error);
+    ErrorResponse r = render_error(error);
     std::string extra;
     if (r.retry_after_seconds > 0) {
       extra = "Retry-After: " + std::to_string(r.retry_after_seconds) + "\r\n";
@@ -621,7 +627,7 @@ asio::awaitable<bool> Responder::send(int status, std::string_view content_type,
 }
 
 asio::awaitable<bool> Responder::send_error(const Error& error) {
-  ErrorResponse r = to_response(error);
+  ErrorResponse r = conn_.render_error(error);
   error_kind_ = sluice::error_kind(error);
   std::string extra;
   if (r.retry_after_seconds > 0) {

@@ -36,6 +36,9 @@ struct ServerLimits {
   /// Process-wide cap on connection buffer bytes above the initial 16 KiB each (request bodies
   /// being read): a request that would need more gets 503 (ServerShared::buffered_bytes).
   size_t max_buffered_body_bytes = 256 * 1024 * 1024;
+  /// Renders every error response for a request path (the API's protocol decides the shape:
+  /// OpenAI, Anthropic, Gemini). Null: to_response() (OpenAI's shape).
+  ErrorResponse (*render_error)(const Error& error, std::string_view path) = nullptr;
 };
 
 /// Where one request's time went. The server stamps `received` (first byte of the head) and

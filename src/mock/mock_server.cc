@@ -1,4 +1,5 @@
-// sluice-mock handler: OpenAI-shaped answers, per-request latency, token pacing and faults.
+// sluice-mock handler: routes OpenAI, Anthropic and Gemini requests to their formats
+// (mock/formats.h), with per-request latency, token pacing and faults.
 #include "mock/mock_server.h"
 
 #include <boost/asio/as_tuple.hpp>
@@ -9,6 +10,7 @@
 #include <chrono>
 #include <vector>
 
+#include "mock/formats.h"
 #include "providers/openai_format.h"
 #include "providers/request.h"
 
@@ -94,21 +96,80 @@ std::string stats_json(const MockStats& s) {
          std::to_string(s.active.load()) + "}";
 }
 
-std::string words_text(int n) {
-  std::string t;
-  for (int i = 1; i <= n; ++i) {
-    if (i > 1) t += ' ';
-    t += 'w';
-    t += std::to_string(i);
-  }
-  return t;
-}
-
 struct ActiveGuard {
   explicit ActiveGuard(MockStats& s) : s_(s) { s_.active++; }
   ~ActiveGuard() { s_.active--; }
   MockStats& s_;
 };
+
+enum class Api { openai, anthropic, gemini };
+enum class Kind { chat, completions, embeddings, messages, count_tokens, generate, stream_generate };
+
+struct Route {
+  Api api = Api::openai;
+  Kind kind = Kind::chat;
+  std::string model;  // Gemini: from the path
+  bool sse = false;   // Gemini streamGenerateContent?alt=sse
+};
+
+// Gemini: /v1beta/models/{model}:{method} (also /v1/models/...).
+bool gemini_route(std::string_view path, std::string_view query, Route& r) {
+  std::string_view rest;
+  if (path.starts_with("/v1beta/models/")) {
+    rest = path.substr(15);
+  } else if (path.starts_with("/v1/models/")) {
+    rest = path.substr(11);
+  } else {
+    return false;
+  }
+  size_t colon = rest.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return false;
+  std::string_view method = rest.substr(colon + 1);
+  if (method == "generateContent") {
+    r.kind = Kind::generate;
+  } else if (method == "streamGenerateContent") {
+    r.kind = Kind::stream_generate;
+  } else if (method == "countTokens") {
+    r.kind = Kind::count_tokens;
+  } else {
+    return false;
+  }
+  r.api = Api::gemini;
+  r.model = std::string(rest.substr(0, colon));
+  r.sse = query == "alt=sse" || query.starts_with("alt=sse&") || query.find("&alt=sse") !=
+                                                                     std::string_view::npos;
+  return true;
+}
+
+bool find_route(const http::Request& req, Route& r) {
+  std::string_view path = req.path();
+  if (gemini_route(path, req.head->query, r)) return true;
+  if (path == "/v1/messages") {
+    r.api = Api::anthropic;
+    r.kind = Kind::messages;
+  } else if (path == "/v1/messages/count_tokens") {
+    r.api = Api::anthropic;
+    r.kind = Kind::count_tokens;
+  } else if (path.ends_with("/chat/completions")) {
+    r.kind = Kind::chat;
+  } else if (path.ends_with("/completions")) {
+    r.kind = Kind::completions;
+  } else if (path.ends_with("/embeddings")) {
+    r.kind = Kind::embeddings;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+std::string error_body(Api api, int status, std::string_view message) {
+  switch (api) {
+    case Api::anthropic: return anthropic::error_body(status, message);
+    case Api::gemini: return gemini::error_body(status, message);
+    case Api::openai: break;
+  }
+  return openai::error_body(status, message);
+}
 
 class MockHandler {
  public:
@@ -147,14 +208,8 @@ class MockHandler {
                          R"("created":0,"owned_by":"sluice-mock"}]})");
       co_return;
     }
-    Operation op;
-    if (path.ends_with("/chat/completions")) {
-      op = Operation::chat;
-    } else if (path.ends_with("/completions")) {
-      op = Operation::completions;
-    } else if (path.ends_with("/embeddings")) {
-      op = Operation::embeddings;
-    } else {
+    Route route;
+    if (!find_route(req, route)) {
       {
         const Error error = make_error(Errc::not_found, "mock: unknown path");
         co_await resp.send_error(error);
@@ -187,7 +242,7 @@ class MockHandler {
                   header_int(req, "x-mock-ttft-ms", opt_.ttft_ms) <= 0 &&
                   header_int(req, "x-mock-itl-ms", opt_.itl_ms) <= 0;
     if (simple) {
-      co_await answer(op, req, resp, nullptr);
+      co_await answer(route, req, resp, nullptr);
       co_return;
     }
     asio::steady_timer timer(co_await asio::this_coro::executor);
@@ -196,14 +251,13 @@ class MockHandler {
       if (fault.kind == Fault::reset) {
         resp.abort(true);
       } else if (status != 200) {
-        std::string body = openai_error_body("mock error " + std::to_string(status),
-                                             "mock_error", "", "mock_" + std::to_string(status));
+        std::string body = error_body(route.api, status, "mock error " + std::to_string(status));
         std::string extra;
         std::string_view ra = req.header("x-mock-retry-after");
         if (!ra.empty()) extra = "Retry-After: " + std::string(ra) + "\r\n";
         co_await resp.send(status, "application/json", body, extra);
       } else {
-        co_await answer(op, req, resp, &timer, fault);
+        co_await answer(route, req, resp, &timer, fault);
       }
     }
     co_await resp.stop_watching();
@@ -213,40 +267,84 @@ class MockHandler {
 
  private:
   // `timer` is the request's cancellable sleeper (nullptr on the no-delay fast path).
-  asio::awaitable<void> answer(Operation op, http::Request& req, http::Responder& resp,
+  asio::awaitable<void> answer(const Route& route, http::Request& req, http::Responder& resp,
                                asio::steady_timer* timer, Fault fault = {}) {
-    providers::ParsedRequest parsed;
-    if (auto r = providers::parse_request(op, req.body, parsed); !r) {
-      co_await resp.send_error(r.error());
-      co_return;
+    Answer a;
+    bool stream = false;
+    std::string error;
+    switch (route.api) {
+      case Api::openai: {
+        Operation op = route.kind == Kind::chat          ? Operation::chat
+                       : route.kind == Kind::completions ? Operation::completions
+                                                         : Operation::embeddings;
+        providers::ParsedRequest parsed;
+        if (auto r = providers::parse_request(op, req.body, parsed); !r) {
+          co_await resp.send_error(r.error());
+          co_return;
+        }
+        if (fault.kind == Fault::malformed) break;
+        if (op == Operation::embeddings) {
+          auto inputs = providers::extract_embedding_inputs(req.body);
+          if (!inputs) {
+            co_await resp.send_error(inputs.error());
+            co_return;
+          }
+          co_await resp.send(200, "application/json",
+                             providers::embeddings_response(parsed.model, inputs->inputs,
+                                                            inputs->encoding_format == "base64"));
+          co_return;
+        }
+        a.model = parsed.model;
+        a.completions = op == Operation::completions;
+        a.id = (a.completions ? "cmpl-mock-" : "chatcmpl-mock-") + std::to_string(++counter_);
+        a.include_usage = parsed.include_usage;
+        stream = parsed.stream;
+        break;
+      }
+      case Api::anthropic: {
+        anthropic::Request parsed;
+        if (!anthropic::parse_request(req.body, route.kind == Kind::count_tokens, parsed, error)) {
+          co_await resp.send(400, "application/json", anthropic::error_body(400, error));
+          co_return;
+        }
+        if (fault.kind == Fault::malformed) break;
+        if (route.kind == Kind::count_tokens) {
+          co_await resp.send(200, "application/json", anthropic::count_tokens(req.body));
+          co_return;
+        }
+        a.model = parsed.model;
+        a.id = "msg_mock_" + std::to_string(++counter_);
+        stream = parsed.stream;
+        break;
+      }
+      case Api::gemini: {
+        if (!gemini::parse_request(req.body, route.kind == Kind::count_tokens, error)) {
+          co_await resp.send(400, "application/json", gemini::error_body(400, error));
+          co_return;
+        }
+        if (fault.kind == Fault::malformed) break;
+        if (route.kind == Kind::count_tokens) {
+          co_await resp.send(200, "application/json", gemini::count_tokens(req.body));
+          co_return;
+        }
+        a.model = route.model;
+        a.id = "mock-resp-" + std::to_string(++counter_);
+        stream = route.kind == Kind::stream_generate && route.sse;
+        break;
+      }
     }
     if (fault.kind == Fault::malformed) {
       co_await resp.send(200, "application/json", R"({"id": "broken", "choices": [)");
       co_return;
     }
-    if (op == Operation::embeddings) {
-      auto inputs = providers::extract_embedding_inputs(req.body);
-      if (!inputs) {
-        co_await resp.send_error(inputs.error());
-        co_return;
-      }
-      co_await resp.send(200, "application/json",
-                         providers::embeddings_response(parsed.model, inputs->inputs,
-                                                        inputs->encoding_format == "base64"));
-      co_return;
-    }
-    int tokens = header_int(req, "x-mock-tokens", opt_.tokens);
+    a.sc = parse_scenario(req, opt_.tokens);
+    a.created = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+    a.prompt_tokens = std::max<int64_t>(1, static_cast<int64_t>(req.body.size() / 4));
     int ttft = header_int(req, "x-mock-ttft-ms", opt_.ttft_ms);
     int itl = header_int(req, "x-mock-itl-ms", opt_.itl_ms);
-    int64_t n = ++counter_;
-    std::string id = (op == Operation::chat ? "chatcmpl-mock-" : "cmpl-mock-") + std::to_string(n);
-    providers::CompletionShape shape{op, id, parsed.model,
-                                     std::chrono::duration_cast<std::chrono::seconds>(
-                                         std::chrono::system_clock::now().time_since_epoch())
-                                         .count()};
-    providers::Usage usage{std::max<int64_t>(1, static_cast<int64_t>(req.body.size() / 4)),
-                           tokens};
-    if (!parsed.stream) {
+    if (!stream) {
       if (fault.kind == Fault::drop) {
         resp.abort();
         co_return;
@@ -256,7 +354,16 @@ class MockHandler {
         co_return;
       }
       if (ttft > 0 && (timer == nullptr || !co_await sleep_ms(*timer, resp, ttft))) co_return;
-      std::string body = providers::unary_completion(shape, words_text(tokens), usage);
+      std::string body;
+      switch (route.api) {
+        case Api::openai: body = openai::unary(a); break;
+        case Api::anthropic: body = anthropic::unary(a); break;
+        case Api::gemini:
+          // streamGenerateContent without alt=sse: the chunks as one JSON array.
+          body = route.kind == Kind::stream_generate ? gemini::json_array(gemini::stream(a))
+                                                     : gemini::unary(a);
+          break;
+      }
       if (fault.kind == Fault::truncate) {
         // Declares the whole length, sends half, then closes: a truncated response.
         std::string wire = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
@@ -269,46 +376,68 @@ class MockHandler {
       co_await resp.send(200, "application/json", body);
       co_return;
     }
+    Events events;
+    std::string stream_error;
+    switch (route.api) {
+      case Api::openai:
+        events = openai::stream(a);
+        stream_error = openai::stream_error();
+        break;
+      case Api::anthropic:
+        events = anthropic::stream(a);
+        stream_error = anthropic::stream_error();
+        break;
+      case Api::gemini:
+        events = gemini::stream(a);
+        stream_error = gemini::stream_error();
+        break;
+    }
+    co_await run_stream(events, stream_error, a.sc.error_after, resp, timer, fault, ttft, itl);
+  }
+
+  // Writes `events`: ttft before the first delta, itl before each next one (unpaced events are
+  // batched into one write); drop/stall-after:N cut the stream before delta N+1; error_after
+  // (>= 0) replaces delta N+1, or the stop-reason event if that comes first, with
+  // `stream_error` and ends the stream.
+  asio::awaitable<void> run_stream(const Events& events, const std::string& stream_error,
+                                   int error_after, http::Responder& resp,
+                                   asio::steady_timer* timer, Fault fault, int ttft, int itl) {
     stats_.streams_started++;
     if (!co_await resp.begin_stream(200, "text/event-stream", "Cache-Control: no-cache\r\n")) {
       co_return;
     }
     std::string batch;
-    if (op == Operation::chat) batch = providers::chunk_event(shape, "", true);
-    bool paced = ttft > 0 || itl > 0 || fault.kind != Fault::none;
-    if (paced) {
-      if (!co_await resp.write_chunk(batch)) co_return;
-      batch.clear();
-    }
-    for (int i = 1; i <= tokens; ++i) {
-      if ((fault.kind == Fault::drop || fault.kind == Fault::stall) && i > fault.after) {
-        if (!batch.empty() && !co_await resp.write_chunk(batch)) co_return;
-        if (fault.kind == Fault::drop) {
-          resp.abort();
-          co_return;
-        }
-        co_await sleep_ms(*timer, resp, 24 * 3600 * 1000);
+    int count = 0;
+    for (const Event& e : events) {
+      if (error_after >= 0 && (e.finish || (e.delta && count >= error_after))) {
+        batch += stream_error;
+        if (!co_await resp.write_chunk(batch)) co_return;
+        co_await resp.end_stream(true);
         co_return;
       }
-      int delay = i == 1 ? ttft : itl;
-      std::string piece = "w" + std::to_string(i) + " ";
-      if (delay <= 0) {
-        // No pacing: batch events and write them together (a cheap mock measures proxies).
-        batch += providers::chunk_event(shape, piece);
-        continue;
+      if (e.delta) {
+        ++count;
+        if ((fault.kind == Fault::drop || fault.kind == Fault::stall) && count > fault.after) {
+          if (!batch.empty() && !co_await resp.write_chunk(batch)) co_return;
+          if (fault.kind == Fault::drop) {
+            resp.abort();
+            co_return;
+          }
+          co_await sleep_ms(*timer, resp, 24 * 3600 * 1000);
+          co_return;
+        }
+        int delay = count == 1 ? ttft : itl;
+        if (delay > 0) {
+          if (!batch.empty()) {
+            if (!co_await resp.write_chunk(batch)) co_return;
+            batch.clear();
+          }
+          if (timer == nullptr || !co_await sleep_ms(*timer, resp, delay)) co_return;
+        }
       }
-      if (!batch.empty()) {
-        if (!co_await resp.write_chunk(batch)) co_return;
-        batch.clear();
-      }
-      if (timer == nullptr || !co_await sleep_ms(*timer, resp, delay)) co_return;
-      if (!co_await resp.write_chunk(providers::chunk_event(shape, piece))) co_return;
+      batch += e.bytes;
     }
-    std::string tail = std::move(batch);
-    tail += providers::chunk_event(shape, "", false, "stop");
-    if (parsed.include_usage) tail += providers::usage_event(shape, usage);
-    tail += providers::kDoneEvent;
-    if (!co_await resp.write_chunk(tail)) co_return;
+    if (!co_await resp.write_chunk(batch)) co_return;
     if (co_await resp.end_stream()) stats_.streams_completed++;
   }
 

@@ -43,7 +43,7 @@ bool is_forwarded_header(std::string_view name, std::string_view connection_head
     static constexpr std::string_view kNever[] = {
         "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
         "upgrade", "proxy-authorization", "proxy-authenticate", "host", "content-length",
-        "authorization", "x-api-key", "api-key", "cookie", "expect", "http2-settings"};
+        "authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie", "expect", "http2-settings"};
     for (std::string_view d : kNever) {
       if (iequals(name, d)) return false;
     }
@@ -98,6 +98,11 @@ void encode_openai_request(const ParsedRequest& request, const config::TargetCon
     h += target.base_path;
     h += operation_path(request.op);
   }
+  render_upstream_head(target, client_head, request_id, out.body_size(), h);
+}
+
+void render_upstream_head(const config::TargetConfig& target, const http::RequestHead& client_head,
+                          std::string_view request_id, size_t content_length, std::string& h) {
   h += " HTTP/1.1\r\nHost: ";
   bool v6 = target.host.find(':') != std::string::npos;
   if (v6) h += '[';
@@ -108,9 +113,13 @@ void encode_openai_request(const ParsedRequest& request, const config::TargetCon
     h += std::to_string(target.port);
   }
   h += "\r\nContent-Length: ";
-  h += std::to_string(out.body_size());
+  h += std::to_string(content_length);
   if (!target.api_key.empty()) {
-    if (target.api_style == config::ApiStyle::azure) {
+    if (target.provider == config::ProviderKind::anthropic) {
+      h += "\r\nx-api-key: ";
+    } else if (target.provider == config::ProviderKind::gemini) {
+      h += "\r\nx-goog-api-key: ";
+    } else if (target.api_style == config::ApiStyle::azure) {
       h += "\r\napi-key: ";
     } else {
       h += "\r\nAuthorization: Bearer ";
@@ -126,29 +135,33 @@ void encode_openai_request(const ParsedRequest& request, const config::TargetCon
       connection += client_head.headers[i].value;
     }
   }
-  bool have_content_type =  // a target Content-Type replaces the client's and the default
-      std::any_of(target.headers.begin(), target.headers.end(),
-                  [](const auto& kv) { return iequals(kv.first, "content-type"); });
-  bool have_request_id = false;
+  auto target_sets = [&](std::string_view name) {  // the target's own headers win (any case)
+    return std::any_of(target.headers.begin(), target.headers.end(),
+                       [&](const auto& kv) { return iequals(kv.first, name); });
+  };
+  const bool anthropic = target.provider == config::ProviderKind::anthropic;
+  bool have_content_type = target_sets("content-type");
+  bool have_version = target_sets("anthropic-version");
   for (size_t i = 0; i < client_head.header_count; ++i) {
     const http::Header& hd = client_head.headers[i];
-    if (!is_forwarded_header(hd.name, connection, target.forward_headers)) continue;
-    if (std::any_of(target.headers.begin(), target.headers.end(),
-                    [&](const auto& kv) { return iequals(kv.first, hd.name); })) {
-      continue;  // the target's own wins (header names ignore case)
+    // Anthropic's version and beta headers go to Anthropic upstreams only.
+    const bool anthropic_header =
+        iequals(hd.name, "anthropic-version") || iequals(hd.name, "anthropic-beta");
+    if (anthropic_header ? !anthropic || (!connection.empty() && http::has_token(connection, hd.name))
+                         : !is_forwarded_header(hd.name, connection, target.forward_headers)) {
+      continue;
     }
+    if (target_sets(hd.name)) continue;
     if (iequals(hd.name, "content-type")) have_content_type = true;
-    if (iequals(hd.name, "x-request-id")) {
-      have_request_id = true;
-      continue;  // re-added below with the resolved id
-    }
+    if (iequals(hd.name, "anthropic-version")) have_version = true;
+    if (iequals(hd.name, "x-request-id")) continue;  // re-added below with the resolved id
     h += hd.name;
     h += ": ";
     h += hd.value;
     h += "\r\n";
   }
-  (void)have_request_id;
   if (!have_content_type) h += "Content-Type: application/json\r\n";
+  if (anthropic && !have_version) h += "anthropic-version: 2023-06-01\r\n";
   h += "x-request-id: ";
   h += request_id;
   h += "\r\n";

@@ -41,4 +41,13 @@ void encode_openai_request(const ParsedRequest& request, const config::TargetCon
                            const http::RequestHead& client_head, std::string_view request_id,
                            EncodedRequest& out, std::string_view model_override = {});
 
+/// Appends the rest of an upstream request head after "POST <path>": the request line's
+/// version, Host, Content-Length, the target's credentials in its provider's header
+/// (Authorization: Bearer, Azure api-key, Anthropic x-api-key, Gemini x-goog-api-key), the
+/// forwarded client headers (allowlist; anthropic-version/-beta to Anthropic targets only),
+/// Content-Type, anthropic-version for Anthropic, x-request-id, the target's headers, and the
+/// blank line.
+void render_upstream_head(const config::TargetConfig& target, const http::RequestHead& client_head,
+                          std::string_view request_id, size_t content_length, std::string& h);
+
 }  // namespace sluice::providers

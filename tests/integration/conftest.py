@@ -249,7 +249,8 @@ routes:
     targets: [{{provider: openai, forward_headers: ["x-mock-*"], base_url: "http://127.0.0.1:{dead_port}/v1"}}]
 """
     if extra_routes:
-        text += extra_routes.replace("{MOCK}", mock)
+        text += extra_routes.replace("{MOCK}", mock).replace(
+            "{MOCK_ROOT}", f"http://127.0.0.1:{mock_port}")
     return text
 
 

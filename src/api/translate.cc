@@ -1,0 +1,539 @@
+// The translated path: a client protocol other than OpenAI (Anthropic Messages, Gemini), or a
+// target that speaks another protocol than the client. The request is decoded into the
+// canonical model once, encoded for each target's protocol per attempt; answers and streams
+// are decoded into canonical responses / events and encoded in the client's protocol as they
+// arrive. The retry rules are the fast path's: nothing is retried once a byte reached the
+// client, and a stream that fails before its first event is retried like any failure.
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/this_coro.hpp>
+
+#include "api/gateway.h"
+#include "api/protocols.h"
+#include "api/proxy_context.h"
+#include "api/proxy_util.h"
+#include "canonical/codec.h"
+#include "canonical/json.h"
+#include "providers/demo.h"
+#include "providers/openai.h"
+#include "providers/openai_format.h"
+
+namespace sluice::api {
+
+using providers::Operation;
+using routing::AttemptOutcome;
+
+namespace {
+
+canonical::Protocol protocol_of(config::ProviderKind k) {
+  switch (k) {
+    case config::ProviderKind::anthropic: return canonical::Protocol::anthropic;
+    case config::ProviderKind::gemini: return canonical::Protocol::gemini;
+    default: return canonical::Protocol::openai;
+  }
+}
+
+UsageTokens usage_tokens(const canonical::Usage& u) {
+  return UsageTokens{u.prompt_total(), u.cache_read, u.output};
+}
+
+std::string_view content_type_of(canonical::Protocol) { return "application/json"; }
+
+/// A whole answer as the canonical stream that would have carried it (a stream answered from
+/// a unary upstream answer, or by the demo model).
+std::vector<canonical::Event> events_from_response(const canonical::Response& r) {
+  using canonical::Event;
+  using canonical::EventKind;
+  std::vector<Event> out;
+  Event start;
+  start.kind = EventKind::message_start;
+  start.id = r.id;
+  start.model = r.model;
+  start.usage = r.usage;
+  start.usage.output = 0;
+  out.push_back(start);
+  int index = 0;
+  for (const canonical::Block& b : r.content) {
+    Event open;
+    open.kind = EventKind::block_start;
+    open.index = index;
+    open.block = b.kind;
+    open.tool_id = b.tool_id;
+    open.tool_name = b.tool_name;
+    if (b.kind == canonical::BlockKind::redacted_thinking) open.text = b.data;
+    out.push_back(open);
+    auto delta = [&](canonical::DeltaKind kind, const std::string& text) {
+      if (text.empty()) return;
+      Event d;
+      d.kind = EventKind::block_delta;
+      d.index = index;
+      d.delta = kind;
+      d.text = text;
+      out.push_back(std::move(d));
+    };
+    switch (b.kind) {
+      case canonical::BlockKind::text: delta(canonical::DeltaKind::text, b.text); break;
+      case canonical::BlockKind::tool_use: delta(canonical::DeltaKind::input_json, b.tool_input); break;
+      case canonical::BlockKind::thinking:
+        delta(canonical::DeltaKind::thinking, b.text);
+        delta(canonical::DeltaKind::signature, b.signature);
+        break;
+      default: break;
+    }
+    Event close;
+    close.kind = EventKind::block_stop;
+    close.index = index++;
+    out.push_back(close);
+  }
+  Event end;
+  end.kind = EventKind::message_delta;
+  end.stop_reason = r.stop_reason;
+  end.stop_sequence = r.stop_sequence;
+  end.usage = r.usage;
+  out.push_back(end);
+  Event stop;
+  stop.kind = EventKind::message_stop;
+  out.push_back(stop);
+  return out;
+}
+
+/// The text of the last user turn (what the demo model answers).
+std::string last_user_text(const canonical::Request& req) {
+  for (auto it = req.messages.rbegin(); it != req.messages.rend(); ++it) {
+    if (it->role != canonical::Role::user) continue;
+    std::string text;
+    for (const auto& b : it->content) {
+      if (b.kind == canonical::BlockKind::text) text += b.text;
+    }
+    if (!text.empty()) return text;
+  }
+  return {};
+}
+
+/// Rough input token count of a request body: ~4 bytes per token of every string in it.
+int64_t estimate_input_tokens(const canonical::json::value& v) {
+  int64_t n = 0;
+  if (v.is_string()) return static_cast<int64_t>(v.get_string().size() / 4) + 1;
+  if (v.is_object()) {
+    for (const auto& kv : v.get_object()) n = sat_add(n, estimate_input_tokens(kv.value()));
+  } else if (v.is_array()) {
+    for (const auto& e : v.get_array()) n = sat_add(n, estimate_input_tokens(e));
+  }
+  return n;
+}
+
+}  // namespace
+
+Result<void> Gateway::decode_client_request(ProxyContext& ctx) {
+  canonical::FrontendContext fc;
+  if (ctx.ingress == canonical::Protocol::gemini) {
+    GeminiTarget g = gemini_target(ctx.request->path());
+    fc.model = std::string(g.model);
+    fc.stream = g.method == "streamGenerateContent";
+  }
+  auto decoded = canonical::decode_request(ctx.ingress, ctx.request->body, fc);
+  if (!decoded) return std::move(decoded.error());
+  ctx.canon = std::move(decoded.value());
+  const canonical::Request& req = *ctx.canon;
+  if (req.model.empty()) return canonical::invalid("model: Field required", "model");
+  if (req.model.size() > providers::kMaxModelBytes) {
+    return canonical::invalid("model is too long", "model");
+  }
+  int64_t max_tokens = req.max_tokens.value_or(0);
+  if (max_tokens < 0 || max_tokens > providers::kMaxTokensLimit) {
+    return canonical::invalid("max_tokens must be between 1 and " +
+                                  std::to_string(providers::kMaxTokensLimit),
+                              "max_tokens");
+  }
+  providers::ParsedRequest& p = ctx.parsed;
+  p.op = Operation::chat;
+  p.body = ctx.request->body;
+  p.model = req.model;
+  p.stream = req.stream;
+  p.include_usage = req.include_usage;
+  p.max_tokens = max_tokens;
+  return {};
+}
+
+asio::awaitable<Gateway::AttemptResult> Gateway::attempt_translated(
+    ProxyContext& ctx, TargetRuntime& runtime, BreakerVerdict& verdict,
+    std::string_view model_override) {
+  AttemptResult result;
+  routing::TargetState& state = runtime.state;
+  const config::TargetConfig& target = state.config;
+  const config::RetryPolicy& policy = state.route.retry;
+  http::Responder& responder = *ctx.responder;
+  const canonical::Protocol egress = protocol_of(target.provider);
+
+  if (ctx.parsed.op != Operation::chat) {
+    verdict.abandon();
+    result.error = make_error(Errc::bad_request,
+                              "This model's provider (" +
+                                  std::string(canonical::protocol_name(egress)) +
+                                  ") serves chat only; " +
+                                  std::string(providers::operation_path(ctx.parsed.op)) +
+                                  " is not available for it.");
+    co_return result;
+  }
+  if (!ctx.canon) {  // an OpenAI client on a route to another protocol: decoded once
+    auto decoded = canonical::decode_request(canonical::Protocol::openai, ctx.request->body, {});
+    if (!decoded) {
+      verdict.abandon();
+      result.error = std::move(decoded.error());
+      co_return result;
+    }
+    ctx.canon = std::move(decoded.value());
+  }
+  canonical::Request& req = *ctx.canon;
+  std::string_view upstream_model = !target.model.empty()   ? std::string_view(target.model)
+                                    : !model_override.empty() ? model_override
+                                                              : std::string_view(ctx.parsed.model);
+  // max_tokens is required by Anthropic: the route's default when the client gave none.
+  const std::optional<int64_t> client_max = req.max_tokens;
+  if (!req.max_tokens && egress == canonical::Protocol::anthropic) {
+    req.max_tokens = state.route.default_max_tokens;
+  }
+  std::string body = canonical::encode_request(egress, req, upstream_model);
+  req.max_tokens = client_max;
+  std::string head = "POST ";
+  head += target.base_path;
+  if (egress == canonical::Protocol::gemini) {
+    head += "/models/";
+    providers::append_path_segment(head, upstream_model);
+    head += req.stream ? ":streamGenerateContent?alt=sse" : ":generateContent";
+  } else {
+    head += canonical::upstream_path(egress, upstream_model, req.stream);
+  }
+  providers::render_upstream_head(target, *ctx.request->head, ctx.request->request_id,
+                                  body.size(), head);
+  std::array<asio::const_buffer, 2> wire{asio::buffer(head), asio::buffer(body)};
+
+  upstream::Call call(*ctx.pool, runtime.origin, target.timeouts, ctx.deadline);
+  ctx.live_call = &call;
+  struct Unlink {
+    ProxyContext& ctx;
+    ~Unlink() { ctx.live_call = nullptr; }
+  } unlink{ctx};
+
+  const bool expose = router_->config().expose_upstream_errors;
+  const std::string& label = expose || target.name.empty() ? runtime.origin.key : target.name;
+  auto fail = [&](Error e, bool after_send_ok) {
+    result.error = std::move(e);
+    if (responder.client_gone() || call.cancelled()) {
+      verdict.abandon();
+      return;
+    }
+    if (call.local_limit()) {
+      state.count(AttemptOutcome::rejected);
+      verdict.abandon();
+      result.retryable = true;
+      return;
+    }
+    state.count(outcome_of_error(result.error));
+    verdict.failure();
+    result.retryable = !call.request_sent() || after_send_ok || policy.retry_on_timeout;
+  };
+
+  auto started_at = Clock::now();
+  const bool replayable = !ctx.request->header("idempotency-key").empty();
+  auto started = co_await call.start(wire, replayable);
+  ctx.waited_since(started_at);
+  if (!started) {
+    bool connect = started.error().code == Errc::upstream_connect ||
+                   started.error().code == Errc::unavailable;
+    result.free_retry = connect;
+    fail(std::move(started.error()), connect);
+    co_return result;
+  }
+  state.observe_ttfb(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started_at).count()));
+  const int status = call.status();
+  std::string content_type(call.head().header("content-type"));
+  if (!call.head().header("content-encoding").empty()) {
+    // We ask for identity; a compressed answer cannot be translated.
+    call.finish();
+    fail(make_error(Errc::upstream_protocol,
+                    "Upstream " + label + " answered with a Content-Encoding the gateway "
+                                          "cannot translate"),
+         true);
+    co_return result;
+  }
+
+  if (status >= 400) {
+    auto retry_after = upstream_retry_after(call.head());
+    auto read_at = Clock::now();
+    auto raw = co_await call.read_all(kMaxUpstreamErrorBody);
+    ctx.waited_since(read_at);
+    std::string text = raw ? std::string(*raw) : std::string();
+    call.finish();
+    canonical::UpstreamError ue = canonical::decode_error(egress, status, text);
+    // The upstream's message, not its body: the client gets its own protocol's shape.
+    Error e = upstream_status_error(status, ue.message, "", retry_after, label, expose);
+    if (!expose && status >= 500 && !text.empty()) {
+      spdlog::info("request {}: upstream {} answered {}: {}", ctx.request->request_id,
+                   runtime.origin.key, status, text.substr(0, 300));
+    }
+    if (e.retryable) {
+      state.count(AttemptOutcome::upstream_error);
+      verdict.failure();
+      result.retryable = !responder.client_gone();
+    } else {
+      state.count(AttemptOutcome::success);
+      verdict.success();
+      result.context_length = ue.type == "context_length_exceeded";
+    }
+    result.error = std::move(e);
+    co_return result;
+  }
+
+  const bool is_sse = content_type.starts_with("text/event-stream");
+  if (!is_sse) {
+    auto read_at = Clock::now();
+    auto raw = co_await call.read_all(kMaxUpstreamBody);
+    ctx.waited_since(read_at);
+    if (!raw) {
+      fail(std::move(raw.error()), false);
+      co_return result;
+    }
+    auto decoded = canonical::decode_response(egress, *raw);
+    call.finish();
+    if (!decoded) {
+      spdlog::warn("request {}: upstream {} answered HTTP {} with {}", ctx.request->request_id,
+                   runtime.origin.key, status, decoded.error().message);
+      fail(make_error(Errc::upstream_protocol, "Upstream " + label + " answered HTTP " +
+                                                   std::to_string(status) + " with " +
+                                                   decoded.error().message),
+           true);
+      co_return result;
+    }
+    canonical::Response& answer = decoded.value();
+    answer.model = ctx.parsed.model;  // the name the client used
+    ctx.succeeded = true;
+    if (answer.usage.reported) ctx.usage = usage_tokens(answer.usage);
+    state.count(AttemptOutcome::success);
+    verdict.success();
+    account(ctx);
+    responder.add_header("x-sluice-attempts", std::to_string(ctx.attempts));
+    if (req.stream) {
+      // The client asked for a stream and the upstream answered whole: replay it as one.
+      auto encoder = canonical::stream_encoder(ctx.ingress, req);
+      std::string out;
+      for (const auto& e : events_from_response(answer)) encoder->on_event(e, out);
+      encoder->finish(out);
+      if (co_await responder.begin_stream(200, "text/event-stream", kStreamHeaders)) {
+        if (co_await responder.write_chunk(out)) co_await responder.end_stream();
+      }
+    } else {
+      co_await responder.send(200, content_type_of(ctx.ingress),
+                              canonical::encode_response(ctx.ingress, answer, req));
+    }
+    result.responded = true;
+    co_return result;
+  }
+
+  // A translated stream: upstream bytes → canonical events → the client's protocol, one
+  // gathered write per upstream read. Nothing is sent before the first event, so a stream
+  // that fails before it is retried.
+  auto decoder = canonical::stream_decoder(egress);
+  auto encoder = canonical::stream_encoder(ctx.ingress, req);
+  std::vector<canonical::Event> events;
+  std::string out;
+  bool begun = false;
+  bool ended = false;  // message_stop or an error event was encoded
+  observe::GaugeHold open_stream;
+  // Encodes `events` into `out`; false when an error event ended the stream (and sets ended).
+  auto encode = [&]() {
+    size_t content = 0;
+    for (canonical::Event& e : events) {
+      if (ended) break;
+      switch (e.kind) {
+        case canonical::EventKind::message_start:
+          e.model = ctx.parsed.model;
+          if (e.usage.reported) ctx.usage = usage_tokens(e.usage);
+          break;
+        case canonical::EventKind::block_delta: ++content; break;
+        case canonical::EventKind::message_delta:
+          if (e.usage.reported) {
+            // The final usage; input counts may come only at the start (Anthropic).
+            UsageTokens u = usage_tokens(e.usage);
+            if (ctx.usage && u.input == 0) {
+              u.input = ctx.usage->input;
+              u.cached = ctx.usage->cached;
+            }
+            ctx.usage = u;
+          }
+          break;
+        case canonical::EventKind::error:
+          encoder->fail(e.status > 0 ? e.status : 502, e.text, out);
+          ctx.trace->stream_error = true;
+          responder.note_error("upstream_stream_error");
+          ended = true;
+          continue;
+        case canonical::EventKind::message_stop:
+          encoder->on_event(e, out);
+          encoder->finish(out);
+          ended = true;
+          continue;
+        default: break;
+      }
+      encoder->on_event(e, out);
+    }
+    ctx.stream_events += static_cast<int64_t>(content);
+    telemetry_.on_stream_events(*ctx.trace, content);
+    events.clear();
+  };
+  // An error event before anything reached the client: the attempt failed (retryable when
+  // the upstream said it is overloaded or failing).
+  auto early_error = [&]() -> std::optional<Error> {
+    for (const auto& e : events) {
+      if (e.kind == canonical::EventKind::error) {
+        Error err = make_error(Errc::upstream_status, "Upstream " + label +
+                                                          " failed before its first event: " +
+                                                          e.text);
+        err.upstream_status = e.status > 0 ? e.status : 502;
+        err.retryable = err.upstream_status == 429 || err.upstream_status >= 500;
+        return err;
+      }
+      if (e.kind == canonical::EventKind::block_start || e.kind == canonical::EventKind::block_delta) {
+        return std::nullopt;
+      }
+    }
+    return std::nullopt;
+  };
+  auto begin = [&]() -> asio::awaitable<bool> {
+    begun = true;
+    ctx.succeeded = true;
+    responder.add_header("x-sluice-attempts", std::to_string(ctx.attempts));
+    if (telemetry_.metrics_on()) open_stream.hold(telemetry_.open_streams);
+    co_return co_await responder.begin_stream(200, "text/event-stream", kStreamHeaders);
+  };
+  for (;;) {
+    auto read_at = Clock::now();
+    auto piece = co_await call.read_some();
+    ctx.waited_since(read_at);
+    if (!piece) {
+      if (responder.client_gone()) {
+        result.responded = begun;
+        co_return result;
+      }
+      Error err = std::move(piece.error());
+      if (!begun) {
+        fail(std::move(err), err.code == Errc::upstream_protocol);
+        co_return result;
+      }
+      state.count(outcome_of_error(err));
+      verdict.failure();
+      spdlog::warn("request {}: stream from {} failed: {}", ctx.request->request_id,
+                   runtime.origin.key, err.message);
+      out.clear();
+      encoder->fail(err.code == Errc::upstream_timeout ? 504 : 502,
+                    "The upstream stream failed before it finished: " + err.message, out);
+      ctx.trace->stream_error = true;
+      responder.note_error(err.code == Errc::upstream_timeout ? "upstream_timeout"
+                                                              : "upstream_stream_error");
+      co_await responder.write_chunk(out);
+      co_await responder.end_stream();
+      result.responded = true;
+      co_return result;
+    }
+    if (!piece->empty()) decoder->feed(*piece, events);
+    const bool complete = call.body_complete();
+    if (complete) decoder->finish(events);
+    if (!begun && !events.empty()) {
+      if (auto err = early_error()) {
+        call.finish();
+        state.count(AttemptOutcome::upstream_error);
+        verdict.failure();
+        result.retryable = err->retryable && !responder.client_gone();
+        result.error = std::move(*err);
+        co_return result;
+      }
+      if (!co_await begin()) break;
+    }
+    if (!events.empty()) {
+      out.clear();
+      encode();
+      if (!out.empty() && !co_await responder.write_chunk(out)) break;
+    }
+    if (complete || ended) {
+      call.finish();
+      co_await responder.end_stream();
+      if (responder.error_kind().empty()) {
+        state.count(AttemptOutcome::success);
+        verdict.success();
+      } else {
+        state.count(AttemptOutcome::protocol_error);
+        verdict.failure();
+      }
+      result.responded = true;
+      co_return result;
+    }
+  }
+  // The client went away mid-stream: not the target's fault.
+  verdict.success();
+  result.responded = true;
+  co_return result;
+}
+
+asio::awaitable<void> Gateway::serve_demo_translated(ProxyContext& ctx, UsageTokens* usage) {
+  const canonical::Request& req = *ctx.canon;
+  std::string prompt = last_user_text(req);
+  canonical::Response answer;
+  answer.id = "demo-" + std::string(ctx.request->request_id);
+  answer.model = ctx.parsed.model;
+  canonical::Block text;
+  text.text = providers::demo_answer(prompt);
+  answer.usage.input = sat_add(providers::estimate_tokens(prompt), 8);
+  answer.usage.output = static_cast<int64_t>(providers::split_words(text.text).size());
+  answer.usage.reported = true;
+  answer.content.push_back(std::move(text));
+  answer.stop_reason = canonical::StopReason::end_turn;
+  if (usage) *usage = usage_tokens(answer.usage);
+  http::Responder& responder = *ctx.responder;
+  if (!req.stream) {
+    co_await responder.send(200, "application/json",
+                            canonical::encode_response(ctx.ingress, answer, req));
+    co_return;
+  }
+  auto encoder = canonical::stream_encoder(ctx.ingress, req);
+  std::string out;
+  for (const auto& e : events_from_response(answer)) encoder->on_event(e, out);
+  encoder->finish(out);
+  if (!co_await responder.begin_stream(200, "text/event-stream", kStreamHeaders)) co_return;
+  if (co_await responder.write_chunk(out)) co_await responder.end_stream();
+}
+
+asio::awaitable<void> Gateway::count_tokens(http::Request& request, http::Responder& responder,
+                                            canonical::Protocol protocol, std::string_view model) {
+  auto parsed = canonical::parse_json(request.body);
+  if (!parsed || !parsed->is_object()) {
+    co_await responder.send_error(parsed ? canonical::invalid("The body must be a JSON object")
+                                         : parsed.error());
+    co_return;
+  }
+  const auto& o = parsed->as_object();
+  std::string name(model.empty() ? canonical::str(o, "model") : model);
+  if (name.empty()) {
+    co_await responder.send_error(canonical::invalid("model: Field required", "model"));
+    co_return;
+  }
+  if (router_->match(name) == nullptr) {
+    co_await responder.send_error(make_error(
+        Errc::model_not_found,
+        "The model '" + name + "' does not exist or is not routed by this gateway.", "model"));
+    co_return;
+  }
+  // An estimate (~4 bytes per token of the text in the request), marked as one: no upstream
+  // count is asked for yet.
+  int64_t tokens = 0;
+  for (std::string_view key : {"system", "messages", "tools", "contents", "systemInstruction"}) {
+    if (const auto* v = canonical::field(o, key)) tokens = sat_add(tokens, estimate_input_tokens(*v));
+  }
+  responder.add_header("x-sluice-token-count", "estimate");
+  std::string body = protocol == canonical::Protocol::gemini
+                         ? "{\"totalTokens\":" + std::to_string(tokens) + "}"
+                         : "{\"input_tokens\":" + std::to_string(tokens) + "}";
+  co_await responder.send(200, "application/json", body);
+}
+
+}  // namespace sluice::api

@@ -1,0 +1,219 @@
+// Anthropic Messages API, client side: canonical stream events → Anthropic's SSE event sequence
+// (message_start, content_block_start/delta/stop, message_delta, message_stop; `error`).
+//
+// Lossy: image and tool_result blocks in an answer have no Anthropic stream form and are
+// dropped, with their deltas; a delta whose kind does not fit its block (a signature on a text
+// block) is dropped. A redacted_thinking block's data is taken from its block_start's text.
+#include "canonical/codec.h"
+#include "canonical/json.h"
+#include "canonical/tables.h"
+#include "frontends/anthropic/blocks.h"
+
+namespace sluice::canonical::anthropic {
+namespace {
+
+void append_event(std::string& out, std::string_view type, const json::object& data) {
+  out += "event: ";
+  out += type;
+  out += "\ndata: ";
+  out += json::serialize(data);
+  out += "\n\n";
+}
+
+class AnthropicStreamEncoder final : public StreamEncoder {
+ public:
+  explicit AnthropicStreamEncoder(const Request& req) : model_(req.model) {}
+
+  void on_event(const Event& e, std::string& out) override {
+    if (closed_) return;
+    switch (e.kind) {
+      case EventKind::message_start:
+        start(e, out);
+        break;
+      case EventKind::block_start:
+        start(Event{}, out);
+        block_start(e, out);
+        break;
+      case EventKind::block_delta:
+        block_delta(e, out);
+        break;
+      case EventKind::block_stop:
+        if (open_ && e.index == canonical_index_) close_block(out);
+        break;
+      case EventKind::message_delta:
+        start(Event{}, out);
+        close_block(out);
+        message_delta(e.stop_reason, e.stop_sequence, e.usage, out);
+        break;
+      case EventKind::message_stop:
+        start(Event{}, out);
+        close_block(out);
+        // The SDK reads stop_reason from message_delta only: never end without one.
+        if (!delta_sent_) message_delta(StopReason::end_turn, {}, Usage{}, out);
+        append_event(out, "message_stop", json::object{{"type", "message_stop"}});
+        closed_ = true;
+        break;
+      case EventKind::error: {
+        std::string_view type = e.error_type;
+        if (!known_error_type(type)) type = error_row(e.status).anthropic_type;
+        error(type, e.text, out);
+        break;
+      }
+    }
+  }
+
+  void finish(std::string& /*out*/) override {}  // message_stop already ended the stream
+
+  void fail(int status, std::string_view message, std::string& out) override {
+    if (closed_) return;
+    error(error_row(status).anthropic_type, message, out);
+  }
+
+ private:
+  // message_start, once; a stream that begins with something else gets one first.
+  void start(const Event& e, std::string& out) {
+    if (started_) return;
+    started_ = true;
+    json::object usage;
+    usage["input_tokens"] = e.usage.input;
+    usage["output_tokens"] = e.usage.output;
+    usage["cache_creation_input_tokens"] = e.usage.cache_creation;
+    usage["cache_read_input_tokens"] = e.usage.cache_read;
+    json::object message;
+    message["id"] = e.id.empty() ? new_id("msg_") : e.id;
+    message["type"] = "message";
+    message["role"] = "assistant";
+    message["model"] = !model_.empty() ? model_ : e.model;
+    message["content"] = json::array{};
+    message["stop_reason"] = nullptr;
+    message["stop_sequence"] = nullptr;
+    message["usage"] = std::move(usage);
+    json::object data;
+    data["type"] = "message_start";
+    data["message"] = std::move(message);
+    append_event(out, "message_start", data);
+  }
+
+  void block_start(const Event& e, std::string& out) {
+    close_block(out);  // blocks never interleave; a missing stop is supplied
+    json::object block;
+    switch (e.block) {
+      case BlockKind::text:
+        block["type"] = "text";
+        block["text"] = "";
+        break;
+      case BlockKind::tool_use:
+        block["type"] = "tool_use";
+        block["id"] = e.tool_id.empty() ? new_id("toolu_") : e.tool_id;
+        block["name"] = e.tool_name;
+        block["input"] = json::object{};
+        break;
+      case BlockKind::thinking:
+        block["type"] = "thinking";
+        block["thinking"] = "";
+        block["signature"] = "";
+        break;
+      case BlockKind::redacted_thinking:
+        block["type"] = "redacted_thinking";
+        block["data"] = e.text;
+        break;
+      case BlockKind::image:
+      case BlockKind::tool_result:
+        return;  // no Anthropic answer form: dropped (lossy)
+    }
+    open_ = true;
+    open_kind_ = e.block;
+    canonical_index_ = e.index;
+    json::object data;
+    data["type"] = "content_block_start";
+    data["index"] = next_index_;
+    data["content_block"] = std::move(block);
+    append_event(out, "content_block_start", data);
+  }
+
+  void block_delta(const Event& e, std::string& out) {
+    if (!open_ || e.index != canonical_index_) return;  // its block was dropped or is closed
+    json::object delta;
+    if (e.delta == DeltaKind::text && open_kind_ == BlockKind::text) {
+      delta["type"] = "text_delta";
+      delta["text"] = e.text;
+    } else if (e.delta == DeltaKind::input_json && open_kind_ == BlockKind::tool_use) {
+      delta["type"] = "input_json_delta";
+      delta["partial_json"] = e.text;
+    } else if (e.delta == DeltaKind::thinking && open_kind_ == BlockKind::thinking) {
+      delta["type"] = "thinking_delta";
+      delta["thinking"] = e.text;
+    } else if (e.delta == DeltaKind::signature && open_kind_ == BlockKind::thinking) {
+      delta["type"] = "signature_delta";
+      delta["signature"] = e.text;
+    } else {
+      return;
+    }
+    json::object data;
+    data["type"] = "content_block_delta";
+    data["index"] = next_index_;
+    data["delta"] = std::move(delta);
+    append_event(out, "content_block_delta", data);
+  }
+
+  void close_block(std::string& out) {
+    if (!open_) return;
+    open_ = false;
+    json::object data;
+    data["type"] = "content_block_stop";
+    data["index"] = next_index_;
+    append_event(out, "content_block_stop", data);
+    ++next_index_;
+  }
+
+  void message_delta(StopReason reason, std::string_view stop_sequence, const Usage& u,
+                     std::string& out) {
+    delta_sent_ = true;
+    json::object delta;
+    delta["stop_reason"] = stop_row(reason).anthropic;
+    if (stop_sequence.empty()) {
+      delta["stop_sequence"] = nullptr;
+    } else {
+      delta["stop_sequence"] = stop_sequence;
+    }
+    // The SDK overwrites message_start's counts with any present here: only real values.
+    json::object usage;
+    usage["output_tokens"] = u.output;
+    if (u.input > 0) usage["input_tokens"] = u.input;
+    if (u.cache_creation > 0) usage["cache_creation_input_tokens"] = u.cache_creation;
+    if (u.cache_read > 0) usage["cache_read_input_tokens"] = u.cache_read;
+    json::object data;
+    data["type"] = "message_delta";
+    data["delta"] = std::move(delta);
+    data["usage"] = std::move(usage);
+    append_event(out, "message_delta", data);
+  }
+
+  void error(std::string_view type, std::string_view message, std::string& out) {
+    json::object error;
+    error["type"] = type;
+    error["message"] = message;
+    json::object data;
+    data["type"] = "error";
+    data["error"] = std::move(error);
+    append_event(out, "error", data);
+    closed_ = true;
+  }
+
+  std::string model_;
+  bool started_ = false;
+  bool delta_sent_ = false;
+  bool closed_ = false;
+  bool open_ = false;
+  BlockKind open_kind_ = BlockKind::text;
+  int canonical_index_ = -1;  // the open block's index in the canonical stream
+  int next_index_ = 0;        // the open (or next) block's index in this stream
+};
+
+}  // namespace
+
+std::unique_ptr<StreamEncoder> stream_encoder(const Request& req) {
+  return std::make_unique<AnthropicStreamEncoder>(req);
+}
+
+}  // namespace sluice::canonical::anthropic

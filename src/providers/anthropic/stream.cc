@@ -1,0 +1,229 @@
+// Anthropic Messages API, upstream side: the SSE body of a streamed answer → canonical events,
+// each forwarded as soon as its SSE event is complete.
+//
+// Lossy: blocks of types the canonical model lacks (server_tool_use, web_search_tool_result,
+// ...) are dropped with their deltas (the following blocks are renumbered 0, 1, 2, ...);
+// citations_delta is dropped; `ping` is ignored.
+#include <algorithm>
+#include <exception>
+
+#include "canonical/codec.h"
+#include "canonical/json.h"
+#include "frontends/anthropic/blocks.h"
+#include "http/parse/sse_parser.h"
+
+namespace sluice::canonical::anthropic {
+namespace {
+
+int status_for_error_type(std::string_view type) {
+  if (type == "overloaded_error") return 529;
+  if (type == "api_error") return 500;
+  if (type == "rate_limit_error") return 429;
+  if (type == "invalid_request_error") return 400;
+  if (type == "authentication_error") return 401;
+  if (type == "permission_error") return 403;
+  if (type == "not_found_error") return 404;
+  if (type == "request_too_large") return 413;
+  if (type == "timeout_error") return 504;
+  return 502;
+}
+
+// Overwrites the counts the upstream reported in `usage` (message_delta counts are cumulative).
+void merge_usage(const json::object& usage, Usage& into) {
+  auto take = [&usage](std::string_view key, int64_t& field_ref) {
+    if (auto v = integer(usage, key)) field_ref = std::max<int64_t>(0, *v);
+  };
+  take("input_tokens", into.input);
+  take("output_tokens", into.output);
+  take("cache_read_input_tokens", into.cache_read);
+  take("cache_creation_input_tokens", into.cache_creation);
+  into.reported = true;
+}
+
+class AnthropicStreamDecoder final : public StreamDecoder {
+ public:
+  void feed(std::string_view bytes, std::vector<Event>& out) override {
+    if (done_) return;
+    try {
+      parser_.feed(bytes, [this, &out](const http::SseEvent& e) { on_sse(e, out); });
+      if (parser_.overflowed()) fail(502, "api_error", "upstream stream event too large", out);
+    } catch (const std::exception& ex) {
+      fail(502, "api_error", std::string("upstream stream unreadable: ") + ex.what(), out);
+    }
+  }
+
+  void finish(std::vector<Event>& out) override {
+    if (done_) return;
+    fail(502, "api_error", "upstream stream ended early", out);
+  }
+
+ private:
+  void on_sse(const http::SseEvent& sse, std::vector<Event>& out) {
+    if (done_) return;
+    boost::system::error_code ec;
+    const json::value v = json::parse(sse.data, ec);
+    const json::object* o = ec ? nullptr : v.if_object();
+    if (!o) {
+      fail(502, "api_error", "upstream sent a stream event that is not a JSON object", out);
+      return;
+    }
+    // The data's own type is authoritative (the `event:` line repeats it).
+    std::string_view type = str(*o, "type");
+    if (type.empty()) type = sse.event;
+    if (type == "message_start") {
+      message_start(obj(*o, "message"), out);
+    } else if (type == "content_block_start") {
+      block_start(*o, out);
+    } else if (type == "content_block_delta") {
+      block_delta(*o, out);
+    } else if (type == "content_block_stop") {
+      if (integer(*o, "index") == wire_index_ && open_) close_block(out);
+    } else if (type == "message_delta") {
+      if (const json::object* delta = obj(*o, "delta")) {
+        if (field(*delta, "stop_reason")) stop_reason_ = stop_from_wire(str(*delta, "stop_reason"));
+        stop_sequence_ = std::string(str(*delta, "stop_sequence"));
+      }
+      if (const json::object* usage = obj(*o, "usage")) merge_usage(*usage, usage_);
+    } else if (type == "message_stop") {
+      message_start(nullptr, out);
+      close_block(out);
+      Event d;
+      d.kind = EventKind::message_delta;
+      d.stop_reason = stop_reason_;
+      d.stop_sequence = stop_sequence_;
+      d.usage = usage_;
+      out.push_back(std::move(d));
+      Event s;
+      s.kind = EventKind::message_stop;
+      out.push_back(std::move(s));
+      done_ = true;
+    } else if (type == "error") {
+      const json::object* error = obj(*o, "error");
+      const std::string_view error_type = error ? str(*error, "type") : std::string_view{};
+      std::string message(error ? str(*error, "message") : std::string_view{});
+      if (message.empty()) message = "upstream stream error";
+      fail(status_for_error_type(error_type),
+           known_error_type(error_type) ? error_type : std::string_view("api_error"), message, out);
+    }
+    // ping and event types added later by Anthropic: ignored
+  }
+
+  void message_start(const json::object* message, std::vector<Event>& out) {
+    if (started_) return;
+    started_ = true;
+    Event e;
+    e.kind = EventKind::message_start;
+    if (message) {
+      e.id = std::string(str(*message, "id"));
+      e.model = std::string(str(*message, "model"));
+      if (const json::object* usage = obj(*message, "usage")) merge_usage(*usage, usage_);
+    }
+    e.usage = usage_;
+    out.push_back(std::move(e));
+  }
+
+  void block_start(const json::object& o, std::vector<Event>& out) {
+    message_start(nullptr, out);
+    close_block(out);
+    const json::object* block = obj(o, "content_block");
+    const std::string_view type = block ? str(*block, "type") : std::string_view{};
+    Event e;
+    e.kind = EventKind::block_start;
+    e.index = next_index_;
+    if (type == "text") {
+      e.block = BlockKind::text;
+    } else if (type == "tool_use") {
+      e.block = BlockKind::tool_use;
+      e.tool_id = std::string(str(*block, "id"));
+      e.tool_name = std::string(str(*block, "name"));
+    } else if (type == "thinking") {
+      e.block = BlockKind::thinking;
+    } else if (type == "redacted_thinking") {
+      e.block = BlockKind::redacted_thinking;
+      e.text = std::string(str(*block, "data"));  // the canonical carrier for its data
+    } else {
+      return;  // a block the model lacks: it and its deltas are dropped
+    }
+    open_ = true;
+    wire_index_ = integer(o, "index").value_or(-1);
+    out.push_back(std::move(e));
+    // Content given at the start already (Anthropic sends it empty; compatible servers may not).
+    if (type == "text" && !str(*block, "text").empty()) {
+      delta(DeltaKind::text, str(*block, "text"), out);
+    } else if (type == "tool_use") {
+      const json::object* input = obj(*block, "input");
+      if (input && !input->empty()) delta(DeltaKind::input_json, to_text(*input), out);
+    } else if (type == "thinking") {
+      if (!str(*block, "thinking").empty()) {
+        delta(DeltaKind::thinking, str(*block, "thinking"), out);
+      }
+      if (!str(*block, "signature").empty()) {
+        delta(DeltaKind::signature, str(*block, "signature"), out);
+      }
+    }
+  }
+
+  void block_delta(const json::object& o, std::vector<Event>& out) {
+    if (!open_ || integer(o, "index") != wire_index_) return;
+    const json::object* d = obj(o, "delta");
+    if (!d) return;
+    const std::string_view type = str(*d, "type");
+    if (type == "text_delta") {
+      delta(DeltaKind::text, str(*d, "text"), out);
+    } else if (type == "input_json_delta") {
+      delta(DeltaKind::input_json, str(*d, "partial_json"), out);
+    } else if (type == "thinking_delta") {
+      delta(DeltaKind::thinking, str(*d, "thinking"), out);
+    } else if (type == "signature_delta") {
+      delta(DeltaKind::signature, str(*d, "signature"), out);
+    }
+  }
+
+  void delta(DeltaKind kind, std::string_view text, std::vector<Event>& out) {
+    if (text.empty()) return;
+    Event e;
+    e.kind = EventKind::block_delta;
+    e.index = next_index_;
+    e.delta = kind;
+    e.text = std::string(text);
+    out.push_back(std::move(e));
+  }
+
+  void close_block(std::vector<Event>& out) {
+    if (!open_) return;
+    open_ = false;
+    Event e;
+    e.kind = EventKind::block_stop;
+    e.index = next_index_++;
+    out.push_back(std::move(e));
+  }
+
+  void fail(int status, std::string_view type, std::string message, std::vector<Event>& out) {
+    if (done_) return;
+    done_ = true;
+    Event e;
+    e.kind = EventKind::error;
+    e.status = status;
+    e.error_type = std::string(type);
+    e.text = std::move(message);
+    out.push_back(std::move(e));
+  }
+
+  http::SseParser parser_;
+  bool started_ = false;
+  bool done_ = false;  // message_stop or an error was emitted: nothing more follows
+  bool open_ = false;
+  int64_t wire_index_ = -1;  // the open block's Anthropic index
+  int next_index_ = 0;       // the open (or next) block's canonical index
+  StopReason stop_reason_ = StopReason::unset;
+  std::string stop_sequence_;
+  Usage usage_;
+};
+
+}  // namespace
+
+std::unique_ptr<StreamDecoder> stream_decoder() {
+  return std::make_unique<AnthropicStreamDecoder>();
+}
+
+}  // namespace sluice::canonical::anthropic

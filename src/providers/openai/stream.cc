@@ -1,0 +1,264 @@
+// OpenAI Chat Completions stream decoder: `data: {chat.completion.chunk}` events until
+// `data: [DONE]`, turned into canonical events as each chunk completes.
+//
+// Lossy (stream-specific):
+// - a tool-argument delta for a tool call whose block was already closed (a server that
+//   interleaves parallel tool calls) is dropped and counted in dropped_deltas().
+// - reasoning arriving after the open thinking block's signature starts a new thinking block.
+// - choices other than index 0 are ignored; the stop sequence is never known.
+#include <string>
+
+#include "canonical/tables.h"
+#include "providers/openai/stream_decoder.h"
+
+namespace sluice::canonical::openai {
+namespace {
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' ||
+                        s.front() == '\n')) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' ||
+                        s.back() == '\n')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+}  // namespace
+
+void ChunkDecoder::feed(std::string_view bytes, std::vector<Event>& out) {
+  if (done_) return;
+  try {
+    sse_.feed(bytes, [this, &out](const http::SseEvent& ev) {
+      if (!done_) on_data(ev.data, out);
+    });
+  } catch (const std::exception&) {
+    error(502, "api_error", "upstream sent a malformed stream chunk", out);
+  }
+  if (sse_.overflowed() && !done_) {
+    error(502, "api_error", "upstream sent an oversized stream event", out);
+  }
+}
+
+void ChunkDecoder::finish(std::vector<Event>& out) {
+  // A last event without its blank line (some servers end that way) still counts.
+  if (!done_ && sse_.pending_bytes() > 0) feed("\n\n", out);
+  if (done_) return;
+  // Some servers omit [DONE]: a finish_reason already said the answer is complete.
+  if (!finish_reason_.empty()) {
+    end(out);
+  } else {
+    error(502, "api_error", "upstream stream ended early", out);
+  }
+}
+
+void ChunkDecoder::on_data(std::string_view data, std::vector<Event>& out) {
+  data = trim(data);
+  if (data.empty()) return;
+  if (data == "[DONE]") {
+    end(out);
+    return;
+  }
+  boost::system::error_code ec;
+  json::value v = json::parse(data, ec);
+  if (ec || !v.is_object()) {
+    error(502, "api_error", "upstream sent a malformed stream chunk", out);
+    return;
+  }
+  on_chunk(v.get_object(), out);
+}
+
+void ChunkDecoder::on_chunk(const json::object& chunk, std::vector<Event>& out) {
+  if (const json::object* err = obj(chunk, "error")) {
+    int status = 502;
+    std::string code;
+    if (const json::value* c = field(*err, "code")) {
+      if (std::optional<int64_t> n = integer(*err, "code"); n && *n >= 400 && *n <= 599) {
+        status = static_cast<int>(*n);
+      }
+      code = c->is_string() ? std::string(c->get_string()) : to_text(*c);
+    }
+    code += " ";
+    code += str(*err, "type");
+    std::string message(str(*err, "message"));
+    if (message.empty()) message = "upstream reported an error mid-stream";
+    std::string type = error_type_for(status, code, message);
+    error(status, std::move(type), std::move(message), out);
+    return;
+  }
+  if (!started_) {
+    id_ = std::string(str(chunk, "id"));
+    model_ = std::string(str(chunk, "model"));
+    start(out);
+  }
+  if (const json::array* choices = arr(chunk, "choices")) {
+    for (const json::value& cv : *choices) {
+      const json::object* choice = cv.if_object();
+      if (!choice || integer(*choice, "index").value_or(0) != 0) continue;
+      if (const json::object* delta = obj(*choice, "delta")) on_delta(*delta, out);
+      const std::string_view finish = str(*choice, "finish_reason");
+      if (!finish.empty()) finish_reason_ = std::string(finish);
+    }
+  }
+  if (const json::object* u = obj(chunk, "usage")) usage_ = usage_from(*u);
+}
+
+void ChunkDecoder::on_delta(const json::object& delta, std::vector<Event>& out) {
+  // Thinking text goes to an open, unsigned thinking block; after a signature a new one starts.
+  auto thinking = [this, &out](std::string_view text) {
+    if (!(open_ && kind_ == BlockKind::thinking && !signed_)) {
+      close(out);
+      open(BlockKind::thinking, out);
+    }
+    emit_delta(DeltaKind::thinking, std::string(text), out);
+  };
+  if (const json::array* tb = arr(delta, "thinking_blocks"); tb && !tb->empty()) {
+    // LiteLLM repeats the text in reasoning_content: thinking_blocks alone is read.
+    for (const json::value& ev : *tb) {
+      const json::object* e = ev.if_object();
+      if (!e) continue;
+      if (str(*e, "type") == "redacted_thinking") {
+        close(out);
+        open(BlockKind::redacted_thinking, out);
+        emit_delta(DeltaKind::signature, std::string(str(*e, "data")), out);
+        continue;
+      }
+      if (const std::string_view t = str(*e, "thinking"); !t.empty()) thinking(t);
+      if (const std::string_view sig = str(*e, "signature"); !sig.empty()) {
+        if (!(open_ && kind_ == BlockKind::thinking && !signed_)) {
+          close(out);
+          open(BlockKind::thinking, out);
+        }
+        emit_delta(DeltaKind::signature, std::string(sig), out);
+        signed_ = true;
+      }
+    }
+  } else {
+    std::string_view reasoning = str(delta, "reasoning_content");
+    if (reasoning.empty()) reasoning = str(delta, "reasoning");
+    if (!reasoning.empty()) thinking(reasoning);
+  }
+  for (const char* key : {"content", "refusal"}) {
+    const std::string_view text = str(delta, key);
+    if (text.empty()) continue;
+    if (std::string_view(key) == "refusal") refusal_ = true;
+    if (!(open_ && kind_ == BlockKind::text)) {
+      close(out);
+      open(BlockKind::text, out);
+    }
+    emit_delta(DeltaKind::text, std::string(text), out);
+  }
+  if (const json::array* calls = arr(delta, "tool_calls")) {
+    for (const json::value& cv : *calls) {
+      if (const json::object* tc = cv.if_object()) on_tool_call(*tc, out);
+    }
+  }
+}
+
+void ChunkDecoder::on_tool_call(const json::object& tc, std::vector<Event>& out) {
+  const std::string_view id = str(tc, "id");
+  int64_t index = 0;
+  if (std::optional<int64_t> i = integer(tc, "index")) {
+    index = *i;
+  } else if (!id.empty()) {
+    index = max_tool_index_ + 1;  // servers that omit index: a new id is a new call
+  } else {
+    index = tool_index_ >= 0 ? tool_index_ : 0;
+  }
+  std::string args;
+  const json::object* fn = obj(tc, "function");
+  if (fn) {
+    if (const json::value* a = field(*fn, "arguments")) {
+      args = a->is_string() ? std::string(a->get_string()) : to_text(*a);
+    }
+  }
+  if (open_ && kind_ == BlockKind::tool_use && index == tool_index_) {
+    if (!args.empty()) emit_delta(DeltaKind::input_json, std::move(args), out);
+    return;
+  }
+  if (tools_seen_.contains(index)) {
+    ++dropped_;  // its block is closed: the canonical stream cannot go back to it
+    return;
+  }
+  close(out);
+  tools_seen_.insert(index);
+  if (index > max_tool_index_) max_tool_index_ = index;
+  std::string tool_id = id.empty() ? "call_" + std::to_string(index) : std::string(id);
+  open(BlockKind::tool_use, out, std::move(tool_id),
+       fn ? std::string(str(*fn, "name")) : std::string());
+  tool_index_ = index;
+  if (!args.empty()) emit_delta(DeltaKind::input_json, std::move(args), out);
+}
+
+void ChunkDecoder::start(std::vector<Event>& out) {
+  if (started_) return;
+  started_ = true;
+  Event e;
+  e.kind = EventKind::message_start;
+  e.id = id_;
+  e.model = model_;
+  out.push_back(std::move(e));
+}
+
+void ChunkDecoder::open(BlockKind kind, std::vector<Event>& out, std::string tool_id,
+                        std::string tool_name) {
+  Event e;
+  e.kind = EventKind::block_start;
+  e.index = next_index_;
+  e.block = kind;
+  e.tool_id = std::move(tool_id);
+  e.tool_name = std::move(tool_name);
+  out.push_back(std::move(e));
+  open_ = true;
+  kind_ = kind;
+  signed_ = false;
+}
+
+void ChunkDecoder::close(std::vector<Event>& out) {
+  if (!open_) return;
+  Event e;
+  e.kind = EventKind::block_stop;
+  e.index = next_index_++;
+  out.push_back(std::move(e));
+  open_ = false;
+  tool_index_ = -1;
+}
+
+void ChunkDecoder::emit_delta(DeltaKind kind, std::string text, std::vector<Event>& out) {
+  Event e;
+  e.kind = EventKind::block_delta;
+  e.index = next_index_;
+  e.delta = kind;
+  e.text = std::move(text);
+  out.push_back(std::move(e));
+}
+
+void ChunkDecoder::end(std::vector<Event>& out) {
+  start(out);
+  close(out);
+  Event d;
+  d.kind = EventKind::message_delta;
+  d.stop_reason = refusal_ ? StopReason::refusal : stop_from_finish(finish_reason_);
+  d.usage = usage_;
+  out.push_back(std::move(d));
+  Event s;
+  s.kind = EventKind::message_stop;
+  out.push_back(std::move(s));
+  done_ = true;
+}
+
+void ChunkDecoder::error(int status, std::string type, std::string message,
+                         std::vector<Event>& out) {
+  if (done_) return;
+  Event e;
+  e.kind = EventKind::error;
+  e.status = status;
+  e.error_type = std::move(type);
+  e.text = std::move(message);
+  out.push_back(std::move(e));
+  done_ = true;
+}
+
+}  // namespace sluice::canonical::openai
