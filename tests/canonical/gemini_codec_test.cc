@@ -179,7 +179,8 @@ TEST(GeminiCodecRequest, DecodesTheFullFixture) {
 
 TEST(GeminiCodecRequest, FunctionCallingModes) {
   auto mode = [](std::string_view cfg) {
-    std::string body = R"({"contents":[{"parts":[{"text":"hi"}]}],"toolConfig":{"functionCallingConfig":)";
+    std::string body = R"({"contents":[{"parts":[{"text":"hi"}]}],)";
+    body += R"("toolConfig":{"functionCallingConfig":)";
     body += cfg;
     body += "}}";
     return decode_ok(body).tool_choice;
@@ -373,7 +374,9 @@ TEST(GeminiCodecStream, EncodesEventsAsGenerateContentChunks) {
   EXPECT_EQ(out.substr(out.size() - 2), "\n\n");
   auto chunks = sse_chunks(out);
   ASSERT_EQ(chunks.size(), 5u);
-  auto part = [&](size_t i) { return chunks[i].at("candidates").at(0).at("content").at("parts").at(0); };
+  auto part = [&](size_t i) {
+    return chunks[i].at("candidates").at(0).at("content").at("parts").at(0);
+  };
   EXPECT_EQ(part(0), J(R"({"text":"think","thought":true})"));
   EXPECT_EQ(part(1), J(R"({"text":"","thought":true,"thoughtSignature":"S1"})"));
   EXPECT_EQ(part(2), J(R"({"text":"Hi"})"));
@@ -595,7 +598,8 @@ TEST(GeminiCodecUpstream, SafetyBlockedAnswers) {
   EXPECT_EQ(r->usage.output, 0);
 
   auto blocked = gemini::decode_response(
-      R"({"promptFeedback":{"blockReason":"PROHIBITED_CONTENT"},"usageMetadata":{"promptTokenCount":9}})");
+      R"({"promptFeedback":{"blockReason":"PROHIBITED_CONTENT"},)"
+      R"("usageMetadata":{"promptTokenCount":9}})");
   ASSERT_TRUE(blocked.ok());
   EXPECT_EQ(blocked->stop_reason, StopReason::refusal);
   EXPECT_EQ(blocked->usage.input, 9);
@@ -682,7 +686,8 @@ TEST(GeminiCodecUpstreamStream, ReEncodedStreamDecodesToTheSameEvents) {
 
 TEST(GeminiCodecUpstreamStream, ErrorChunkEndsTheStream) {
   const std::string body =
-      "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Hel\"}],\"role\":\"model\"}}]}\n\n"
+      "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Hel\"}],"
+      "\"role\":\"model\"}}]}\n\n"
       "data: {\"error\":{\"code\":429,\"message\":\"Resource has been exhausted\","
       "\"status\":\"RESOURCE_EXHAUSTED\"}}\n\n";
   const auto events = run_decoder(body, 1);
@@ -700,7 +705,8 @@ TEST(GeminiCodecUpstreamStream, EofWithoutFinishReasonAndMalformedChunks) {
                                     "6|0|error 502 api_error upstream stream ended early"});
   events = run_decoder("data: {\"candidates\":[\n\ndata: {}\n\n", 1);
   ASSERT_EQ(events.size(), 1u);
-  EXPECT_EQ(events[0], "6|0|error 502 api_error upstream sent a stream chunk that is not valid JSON");
+  EXPECT_EQ(events[0],
+            "6|0|error 502 api_error upstream sent a stream chunk that is not valid JSON");
   events = run_decoder("data: [1,2]\n\ndata: \"x\"\n\n", 0);
   ASSERT_EQ(events.size(), 1u);
   EXPECT_NE(events[0].find("error 502"), std::string::npos);
@@ -794,7 +800,8 @@ TEST(GeminiCodecRoundTrip, GeminiRequestThroughTheGatewayKeepsSignatures) {
   json::value v = J(gemini::encode_request(r, "gemini-2.5-flash"));
   const json::value& model_parts = v.at("contents").at(1).at("parts");
   EXPECT_EQ(model_parts.at(0),
-            J(R"({"text":"Thinking about cities","thought":true,"thoughtSignature":"c2lnLXRob3VnaHQ="})"));
+            J(R"({"text":"Thinking about cities","thought":true,
+                  "thoughtSignature":"c2lnLXRob3VnaHQ="})"));
   EXPECT_EQ(model_parts.at(1).at("thoughtSignature"), "c2lnLWNhbGw=");
   EXPECT_EQ(model_parts.at(1).at("functionCall").at("name"), "get_weather");
   EXPECT_EQ(v.at("contents").at(2).at("parts").at(1),

@@ -90,7 +90,9 @@ Result<void> read_tools(const json::object& body, Request& req) {
         pname = ".parameters";
       }
       if (params) {
-        if (!params->is_object()) return invalid("The parameters must be an object.", dpath + pname);
+        if (!params->is_object()) {
+          return invalid("The parameters must be an object.", dpath + pname);
+        }
         json::value schema = *params;
         lower_types(schema);
         tool.parameters = to_text(schema);
