@@ -15,6 +15,7 @@
 #include "observe/profiler.h"
 #include "providers/openai_format.h"
 #include "api/protocols.h"
+#include "api/stream_check.h"
 #include "api/proxy_util.h"
 
 namespace sluice::api {
@@ -81,6 +82,7 @@ Gateway::Gateway(std::shared_ptr<const routing::Router> router, const std::atomi
     rr->balancer = std::make_unique<routing::Balancer>(route.balancer, rr->states);
     routes_.push_back(std::move(rr));
   }
+  if (router_->config().metrics.validate_streams) register_stream_check_metrics();
 }
 
 RouteRuntime* Gateway::runtime_for(const config::RouteConfig* route) {

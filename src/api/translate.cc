@@ -12,6 +12,7 @@
 #include "api/protocols.h"
 #include "api/proxy_context.h"
 #include "api/proxy_util.h"
+#include "api/stream_check.h"
 #include "canonical/codec.h"
 #include "canonical/json.h"
 #include "providers/demo.h"
@@ -269,6 +270,14 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt_translated(
     canonical::UpstreamError ue = canonical::decode_error(egress, status, text);
     // The upstream's message, not its body: the client gets its own protocol's shape.
     Error e = upstream_status_error(status, ue.message, "", retry_after, label, expose);
+    if (status < 500 && e.code == Errc::upstream_status && ue.status == status &&
+        ctx.ingress == canonical::Protocol::openai && status != 401 && status != 403 &&
+        status != 407) {
+      // An OpenAI client gets the upstream's 4xx in OpenAI's shape with OpenAI's type for
+      // the status (invalid_request_error, rate_limit_error, ...); other clients' shapes are
+      // rendered from the message by render_error.
+      e.upstream_body = canonical::encode_error(canonical::Protocol::openai, status, e.message).body;
+    }
     if (!expose && status >= 500 && !text.empty()) {
       spdlog::info("request {}: upstream {} answered {}: {}", ctx.request->request_id,
                    runtime.origin.key, status, text.substr(0, 300));
@@ -336,6 +345,13 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt_translated(
   // that fails before it is retried.
   auto decoder = canonical::stream_decoder(egress);
   auto encoder = canonical::stream_encoder(ctx.ingress, req);
+  StreamCheck check(router_->config().metrics.validate_streams, ctx.ingress,
+                    ctx.request->request_id);
+  // Everything written to the client goes through here (and the check, when it is on).
+  auto send = [&](std::string_view bytes) -> asio::awaitable<bool> {
+    check.feed(bytes);
+    co_return co_await responder.write_chunk(bytes);
+  };
   std::vector<canonical::Event> events;
   std::string out;
   bool begun = false;
@@ -413,11 +429,13 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt_translated(
     ctx.waited_since(read_at);
     if (!piece) {
       if (responder.client_gone()) {
+        check.abandon();
         result.responded = begun;
         co_return result;
       }
       Error err = std::move(piece.error());
       if (!begun) {
+        check.abandon();
         fail(std::move(err), err.code == Errc::upstream_protocol);
         co_return result;
       }
@@ -431,7 +449,7 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt_translated(
       ctx.trace->stream_error = true;
       responder.note_error(err.code == Errc::upstream_timeout ? "upstream_timeout"
                                                               : "upstream_stream_error");
-      co_await responder.write_chunk(out);
+      co_await send(out);
       co_await responder.end_stream();
       result.responded = true;
       co_return result;
@@ -453,7 +471,7 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt_translated(
     if (!events.empty()) {
       out.clear();
       encode();
-      if (!out.empty() && !co_await responder.write_chunk(out)) break;
+      if (!out.empty() && !co_await send(out)) break;
     }
     if (complete || ended) {
       call.finish();
@@ -470,6 +488,7 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt_translated(
     }
   }
   // The client went away mid-stream: not the target's fault.
+  check.abandon();
   verdict.success();
   result.responded = true;
   co_return result;

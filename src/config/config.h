@@ -221,6 +221,9 @@ struct MetricsConfig {
   std::string path = "/metrics";
   bool require_admin_token = false;   // scrapes must send the admin token
   bool server_timing = true;          // server-timing header on every API response
+  // Check every translated stream sent to a client against its protocol's shape rules and
+  // count violations in sluice_stream_invariant_violations_total{format,rule}.
+  bool validate_streams = false;
 };
 
 /// The operations listener: /metrics, /admin/*, /debug/pprof/* (and /healthz, /readyz).

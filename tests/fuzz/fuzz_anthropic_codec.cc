@@ -55,7 +55,7 @@ std::vector<canonical::Event> decode_stream(std::string_view body, uint8_t seed)
     uint32_t x = seed * 2654435761u + 1;
     for (size_t pos = 0; pos < body.size();) {
       x = x * 1103515245u + 12345u;
-      const size_t n = (x >> 16) % (seed % 16 + 1);  // 0 = an empty feed
+      const size_t n = (x >> 16) % (seed % 16 + 2);  // 0 = an empty feed; never only zeros
       const std::string piece(body.substr(pos, n));  // own buffer: ASan sees over-reads
       d->feed(piece, out);
       pos += n;
