@@ -52,7 +52,10 @@ export async function stopProcess(child) {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((r) => child.once('exit', () => r(true)));
   child.kill('SIGTERM');
-  const ok = await Promise.race([exited, new Promise((r) => setTimeout(() => r(false), 5000))]);
+  let timer;
+  const late = new Promise((r) => { timer = setTimeout(() => r(false), 5000); });
+  const ok = await Promise.race([exited, late]);
+  clearTimeout(timer); // a pending timer would keep the test process alive for 5 s
   if (!ok) {
     child.kill('SIGKILL');
     await exited;
