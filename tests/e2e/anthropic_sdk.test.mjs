@@ -1,6 +1,6 @@
 // End-to-end: the official `@anthropic-ai/sdk` against Sluice's Anthropic Messages ingress
-// (/v1/messages, /v1/messages/count_tokens), routed to sluice-mock speaking the OpenAI format
-// (translation) and the Anthropic format. What the mock answers is documented in docs/mock.md:
+// (/v1/messages, /v1/messages/count_tokens), routed to sluice-mock speaking the OpenAI and the
+// Gemini formats (translation) and the Anthropic format. What the mock answers is documented in docs/mock.md:
 // text "w1 ... wN", tool call i named tool_<i> with input {city: "Paris", n: i}, thinking text
 // "Let me think about it." with signature "sig-mock-1".
 
@@ -19,6 +19,8 @@ const UPSTREAMS = {
   // (the mock sends OpenAI's server_error / Anthropic's overloaded_error).
   openai: { model: 'mock-model', once: 'oa-once', streamError: 'api_error' },
   anthropic: { model: 'claude-up', once: 'claude-once', streamError: 'overloaded_error' },
+  // not in the brief's minimum, but free coverage: Gemini's UNAVAILABLE stream error
+  gemini: { model: 'gemini-up', once: 'gemini-once', streamError: 'overloaded_error' },
 };
 
 before(async () => {
@@ -36,6 +38,11 @@ before(async () => {
   - model: claude-once
     ${once}
     targets: [${mockTarget(m, 'anthropic', `model: claude-mock, ${nobreaker}`)}]
+  - model: gemini-up
+    targets: [${mockTarget(m, 'gemini', 'model: gemini-mock')}]
+  - model: gemini-once
+    ${once}
+    targets: [${mockTarget(m, 'gemini', `model: gemini-mock, ${nobreaker}`)}]
 `,
   });
   client = new Anthropic({ baseURL: stack.gwUrl, apiKey: 'sk-test', maxRetries: 0,
@@ -159,6 +166,16 @@ for (const [upstream, { model, once, streamError }] of Object.entries(UPSTREAMS)
           [[ids[0], 'result 1'], [ids[1], 'result 2']]);
         assert.deepEqual(sent.tools.map((t) => [t.type, t.function.name]),
           [['function', 'tool_1'], ['function', 'tool_2']]);
+      } else if (upstream === 'gemini') {
+        const c = sent.contents;
+        assert.deepEqual(c.map((x) => x.role), ['user', 'model', 'user']);
+        assert.deepEqual(c[1].parts.map((p) => [p.functionCall.name, p.functionCall.args]),
+          [['tool_1', { city: 'Paris', n: 1 }], ['tool_2', { city: 'Paris', n: 2 }]]);
+        assert.deepEqual(c[2].parts.map((p) => p.functionResponse.name), ['tool_1', 'tool_2']);
+        const texts = c[2].parts.map((p) => JSON.stringify(p.functionResponse.response));
+        assert.ok(texts[0].includes('result 1') && texts[1].includes('result 2'), texts.join());
+        assert.deepEqual(sent.tools.flatMap((t) => t.functionDeclarations.map((f) => f.name)),
+          ['tool_1', 'tool_2']);
       } else {
         const m = sent.messages;
         assert.deepEqual(m.map((x) => x.role), ['user', 'assistant', 'user']);
@@ -170,6 +187,15 @@ for (const [upstream, { model, once, streamError }] of Object.entries(UPSTREAMS)
         assert.deepEqual(results, [['tool_result', ids[0], 'result 1'],
           ['tool_result', ids[1], 'result 2']]);
         assert.deepEqual(sent.tools.map((t) => t.name), ['tool_1', 'tool_2']);
+      }
+    });
+
+    test('stop reasons: max_tokens and refusal, streamed', T, async () => {
+      for (const stop of ['max_tokens', 'refusal']) {
+        const msg = await client.messages.stream({ model, max_tokens: 100, messages },
+          { headers: { 'x-mock-stop': stop, 'x-mock-tokens': '1' } }).finalMessage();
+        assert.equal(msg.stop_reason, stop);
+        assert.equal(msg.usage.output_tokens, 1);
       }
     });
 
@@ -188,12 +214,13 @@ for (const [upstream, { model, once, streamError }] of Object.entries(UPSTREAMS)
     test('upstream 429 → RateLimitError 429', T, async () => {
       await assert.rejects(
         client.messages.create({ model: once, max_tokens: 10, messages },
-          { headers: { 'x-mock-status': '429' } }),
+          { headers: { 'x-mock-status': '429', 'x-mock-retry-after': '3' } }),
         (err) => {
           assert.ok(err instanceof Anthropic.RateLimitError,
             `got ${err?.constructor?.name}: ${err}`);
           assert.equal(err.status, 429);
           assert.equal(err.error?.error?.type, 'rate_limit_error');
+          assert.equal(err.headers.get('retry-after'), '3'); // the SDK's backoff reads it
           return true;
         });
     });

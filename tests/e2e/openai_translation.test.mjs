@@ -126,6 +126,14 @@ for (const [upstream, { model, once }] of Object.entries(UPSTREAMS)) {
       assert.equal(done.choices[0].finish_reason, 'stop');
     });
 
+    test('finish_reason length, streamed, with usage', T, async () => {
+      const done = await client.beta.chat.completions.stream(
+        { model, messages, stream_options: { include_usage: true } },
+        { headers: { 'x-mock-stop': 'max_tokens', 'x-mock-tokens': '1' } }).finalChatCompletion();
+      assert.equal(done.choices[0].finish_reason, 'length');
+      assert.equal(done.usage.completion_tokens, 1);
+    });
+
     test('tools, unary: two tool calls with JSON arguments', T, async () => {
       const r = await client.chat.completions.create({ model, messages, tools },
         { headers: { 'x-mock-tool-calls': '2' } });
@@ -214,10 +222,11 @@ for (const [upstream, { model, once }] of Object.entries(UPSTREAMS)) {
     test('upstream 429 → RateLimitError 429', T, async () => {
       await assert.rejects(
         client.chat.completions.create({ model: once, messages },
-          { headers: { 'x-mock-status': '429' } }),
+          { headers: { 'x-mock-status': '429', 'x-mock-retry-after': '3' } }),
         (err) => {
           assert.ok(err instanceof OpenAI.RateLimitError, `got ${err?.constructor?.name}: ${err}`);
           assert.equal(err.status, 429);
+          assert.equal(err.headers['retry-after'], '3');
           return true;
         });
     });
