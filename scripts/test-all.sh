@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test suite in order: unit (ctest), fuzz smoke, integration (pytest, real sockets and
-# processes), e2e (the official openai npm SDK), then the sanitizer runs: unit + integration
-# under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan) and the concurrent
-# components' unit tests under ThreadSanitizer (build-tsan). Any sanitizer report fails the run.
+# processes), e2e (the official openai, Anthropic and Google GenAI npm SDKs), then the sanitizer
+# runs: unit + integration under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan) and
+# the concurrent components' unit tests under ThreadSanitizer (build-tsan). Any sanitizer report
+# fails the run.
 # Called by `make test` after the build. SANITIZERS=0 skips the sanitizer runs (quick local use).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +35,7 @@ timed "fuzz smoke" bash tests/fuzz/run.sh "${FUZZ_SECONDS:-10}"
 step "integration tests (pytest)"
 timed "integration (release)" /usr/bin/python3 -m pytest tests/integration -q -p no:cacheprovider
 
-step "e2e tests (openai npm SDK)"
+step "e2e tests (official SDKs: openai, @anthropic-ai/sdk, @google/genai)"
 timed "e2e" bash tests/e2e/run.sh
 
 if [[ ${SANITIZERS:-1} == 0 ]]; then

@@ -3,128 +3,44 @@
 //
 //   cd tests/e2e && npm install && node --test
 //
-// The suite starts build/sluice-mock and build/sluice on ephemeral ports (each prints
-// "...: listening on http://HOST:PORT" on stdout, which is parsed), points the SDK at
-// http://127.0.0.1:PORT/v1 with apiKey "sk-test", and kills both processes afterwards.
-// Binaries come from $SLUICE_BUILD_DIR (default: <repo>/build; relative paths are resolved
-// against the repository root). Only node's built-in test runner and the SDK are used.
+// The suite starts build/sluice-mock and build/sluice on ephemeral ports (helpers.mjs), points
+// the SDK at http://127.0.0.1:PORT/v1 with apiKey "sk-test", and stops both processes afterwards.
+// Only node's built-in test runner and the SDK are used.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync, accessSync, constants } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import net from 'node:net';
 import http from 'node:http';
-import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
+import { startStack, closedPort, within } from './helpers.mjs';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const REPO_ROOT = path.resolve(HERE, '..', '..');
-const BUILD_DIR = path.resolve(REPO_ROOT, process.env.SLUICE_BUILD_DIR ?? 'build');
-const SLUICE_BIN = path.join(BUILD_DIR, 'sluice');
-const MOCK_BIN = path.join(BUILD_DIR, 'sluice-mock');
 const UPSTREAM_KEY = 'sk-upstream-e2e-key';
 
-const children = [];
-let tmp;
-let mockUrl;
+let stack;
 let client;
 let gatewayBase;
-
-/** Spawns a server and resolves with its base URL once it prints "listening on http://H:P"
- * (the first such line: sluice's own; an "admin listening on" line may follow it). */
-function startServer(bin, args, env, timeoutMs = 10000) {
-  accessSync(bin, constants.X_OK);
-  const child = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let stderr = '';
-  child.stderr.on('data', (d) => { stderr += d; });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => {
-      reject(new Error(`${bin}: no "listening on" line within ${timeoutMs} ms; stderr:\n${stderr}`));
-    }, timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${bin} exited early with ${code}; stderr:\n${stderr}`));
-    });
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /listening on (http:\/\/[^\s]+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1].replace(/\/$/, ''));
-      }
-    });
-  });
-}
-
-function closedPort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
-
-async function mockJson(p) {
-  const r = await fetch(mockUrl + p);
-  return r.json();
-}
-
-/** Rejects if `promise` does not settle within ms (so a hang fails instead of stalling). */
-function within(ms, promise, what) {
-  let timer;
-  const t = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms (hang)`)), ms);
-  });
-  return Promise.race([promise, t]).finally(() => clearTimeout(timer));
-}
+const mockJson = (p) => stack.mockJson(p);
 
 before(async () => {
-  tmp = mkdtempSync(path.join(tmpdir(), 'sluice-e2e-'));
-  mockUrl = await startServer(MOCK_BIN, ['--listen', '127.0.0.1:0', '--threads', '2'], process.env);
-  const mockBase = `${mockUrl}/v1`;
   const dead = await closedPort();
-  const config = `\
-server: {listen: "127.0.0.1:0", threads: 2, max_body_bytes: 1MiB, header_timeout_ms: 1000, idle_timeout_ms: 2000, drain_timeout_ms: 3000}
-upstream: {timeouts: {connect_ms: 1000, first_byte_ms: 1000, stream_idle_ms: 1000, total_ms: 5000}}
-admin: {listen: off}
-routes:
+  stack = await startStack({
+    env: { MOCK_KEY: UPSTREAM_KEY },
+    routes: ({ url }) => `\
   - model: mock-model
-    targets: [{provider: openai, forward_headers: ["x-mock-*"], base_url: "${mockBase}", api_key_env: MOCK_KEY}]
+    targets: [{provider: openai, forward_headers: ["x-mock-*"], base_url: "${url}/v1", api_key_env: MOCK_KEY}]
   - model: "mock-*"
-    targets: [{provider: openai, forward_headers: ["x-mock-*"], base_url: "${mockBase}", model: mock-model}]
+    targets: [{provider: openai, forward_headers: ["x-mock-*"], base_url: "${url}/v1", model: mock-model}]
   - model: demo
     targets: [{provider: demo}]
   - model: dead
     targets: [{provider: openai, forward_headers: ["x-mock-*"], base_url: "http://127.0.0.1:${dead}/v1"}]
-`;
-  const cfgPath = path.join(tmp, 'sluice.yaml');
-  writeFileSync(cfgPath, config);
-  const gwUrl = await startServer(SLUICE_BIN, ['--config', cfgPath],
-    { ...process.env, MOCK_KEY: UPSTREAM_KEY });
-  gatewayBase = `${gwUrl}/v1`;
-  client = new OpenAI({ baseURL: `${gwUrl}/v1`, apiKey: 'sk-test', maxRetries: 0, timeout: 10000 });
+`,
+  });
+  gatewayBase = `${stack.gwUrl}/v1`;
+  client = new OpenAI({ baseURL: gatewayBase, apiKey: 'sk-test', maxRetries: 0, timeout: 10000 });
 });
 
 after(async () => {
-  for (const c of children.reverse()) {
-    if (c.exitCode === null && c.signalCode === null) {
-      c.kill('SIGTERM');
-      const exited = await Promise.race([
-        new Promise((r) => c.once('exit', () => r(true))),
-        new Promise((r) => setTimeout(() => r(false), 5000)),
-      ]);
-      if (!exited) c.kill('SIGKILL');
-    }
-  }
-  if (tmp) rmSync(tmp, { recursive: true, force: true });
+  if (stack) await stack.stop();
 });
 
 const messages = [{ role: 'user', content: 'Hello from the SDK' }];
