@@ -200,14 +200,10 @@ for (const [upstream, { model, once }] of Object.entries(UPSTREAMS)) {
         });
     });
 
-    // The Anthropic ingress answers the same upstream 400 with invalid_request_error and 429
-    // with rate_limit_error (kErrorTypes in src/canonical/tables.h has the OpenAI column too),
-    // and a passthrough OpenAI upstream's own type is relayed. The OpenAI ingress answers a
-    // translated upstream 4xx with type "upstream_error", code "upstream_error" instead.
+    // A translated upstream 4xx reaches OpenAI clients with OpenAI's type for its status
+    // (kErrorTypes in src/canonical/tables.h), as the Anthropic and Gemini ingresses do.
     test('upstream 400 / 429 → OpenAI error types invalid_request_error / rate_limit_error', {
       ...T,
-      todo: 'gateway bug: a translated upstream 4xx reaches OpenAI clients as type ' +
-        '"upstream_error" instead of the OpenAI type for its status',
     }, async () => {
       for (const [status, type] of [['400', 'invalid_request_error'],
         ['429', 'rate_limit_error']]) {
