@@ -123,7 +123,8 @@ struct Response {
 ///   the next one; an OpenAI delta for a tool call already closed is dropped and listed as lossy),
 ///   then message_delta (stop reason, usage), message_stop. An error event may come anywhere
 ///   and is the last.
-/// A thinking block's signature arrives as a `signature` delta. Gemini's thoughtSignature on
+/// A thinking block's signature arrives as a `signature` delta; a redacted_thinking block's
+/// data is the text of its block_start (it has no deltas). Gemini's thoughtSignature on
 /// a text or functionCall part is carried as a thinking block with empty text and that
 /// signature, placed just before the block it belongs to.
 enum class EventKind { message_start, block_start, block_delta, block_stop, message_delta,
@@ -135,7 +136,8 @@ struct Event {
   int index = 0;                  // block events: the block's index in the message
   BlockKind block = BlockKind::text;  // block_start
   DeltaKind delta = DeltaKind::text;  // block_delta
-  std::string text;               // delta text / partial JSON / signature; error message
+  std::string text;               // delta text / partial JSON / signature; error message;
+                                  // block_start of redacted_thinking: its opaque data
   std::string tool_id, tool_name; // block_start of tool_use
   std::string id, model;          // message_start
   StopReason stop_reason = StopReason::unset;  // message_delta

@@ -58,7 +58,8 @@ inline std::string show(const Event& e) {
     case EventKind::message_start: return "start " + e.id + " " + e.model;
     case EventKind::block_start:
       return "block_start " + std::to_string(e.index) + " " + kind_name(e.block) +
-             (e.block == BlockKind::tool_use ? " " + e.tool_id + " " + e.tool_name : "");
+             (e.block == BlockKind::tool_use ? " " + e.tool_id + " " + e.tool_name : "") +
+             (e.block == BlockKind::redacted_thinking ? " " + e.text : "");
     case EventKind::block_delta:
       return "delta " + std::to_string(e.index) + " " + delta_name(e.delta) + " " + e.text;
     case EventKind::block_stop: return "block_stop " + std::to_string(e.index);
@@ -144,6 +145,15 @@ inline Event ev(EventKind k) {
   return e;
 }
 
+// A redacted_thinking block's start, its opaque data as the text (canonical.h).
+inline Event redacted_start(int i, std::string data) {
+  Event e = ev(EventKind::block_start);
+  e.index = i;
+  e.block = BlockKind::redacted_thinking;
+  e.text = std::move(data);
+  return e;
+}
+
 inline Event bstart(int i, BlockKind k, std::string id = {}, std::string name = {}) {
   Event e = ev(EventKind::block_start);
   e.index = i;
@@ -179,7 +189,7 @@ inline std::vector<Event> rich_stream() {
           bstart(0, BlockKind::thinking), bdelta(0, DeltaKind::thinking, "Hmm, "),
           bdelta(0, DeltaKind::thinking, "two cities."), bdelta(0, DeltaKind::signature, "sig0"),
           bstop(0),
-          bstart(1, BlockKind::redacted_thinking), bdelta(1, DeltaKind::signature, "REDACTED"),
+          redacted_start(1, "REDACTED"),
           bstop(1),
           bstart(2, BlockKind::text), bdelta(2, DeltaKind::text, "Checking."), bstop(2),
           bstart(3, BlockKind::tool_use, "call_a", "get_weather"),

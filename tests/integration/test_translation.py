@@ -394,3 +394,42 @@ routes:
         assert r.status == 200, r
     finally:
         gw.stop()
+
+
+# ---- reasoning signatures survive a round trip through any client format ---------------------
+
+
+def test_anthropic_signature_round_trips_through_an_openai_client(gw):
+    r = openai_request(gw, "claude-up", headers={"x-mock-thinking": "1"})
+    assert r.status == 200, r
+    msg = r.json()["choices"][0]["message"]
+    assert msg["thinking_blocks"][0]["signature"] == "sig-mock-1", msg
+    assert msg["reasoning_content"], msg
+    # The next turn sends the assistant message back as the client got it (the carrier is
+    # thinking_blocks); the Anthropic upstream must get its thinking block and signature back.
+    body = {"model": "claude-up",
+            "messages": [{"role": "user", "content": "hello"}, msg,
+                         {"role": "user", "content": "and then?"}]}
+    r2 = http_call(gw, "POST", "/v1/chat/completions", json_body=body,
+                   headers={"x-mock-echo-request": "1"})
+    sent = json.loads(r2.json()["choices"][0]["message"]["content"])
+    first = sent["messages"][1]["content"][0]
+    assert first["type"] == "thinking" and first["signature"] == "sig-mock-1", sent
+    assert first["thinking"] == msg["thinking_blocks"][0]["thinking"], sent
+
+
+def test_gemini_thought_signature_round_trips_through_an_anthropic_client(gw):
+    r = anthropic_request(gw, "gemini-up", headers={"x-mock-thinking": "1"})
+    assert r.status == 200, r
+    content = r.json()["content"]
+    signed = [b for b in content if b["type"] == "thinking" and b.get("signature")]
+    assert signed and signed[0]["signature"] == "sig-mock-1", content
+    body = {"model": "gemini-up", "max_tokens": 50,
+            "messages": [{"role": "user", "content": "hello"},
+                         {"role": "assistant", "content": content},
+                         {"role": "user", "content": "and then?"}]}
+    r2 = http_call(gw, "POST", "/v1/messages", json_body=body,
+                   headers={"x-mock-echo-request": "1"})
+    sent = json.loads(r2.json()["content"][-1]["text"])
+    parts = sent["contents"][1]["parts"]
+    assert any(p.get("thoughtSignature") == "sig-mock-1" for p in parts), sent

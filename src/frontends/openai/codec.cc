@@ -7,8 +7,8 @@
 // - usage.cache_creation is folded into prompt_tokens (no field of its own).
 // - thinking travels as reasoning_content (text) plus thinking_blocks (LiteLLM's carrier, with
 //   signatures); clients that know neither see no reasoning.
-// - in a stream, a redacted_thinking block's data must arrive as a DeltaKind::signature delta
-//   on that block (or as block_start text); it is sent as delta.thinking_blocks.
+// - in a stream, a redacted_thinking block's data arrives as its block_start text (canonical.h)
+//   and is sent as delta.thinking_blocks.
 // - the error type of a mid-stream error comes from the status (error_row), not the upstream.
 #include <ctime>
 #include <random>

@@ -122,7 +122,7 @@ void ChunkDecoder::on_delta(const json::object& delta, std::vector<Event>& out) 
       if (str(*e, "type") == "redacted_thinking") {
         close(out);
         open(BlockKind::redacted_thinking, out);
-        emit_delta(DeltaKind::signature, std::string(str(*e, "data")), out);
+        out.back().text = std::string(str(*e, "data"));  // canonical: the data is on block_start
         continue;
       }
       if (const std::string_view t = str(*e, "thinking"); !t.empty()) thinking(t);
