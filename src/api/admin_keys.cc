@@ -5,9 +5,11 @@
 // unreachable Redis is a 503).
 #include <simdjson.h>
 
-#include "api/gateway.h"
+#include "api/admin_api.h"
 
 namespace sluice::api {
+
+namespace asio = boost::asio;
 
 namespace {
 
@@ -146,8 +148,8 @@ Result<governance::KeyRecord> parse_key_request(std::string_view body) {
 
 }  // namespace
 
-asio::awaitable<void> Gateway::admin_keys(http::Request& request, http::Responder& responder) {
-  if (!co_await admin_allowed(request, responder)) co_return;
+asio::awaitable<void> AdminApi::keys(http::Request& request, http::Responder& responder) {
+  if (!co_await allowed(request, responder)) co_return;
   if (!governance_) {
     {
       const Error error = make_error(Errc::unavailable, "Key management is not set up.");

@@ -1,22 +1,15 @@
-// Gateway: endpoint table, OpenAI request decoding, and the proxy loop (unary and SSE relay).
+// Gateway: the endpoint table, listener checks, authentication on the head, and the pipeline of
+// the model endpoints (decode → route → stages → dispatcher).
 #include "api/gateway.h"
 
-#include <openssl/crypto.h>
-#include <openssl/sha.h>
-#include <spdlog/spdlog.h>
-
 #include <chrono>
-#include <cstdio>
-#include <random>
 
-#include "http/parse/sse_parser.h"
-#include "providers/demo.h"
-#include "providers/openai.h"
-#include "observe/profiler.h"
-#include "providers/openai_format.h"
+#include "api/governance_stages.h"
+#include "api/model_endpoints.h"
 #include "api/protocols.h"
 #include "api/stream_check.h"
-#include "api/proxy_util.h"
+#include "observe/profiler.h"
+#include "providers/openai.h"
 
 namespace sluice::api {
 
@@ -57,38 +50,25 @@ bool operations_endpoint(Endpoint e) {
 
 }  // namespace
 
-TargetRuntime::TargetRuntime(const config::TargetConfig& target,
-                             const config::RouteConfig& route)
-    : state(target, route),
-      metrics(route.model, target.name),
-      limiter(target.concurrency, target.name.empty() ? target.base_url
-                                                                              : target.name) {
-  if (config::is_http_provider(target.provider)) origin = upstream::origin_of(target);
-}
-
 Gateway::Gateway(std::shared_ptr<const routing::Router> router, const std::atomic<bool>* draining,
                  std::shared_ptr<Governance> governance,
                  std::shared_ptr<observe::AccessLog> access_log)
     : router_(std::move(router)),
       draining_(draining),
       governance_(std::move(governance)),
-      telemetry_(router_->config(), std::move(access_log)) {
-  for (const auto& route : router_->config().routes) {
-    auto rr = std::make_unique<RouteRuntime>(route);
-    for (const auto& target : route.targets) {
-      rr->targets.push_back(std::make_unique<TargetRuntime>(target, route));
-      rr->states.push_back(&rr->targets.back()->state);
-    }
-    rr->balancer = std::make_unique<routing::Balancer>(route.balancer, rr->states);
-    routes_.push_back(std::move(rr));
+      telemetry_(router_->config(), std::move(access_log)),
+      dispatcher_(router_, telemetry_),
+      admin_(router_, governance_, dispatcher_) {
+  // The stages, in the order they run on every routed request (on_finish in reverse): the
+  // model permission, the budget (before anything is reserved), the rate limits (which reserve
+  // tokens), the usage record. Authentication ran earlier, on the head.
+  if (governance_) {
+    stages_.push_back(std::make_unique<AuthorizeModelStage>(governance_));
+    stages_.push_back(std::make_unique<BudgetStage>(governance_));
+    stages_.push_back(std::make_unique<AdmitStage>(governance_));
+    stages_.push_back(std::make_unique<UsageStage>(governance_));
   }
   if (router_->config().metrics.validate_streams) register_stream_check_metrics();
-}
-
-RouteRuntime* Gateway::runtime_for(const config::RouteConfig* route) {
-  if (route == nullptr) return nullptr;
-  size_t index = static_cast<size_t>(route - router_->config().routes.data());
-  return index < routes_.size() ? routes_[index].get() : nullptr;
 }
 
 namespace {
@@ -185,11 +165,13 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
     ingress = canonical::Protocol::anthropic;
   } else if (path == "/messages/count_tokens") {
     if (method != "POST") co_return co_await method_not_allowed("POST");
-    co_return co_await count_tokens(request, responder, canonical::Protocol::anthropic, {});
+    co_return co_await serve_count_tokens(*router_, request, responder,
+                                          canonical::Protocol::anthropic, {});
   } else if (GeminiTarget g = gemini_target(request.path()); !g.model.empty()) {
     if (method != "POST") co_return co_await method_not_allowed("POST");
     if (g.method == "countTokens") {
-      co_return co_await count_tokens(request, responder, canonical::Protocol::gemini, g.model);
+      co_return co_await serve_count_tokens(*router_, request, responder,
+                                            canonical::Protocol::gemini, g.model);
     }
     if (g.method != "generateContent" && g.method != "streamGenerateContent") {
       const Error error = make_error(Errc::not_found, "Unknown Gemini method '" +
@@ -205,24 +187,24 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
     op = Operation::embeddings;
   } else if (path == "/models" || path.starts_with("/models/")) {
     if (method != "GET" && method != "HEAD") co_return co_await method_not_allowed("GET");
-    if (path == "/models") co_return co_await list_models(responder);
-    co_return co_await get_model(path.substr(8), responder);
+    if (path == "/models") co_return co_await serve_model_list(*router_, responder);
+    co_return co_await serve_model(*router_, path.substr(8), responder);
   } else if (request.path() == "/admin/keys" || request.path().starts_with("/admin/keys/")) {
-    co_return co_await admin_keys(request, responder);
+    co_return co_await admin_.keys(request, responder);
   } else if (request.path() == "/admin/usage") {
     if (method != "GET" && method != "HEAD") co_return co_await method_not_allowed("GET");
-    co_return co_await admin_usage(request, responder);
+    co_return co_await admin_.usage(request, responder);
   } else if (request.path() == "/admin/upstreams") {
     if (method != "GET" && method != "HEAD") co_return co_await method_not_allowed("GET");
-    co_return co_await admin_upstreams(request, responder);
+    co_return co_await admin_.upstreams(request, responder);
   } else if (request.path().starts_with("/debug/pprof/")) {
-    if (!co_await admin_allowed(request, responder)) co_return;
+    if (!co_await admin_.allowed(request, responder)) co_return;
     if (method != "GET") co_return co_await method_not_allowed("GET");
     co_return co_await observe::serve_pprof(request, responder);
   } else if (router_->config().metrics.enabled &&
              request.path() == router_->config().metrics.path) {
     if (method != "GET" && method != "HEAD") co_return co_await method_not_allowed("GET");
-    co_return co_await serve_metrics(request, responder);
+    co_return co_await admin_.metrics(request, responder);
   } else if (request.path() == "/healthz") {
     if (method != "GET" && method != "HEAD") co_return co_await method_not_allowed("GET");
     co_await responder.send(200, "application/json", R"({"status":"ok"})");
@@ -248,209 +230,76 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
   co_await proxy(op, request, responder, worker, who, trace, ingress);
 }
 
-namespace {
-
-// The admin token must leak neither its bytes nor its length through response timing: compare
-// fixed-size digests of both sides in constant time (the time depends only on the length of
-// what the client sent, which it knows).
-bool token_equals(std::string_view given, std::string_view expected) {
-  unsigned char a[SHA256_DIGEST_LENGTH];
-  unsigned char b[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(given.data()), given.size(), a);
-  SHA256(reinterpret_cast<const unsigned char*>(expected.data()), expected.size(), b);
-  return CRYPTO_memcmp(a, b, sizeof a) == 0;
-}
-
-}  // namespace
-
-asio::awaitable<bool> Gateway::admin_allowed(http::Request& request,
-                                             http::Responder& responder) {
-  const std::string& token = router_->config().admin_token;
-  if (token.empty()) {
-    {
-      const Error error = make_error(
-        Errc::not_found, "The admin API is disabled: set admin.token_env in the config and "
-                         "export that variable.");
-      co_await responder.send_error(error);
-    }
-    co_return false;
-  }
-  std::string_view auth = request.header("authorization");
-  constexpr std::string_view kBearer = "Bearer ";
-  if (!auth.starts_with(kBearer) || !token_equals(auth.substr(kBearer.size()), token)) {
-    const Error error =
-        make_error(Errc::unauthorized, "A valid admin token is required (Authorization: Bearer).");
-    co_await responder.send_error(error);
-    co_return false;
-  }
-  co_return true;
-}
-
-asio::awaitable<void> Gateway::admin_usage(http::Request& request, http::Responder& responder) {
-  if (!co_await admin_allowed(request, responder)) co_return;
-  if (!governance_) {
-    {
-      const Error error = make_error(Errc::unavailable, "Usage is not recorded.");
-      co_await responder.send_error(error);
-    }
+asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
+                                     http::Responder& responder, WorkerContext& worker,
+                                     const Identity& who, Trace& trace,
+                                     canonical::Protocol ingress) {
+  RequestContext ctx;
+  ctx.request = &request;
+  ctx.responder = &responder;
+  ctx.worker = &worker;
+  ctx.pool = worker.pool;
+  ctx.trace = &trace;
+  ctx.who = &who;
+  ctx.ingress = ingress;
+  auto route_at = Clock::now();
+  auto route_done = [&] { http::Timing::add_since(request.timing->route_ns, route_at); };
+  if (auto r = ingress == canonical::Protocol::openai
+                   ? providers::parse_request(op, request.body, ctx.parsed)
+                   : decode_client_request(ctx);
+      !r) {
+    route_done();
+    co_await responder.send_error(r.error());
     co_return;
   }
-  // ?key=<id or name>&from=YYYY-MM-DD&to=YYYY-MM-DD (all optional)
-  std::string key, from, to;
-  std::string_view q = request.head->query;
-  while (!q.empty()) {
-    size_t amp = q.find('&');
-    std::string_view pair = q.substr(0, amp);
-    q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
-    size_t eq = pair.find('=');
-    if (eq == std::string_view::npos) continue;
-    std::string_view name = pair.substr(0, eq), value = pair.substr(eq + 1);
-    if (name == "key") key.assign(value);
-    if (name == "from") from.assign(value);
-    if (name == "to") to.assign(value);
-  }
-  if (!key.empty()) {
-    for (const auto& k : governance_->keys().list()) {
-      if (k.name == key) key = k.id;
+  if (op == Operation::embeddings) ctx.parsed.stream = false;
+  if (telemetry_.logging()) trace.model = ctx.parsed.model;  // copied: ctx ends before the log
+  trace.stream = ctx.parsed.stream;
+  RouteRuntime* primary = dispatcher_.runtime_for(router_->match(ctx.parsed.model));
+  route_done();
+  trace.route = primary;
+  // Everything below fills the trace; its attempts and usage are read when the request ends.
+  struct TraceAttempts {
+    Trace& trace;
+    RequestContext& ctx;
+    ~TraceAttempts() {
+      trace.attempts = ctx.attempts;
+      if (ctx.usage) trace.usage = ctx.usage;
     }
-  }
-  std::string body = governance_->usage().query_json(key, from, to);
-  co_await responder.send(200, "application/json", body);
-}
-
-asio::awaitable<void> Gateway::admin_upstreams(http::Request& request,
-                                               http::Responder& responder) {
-  if (!co_await admin_allowed(request, responder)) co_return;
-  auto now = std::chrono::steady_clock::now();
-  std::string body = R"({"routes":[)";
-  bool first_route = true;
-  for (const auto& rr : routes_) {
-    if (!first_route) body += ',';
-    first_route = false;
-    body += R"({"model":")";
-    append_json_escaped(body, rr->route->model);
-    body += R"(","targets":[)";
-    bool first = true;
-    for (const auto& t : rr->targets) {
-      const routing::TargetState& st = t->state;
-      if (!first) body += ',';
-      first = false;
-      body += R"({"name":")";
-      append_json_escaped(body, st.config.name);
-      body += R"(","base_url":")";
-      append_json_escaped(body, st.config.base_url);
-      body += R"(","breaker":")";
-      body += routing::to_string(st.breaker.state(now));
-      body += R"(","breaker_transitions":)" + std::to_string(st.breaker.transitions());
-      body += R"(,"healthy":)";
-      body += st.healthy.load() ? "true" : "false";
-      body += R"(,"in_flight":)" + std::to_string(st.in_flight.load());
-      body += R"(,"queued":)" + std::to_string(t->limiter.queued());
-      char ratio[32];
-      snprintf(ratio, sizeof ratio, "%.4f", st.breaker.failure_ratio(now));
-      body += R"(,"error_ratio":)";
-      body += ratio;
-      body += R"(,"ewma_ttfb_ms":)";
-      char ttfb[32];
-      snprintf(ttfb, sizeof ttfb, "%.3f", st.ewma_ttfb_us.load() / 1000.0);
-      body += ttfb;
-      body += R"(,"retries":)" + std::to_string(st.retries.load());
-      body += R"(,"attempts":{)";
-      for (size_t k = 0; k < st.outcomes.size(); ++k) {
-        if (k) body += ',';
-        body += '"';
-        body += routing::to_string(static_cast<routing::AttemptOutcome>(k));
-        body += R"(":)" + std::to_string(st.outcomes[k].load());
-      }
-      body += "}}";
-    }
-    body += "]}";
-  }
-  body += "]}";
-  co_await responder.send(200, "application/json", body);
-}
-
-asio::awaitable<void> Gateway::list_models(http::Responder& responder) {
-  std::string body = R"({"object":"list","data":[)";
-  bool first = true;
-  for (const auto& id : router_->model_ids()) {
-    if (!first) body += ',';
-    first = false;
-    body += R"({"id":")";
-    append_json_escaped(body, id);
-    body += R"(","object":"model","created":0,"owned_by":"sluice"})";
-  }
-  body += "]}";
-  co_await responder.send(200, "application/json", body);
-}
-
-asio::awaitable<void> Gateway::get_model(std::string_view id, http::Responder& responder) {
-  if (id.empty() || router_->match(id) == nullptr) {
-    {
-      const Error error = make_error(
-        Errc::model_not_found, "The model '" + std::string(id) + "' does not exist.", "model");
-      co_await responder.send_error(error);
-    }
+  } trace_attempts{trace, ctx};
+  if (primary == nullptr) {
+    Error unknown = make_error(
+        Errc::model_not_found,
+        "The model '" + ctx.parsed.model + "' does not exist or is not routed by this gateway.",
+        "model");
+    co_await responder.send_error(unknown);
     co_return;
   }
-  std::string body = R"({"id":")";
-  append_json_escaped(body, id);
-  body += R"(","object":"model","created":0,"owned_by":"sluice"})";
-  co_await responder.send(200, "application/json", body);
-}
-
-asio::awaitable<void> Gateway::serve_demo(const providers::ParsedRequest& parsed,
-                                          http::Responder& responder, UsageTokens* reported) {
-  if (auto valid = providers::validate_json(parsed.body); !valid) {
-    co_await responder.send_error(valid.error());
+  if (int64_t window = primary->route->context_window;
+      window > 0 && ctx.parsed.max_tokens > window) {
+    Error too_many = make_error(Errc::bad_request,
+                                "max_tokens is too large: " + std::to_string(ctx.parsed.max_tokens) +
+                                    ". This model supports at most " + std::to_string(window) +
+                                    " completion tokens.",
+                                "max_tokens");
+    too_many.code_override = "integer_above_max_value";
+    co_await responder.send_error(too_many);
     co_return;
   }
-  std::string model = parsed.model;
-  if (parsed.op == Operation::embeddings) {
-    auto inputs = providers::extract_embedding_inputs(parsed.body);
-    if (!inputs) {
-      co_await responder.send_error(inputs.error());
-      co_return;
-    }
-    co_await responder.send(200, "application/json",
-                            providers::embeddings_response(model, inputs->inputs,
-                                                           inputs->encoding_format == "base64"));
+  // The stages (today all governance: their time is the auth phase). What they acquire lives
+  // in ctx (RAII); their on_finish runs through ctx.settle(): here when one refuses, else from
+  // the dispatcher, before a unary answer is written or when the request ends.
+  StageChain stages(stages_);
+  ctx.stages = &stages;
+  auto stages_at = Clock::now();
+  Verdict verdict = co_await stages.run(ctx);
+  http::Timing::add_since(request.timing->auth_ns, stages_at);
+  if (!verdict.proceeds()) {
+    ctx.settle();
+    if (const Error* error = verdict.error()) co_await responder.send_error(*error);
     co_return;
   }
-  std::string prompt = providers::extract_prompt(parsed.op, parsed.body);
-  std::string answer = providers::demo_answer(prompt);
-  auto words = providers::split_words(answer);
-  providers::Usage usage{providers::estimate_tokens(prompt) + 8,
-                         static_cast<int64_t>(words.size())};
-  if (reported) *reported = UsageTokens{usage.prompt_tokens, 0, usage.completion_tokens};
-  // Unique per answer (two answers to the same prompt in the same second must differ): a
-  // per-thread random prefix and a counter, as the server's request ids.
-  thread_local uint64_t id_prefix =
-      (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
-  thread_local uint64_t id_counter = 0;
-  char id_hex[33];
-  snprintf(id_hex, sizeof id_hex, "%016llx%016llx", static_cast<unsigned long long>(id_prefix),
-           static_cast<unsigned long long>(++id_counter * 0x9E3779B97F4A7C15ull));
-  std::string id = (parsed.op == Operation::chat ? "chatcmpl-demo-" : "cmpl-demo-");
-  id += id_hex;
-  providers::CompletionShape shape{parsed.op, id, model, unix_now()};
-  if (!parsed.stream) {
-    co_await responder.send(200, "application/json",
-                            providers::unary_completion(shape, answer, usage));
-    co_return;
-  }
-  if (!co_await responder.begin_stream(200, "text/event-stream", kStreamHeaders)) co_return;
-  if (parsed.op == Operation::chat) {
-    if (!co_await responder.write_chunk(providers::chunk_event(shape, "", true))) co_return;
-  }
-  for (std::string_view w : words) {
-    if (!co_await responder.write_chunk(providers::chunk_event(shape, w))) co_return;
-  }
-  std::string tail = providers::chunk_event(shape, "", false, "stop");
-  if (parsed.include_usage) tail += providers::usage_event(shape, usage);
-  tail += providers::kDoneEvent;
-  if (!co_await responder.write_chunk(tail)) co_return;
-  co_await responder.end_stream();
+  co_await dispatcher_.dispatch(ctx, *primary);
 }
 
 }  // namespace sluice::api

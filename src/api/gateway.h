@@ -1,6 +1,7 @@
-// The OpenAI-compatible API surface: endpoint dispatch, request decoding, and the resilient
-// proxy (attempt loop over targets and fallbacks: retries with backoff, breakers, concurrency
-// limits, balancing) to upstream targets or the built-in demo provider.
+// The API surface of one config: the endpoint table (path → handler), listener checks,
+// authentication on the request head, and for the model endpoints the pipeline: decode → route
+// → stages (governance) → Dispatcher (attempts over targets and fallbacks). It owns the
+// Dispatcher, the AdminApi and the stage table.
 #pragma once
 
 #include <atomic>
@@ -10,48 +11,18 @@
 #include <unordered_map>
 #include <vector>
 
+#include "api/admin_api.h"
+#include "api/dispatcher.h"
 #include "api/governance.h"
+#include "api/request_context.h"
+#include "api/stage.h"
 #include "api/telemetry.h"
 #include "canonical/canonical.h"
 #include "http/server.h"
 #include "providers/request.h"
-#include "routing/balancer.h"
 #include "routing/router.h"
-#include "routing/target_state.h"
-#include "upstream/client.h"
-#include "upstream/limiter.h"
 
 namespace sluice::api {
-
-namespace asio = boost::asio;
-
-/// Live state of one target: breaker, budget, counters, concurrency limit, origin.
-struct TargetRuntime {
-  TargetRuntime(const config::TargetConfig& target, const config::RouteConfig& route);
-  routing::TargetState state;
-  RequestSeries metrics;
-  upstream::ConcurrencyLimiter limiter;
-  upstream::Origin origin;  // openai targets only
-};
-
-/// Live state of one route: its targets, balancer and resolved fallbacks.
-struct RouteRuntime {
-  explicit RouteRuntime(const config::RouteConfig& r) : route(&r), metrics(r.model) {}
-  const config::RouteConfig* route = nullptr;
-  RouteMetrics metrics;
-  std::vector<std::unique_ptr<TargetRuntime>> targets;
-  std::vector<routing::TargetState*> states;  // parallel to targets, for the balancer
-  std::unique_ptr<routing::Balancer> balancer;
-};
-
-struct ProxyContext;
-class BreakerVerdict;
-
-/// What one worker thread owns and lends to the requests it serves.
-struct WorkerContext {
-  upstream::Pool* pool = nullptr;
-  governance::RedisRateLimiter* redis = nullptr;  // null unless rate_limits.backend is redis
-};
 
 /// The listener a request arrived on. `api` (server.listen) serves the OpenAI API, /healthz and
 /// /readyz, plus the operations endpoints only with admin.on_public_listener: true; `admin`
@@ -92,50 +63,25 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
   /// call replaces it.
   void register_collectors();
 
-
   /// Runtime state for admin views and tests (stable for the Gateway's lifetime).
-  const std::vector<std::unique_ptr<RouteRuntime>>& routes() const { return routes_; }
+  const std::vector<std::unique_ptr<RouteRuntime>>& routes() const {
+    return dispatcher_.routes();
+  }
 
  private:
-  struct AttemptResult;
+  /// The model endpoints: decode, route, run the stages, dispatch.
   asio::awaitable<void> proxy(providers::Operation op, http::Request& request,
                               http::Responder& responder, WorkerContext& worker,
                               const Identity& who, Trace& trace,
                               canonical::Protocol ingress = canonical::Protocol::openai);
-  // The translated path (translate.cc): a client protocol other than OpenAI, or a target
-  // protocol other than the client's.
-  Result<void> decode_client_request(ProxyContext& ctx);
-  asio::awaitable<AttemptResult> attempt_translated(ProxyContext& ctx, TargetRuntime& target,
-                                                    BreakerVerdict& verdict,
-                                                    std::string_view model_override);
-  asio::awaitable<void> serve_demo_translated(ProxyContext& ctx, UsageTokens* usage);
-  /// /v1/messages/count_tokens and Gemini :countTokens (an estimate, marked as one).
-  asio::awaitable<void> count_tokens(http::Request& request, http::Responder& responder,
-                                     canonical::Protocol protocol, std::string_view model);
-  asio::awaitable<void> serve_metrics(http::Request& request, http::Responder& responder);
-  /// Records the request's usage and settles its token reservation, once (before a unary
-  /// answer is written, so a client's next request sees the spend; else when it ends).
-  void account(ProxyContext& ctx);
-  asio::awaitable<AttemptResult> attempt(ProxyContext& ctx, TargetRuntime& target,
-                                         BreakerVerdict& verdict,
-                                         std::string_view model_override);
-  /// Answers from the built-in demo model; `usage` receives what the answer reports.
-  asio::awaitable<void> serve_demo(const providers::ParsedRequest& parsed,
-                                   http::Responder& responder, UsageTokens* usage = nullptr);
-  asio::awaitable<void> list_models(http::Responder& responder);
-  asio::awaitable<void> get_model(std::string_view id, http::Responder& responder);
-  asio::awaitable<void> admin_upstreams(http::Request& request, http::Responder& responder);
-  asio::awaitable<void> admin_keys(http::Request& request, http::Responder& responder);
-  asio::awaitable<void> admin_usage(http::Request& request, http::Responder& responder);
-  /// Checks the admin token; answers 404 (admin disabled) or 401 itself when it fails.
-  asio::awaitable<bool> admin_allowed(http::Request& request, http::Responder& responder);
-  RouteRuntime* runtime_for(const config::RouteConfig* route);
 
   std::shared_ptr<const routing::Router> router_;
   const std::atomic<bool>* draining_;
   std::shared_ptr<Governance> governance_;
   Telemetry telemetry_;
-  std::vector<std::unique_ptr<RouteRuntime>> routes_;  // parallel to config routes
+  Dispatcher dispatcher_;  // after telemetry_, which it uses
+  AdminApi admin_;         // after dispatcher_, which it reads
+  Stages stages_;          // in the order they run (the table in the constructor)
   std::atomic<bool> retired_{false};
 };
 

@@ -74,7 +74,7 @@ asio::awaitable<void> check_loop(std::shared_ptr<Gateway> gateway, TargetRuntime
 }  // namespace
 
 void Gateway::start_health_checks(asio::io_context& io, upstream::Pool& pool) {
-  for (auto& rr : routes_) {
+  for (const auto& rr : dispatcher_.routes()) {
     for (auto& t : rr->targets) {
       if (t->state.config.health.enabled &&
           config::is_http_provider(t->state.config.provider)) {

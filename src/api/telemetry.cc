@@ -285,14 +285,6 @@ void Telemetry::finish(const http::Request& request, const http::Responder& resp
 
 namespace sluice::api {
 
-asio::awaitable<void> Gateway::serve_metrics(http::Request& request, http::Responder& responder) {
-  if (router_->config().metrics.require_admin_token && !co_await admin_allowed(request, responder)) {
-    co_return;
-  }
-  std::string body = observe::Registry::instance().render();
-  co_await responder.send(200, "text/plain; version=0.0.4; charset=utf-8", body);
-}
-
 void Gateway::register_collectors() {
   std::weak_ptr<Gateway> weak = weak_from_this();
   observe::Registry::instance().set_collector("targets", [weak](std::string& out) {
@@ -302,7 +294,7 @@ void Gateway::register_collectors() {
     // One family at a time, every target in it (the exposition format groups by family).
     auto family = [&](const char* name, const char* type, const char* help, auto&& each) {
       out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
-      for (const auto& rr : self->routes_) {
+      for (const auto& rr : self->routes()) {
         for (const auto& t : rr->targets) {
           std::string labels = observe::labels({observe::label("model", rr->route->model),
                                                 observe::label("target", t->state.config.name)});

@@ -8,14 +8,13 @@
 
 #include <boost/asio/this_coro.hpp>
 
-#include "api/gateway.h"
+#include "api/attempt.h"
+#include "api/dispatcher.h"
 #include "api/protocols.h"
-#include "api/proxy_context.h"
 #include "api/proxy_util.h"
 #include "api/stream_check.h"
 #include "canonical/codec.h"
 #include "canonical/json.h"
-#include "providers/demo.h"
 #include "providers/openai.h"
 #include "providers/openai_format.h"
 
@@ -34,14 +33,10 @@ canonical::Protocol protocol_of(config::ProviderKind k) {
   }
 }
 
-UsageTokens usage_tokens(const canonical::Usage& u) {
-  return UsageTokens{u.prompt_total(), u.cache_read, u.output};
-}
-
 std::string_view content_type_of(canonical::Protocol) { return "application/json"; }
 
-/// A whole answer as the canonical stream that would have carried it (a stream answered from
-/// a unary upstream answer, or by the demo model).
+}  // namespace
+
 std::vector<canonical::Event> events_from_response(const canonical::Response& r) {
   using canonical::Event;
   using canonical::EventKind;
@@ -98,34 +93,7 @@ std::vector<canonical::Event> events_from_response(const canonical::Response& r)
   return out;
 }
 
-/// The text of the last user turn (what the demo model answers).
-std::string last_user_text(const canonical::Request& req) {
-  for (auto it = req.messages.rbegin(); it != req.messages.rend(); ++it) {
-    if (it->role != canonical::Role::user) continue;
-    std::string text;
-    for (const auto& b : it->content) {
-      if (b.kind == canonical::BlockKind::text) text += b.text;
-    }
-    if (!text.empty()) return text;
-  }
-  return {};
-}
-
-/// Rough input token count of a request body: ~4 bytes per token of every string in it.
-int64_t estimate_input_tokens(const canonical::json::value& v) {
-  int64_t n = 0;
-  if (v.is_string()) return static_cast<int64_t>(v.get_string().size() / 4) + 1;
-  if (v.is_object()) {
-    for (const auto& kv : v.get_object()) n = sat_add(n, estimate_input_tokens(kv.value()));
-  } else if (v.is_array()) {
-    for (const auto& e : v.get_array()) n = sat_add(n, estimate_input_tokens(e));
-  }
-  return n;
-}
-
-}  // namespace
-
-Result<void> Gateway::decode_client_request(ProxyContext& ctx) {
+Result<void> decode_client_request(RequestContext& ctx) {
   canonical::FrontendContext fc;
   if (ctx.ingress == canonical::Protocol::gemini) {
     GeminiTarget g = gemini_target(ctx.request->path());
@@ -156,8 +124,8 @@ Result<void> Gateway::decode_client_request(ProxyContext& ctx) {
   return {};
 }
 
-asio::awaitable<Gateway::AttemptResult> Gateway::attempt_translated(
-    ProxyContext& ctx, TargetRuntime& runtime, BreakerVerdict& verdict,
+asio::awaitable<AttemptResult> Dispatcher::attempt_translated(
+    RequestContext& ctx, TargetRuntime& runtime, BreakerVerdict& verdict,
     std::string_view model_override) {
   AttemptResult result;
   routing::TargetState& state = runtime.state;
@@ -212,7 +180,7 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt_translated(
   upstream::Call call(*ctx.pool, runtime.origin, target.timeouts, ctx.deadline);
   ctx.live_call = &call;
   struct Unlink {
-    ProxyContext& ctx;
+    RequestContext& ctx;
     ~Unlink() { ctx.live_call = nullptr; }
   } unlink{ctx};
 
@@ -321,7 +289,7 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt_translated(
     if (answer.usage.reported) ctx.usage = usage_tokens(answer.usage);
     state.count(AttemptOutcome::success);
     verdict.success();
-    account(ctx);
+    ctx.settle();
     responder.add_header("x-sluice-attempts", std::to_string(ctx.attempts));
     if (req.stream) {
       // The client asked for a stream and the upstream answered whole: replay it as one.
@@ -492,67 +460,6 @@ asio::awaitable<Gateway::AttemptResult> Gateway::attempt_translated(
   verdict.success();
   result.responded = true;
   co_return result;
-}
-
-asio::awaitable<void> Gateway::serve_demo_translated(ProxyContext& ctx, UsageTokens* usage) {
-  const canonical::Request& req = *ctx.canon;
-  std::string prompt = last_user_text(req);
-  canonical::Response answer;
-  answer.id = "demo-" + std::string(ctx.request->request_id);
-  answer.model = ctx.parsed.model;
-  canonical::Block text;
-  text.text = providers::demo_answer(prompt);
-  answer.usage.input = sat_add(providers::estimate_tokens(prompt), 8);
-  answer.usage.output = static_cast<int64_t>(providers::split_words(text.text).size());
-  answer.usage.reported = true;
-  answer.content.push_back(std::move(text));
-  answer.stop_reason = canonical::StopReason::end_turn;
-  if (usage) *usage = usage_tokens(answer.usage);
-  http::Responder& responder = *ctx.responder;
-  if (!req.stream) {
-    co_await responder.send(200, "application/json",
-                            canonical::encode_response(ctx.ingress, answer, req));
-    co_return;
-  }
-  auto encoder = canonical::stream_encoder(ctx.ingress, req);
-  std::string out;
-  for (const auto& e : events_from_response(answer)) encoder->on_event(e, out);
-  encoder->finish(out);
-  if (!co_await responder.begin_stream(200, "text/event-stream", kStreamHeaders)) co_return;
-  if (co_await responder.write_chunk(out)) co_await responder.end_stream();
-}
-
-asio::awaitable<void> Gateway::count_tokens(http::Request& request, http::Responder& responder,
-                                            canonical::Protocol protocol, std::string_view model) {
-  auto parsed = canonical::parse_json(request.body);
-  if (!parsed || !parsed->is_object()) {
-    co_await responder.send_error(parsed ? canonical::invalid("The body must be a JSON object")
-                                         : parsed.error());
-    co_return;
-  }
-  const auto& o = parsed->as_object();
-  std::string name(model.empty() ? canonical::str(o, "model") : model);
-  if (name.empty()) {
-    co_await responder.send_error(canonical::invalid("model: Field required", "model"));
-    co_return;
-  }
-  if (router_->match(name) == nullptr) {
-    co_await responder.send_error(make_error(
-        Errc::model_not_found,
-        "The model '" + name + "' does not exist or is not routed by this gateway.", "model"));
-    co_return;
-  }
-  // An estimate (~4 bytes per token of the text in the request), marked as one: no upstream
-  // count is asked for yet.
-  int64_t tokens = 0;
-  for (std::string_view key : {"system", "messages", "tools", "contents", "systemInstruction"}) {
-    if (const auto* v = canonical::field(o, key)) tokens = sat_add(tokens, estimate_input_tokens(*v));
-  }
-  responder.add_header("x-sluice-token-count", "estimate");
-  std::string body = protocol == canonical::Protocol::gemini
-                         ? "{\"totalTokens\":" + std::to_string(tokens) + "}"
-                         : "{\"input_tokens\":" + std::to_string(tokens) + "}";
-  co_await responder.send(200, "application/json", body);
 }
 
 }  // namespace sluice::api
