@@ -62,12 +62,15 @@ BENCH_SELF=translate.sh
 BENCH_TAG=xlbench
 # shellcheck source=bench/lib.sh
 source "$BENCH/lib.sh"
-bench_init xlbench       # $TMP + the EXIT trap that stops every process started here
 
 # ---------------------------------------------------------------- cells
 declare -A PROTO=([oai]=openai [anth]=anthropic [gem]=gemini)
 declare -A MODEL=([oai]=mock-model [anth]=claude-up [gem]=gemini-up)   # by upstream protocol
 
+for c in "${CELLS[@]}"; do
+  [[ $c =~ ^(oai|anth|gem)\>(oai|anth|gem)/(stream|unary)$ ]] \
+    || die "bad cell '$c' (want CLIENT>UPSTREAM/MODE, CLIENT and UPSTREAM in oai anth gem)"
+done
 # Each mode's reference goes first, whether asked for or not: a ratio needs it in the same run.
 declare -a SEL=()
 for mode in stream unary; do
@@ -78,10 +81,6 @@ for mode in stream unary; do
   for c in "${CELLS[@]}"; do
     [[ $c == */$mode && $c != "oai>oai/$mode" ]] && SEL+=("$c")
   done
-done
-for c in "${CELLS[@]}"; do
-  [[ $c =~ ^(oai|anth|gem)\>(oai|anth|gem)/(stream|unary)$ ]] \
-    || die "bad cell '$c' (want CLIENT>UPSTREAM/MODE, CLIENT and UPSTREAM in oai anth gem)"
 done
 CELLS=("${SEL[@]}")
 
@@ -102,6 +101,7 @@ command -v curl >/dev/null || die "curl not found"
 [[ -x $SLUICE_BIN ]] || die "$SLUICE_BIN not found (build first: make build)"
 [[ -x $MOCK_BIN ]] || die "$MOCK_BIN not found (build first: make build)"
 check_pinning "$CPU_GW" "$CPU_MOCK" "$CPU_WRK"
+bench_init xlbench       # $TMP + the EXIT trap that stops every process started here
 mkdir -p "$RESULTS_DIR"
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
