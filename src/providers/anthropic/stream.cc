@@ -61,7 +61,8 @@ class AnthropicStreamDecoder final : public StreamDecoder {
   void on_sse(const http::SseEvent& sse, std::vector<Event>& out) {
     if (done_) return;
     boost::system::error_code ec;
-    const json::value v = json::parse(sse.data, ec);
+    ChunkArena arena;
+    const json::value v = json::parse(sse.data, ec, arena.storage());
     const json::object* o = ec ? nullptr : v.if_object();
     if (!o) {
       fail(502, "api_error", "upstream sent a stream event that is not a JSON object", out);

@@ -251,7 +251,8 @@ class Decoder final : public StreamDecoder {
   void on_data(std::string_view data, std::vector<Event>& out) {
     if (data.empty()) return;
     boost::system::error_code ec;
-    json::value v = json::parse(data, ec);
+    ChunkArena arena;
+    json::value v = json::parse(data, ec, arena.storage());
     if (ec) {
       error(502, "api_error", "upstream sent a stream chunk that is not valid JSON", out);
       return;

@@ -62,7 +62,8 @@ void ChunkDecoder::on_data(std::string_view data, std::vector<Event>& out) {
     return;
   }
   boost::system::error_code ec;
-  json::value v = json::parse(data, ec);
+  ChunkArena arena;
+  json::value v = json::parse(data, ec, arena.storage());
   if (ec || !v.is_object()) {
     error(502, "api_error", "upstream sent a malformed stream chunk", out);
     return;
