@@ -99,6 +99,9 @@ void parse_metrics(const YAML::Node& node, MetricsConfig& m) {
   if (const auto* n = s.find("require_admin_token")) {
     m.require_admin_token = read_bool(*n, s.path("require_admin_token"));
   }
+  if (const auto* n = s.find("validate_streams")) {
+    m.validate_streams = read_bool(*n, s.path("validate_streams"));
+  }
   if (const auto* n = s.find("server_timing")) {
     m.server_timing = read_bool(*n, s.path("server_timing"));
   }
