@@ -68,7 +68,8 @@ void parse_headers(const YAML::Node& node, const std::string& path,
       fail(header_path, "invalid header name");
     }
     const std::string name_lower = lower(name);
-    if (name_lower == "authorization" || name_lower == "api-key") {
+    if (name_lower == "authorization" || name_lower == "api-key" || name_lower == "x-api-key" ||
+        name_lower == "x-goog-api-key") {
       fail(header_path, "inline secrets are not allowed; use api_key_env");
     }
     for (std::string_view managed :
@@ -258,7 +259,7 @@ TargetConfig parse_target(const YAML::Node& node, const std::string& path,
         for (std::string_view managed :
              {"host", "content-length", "transfer-encoding", "connection", "keep-alive",
               "proxy-connection", "te", "trailer", "upgrade", "authorization", "api-key",
-              "x-api-key", "proxy-authorization", "cookie"}) {
+              "x-api-key", "x-goog-api-key", "proxy-authorization", "cookie"}) {
           if (name == managed) fail(entry_path, "never forwarded: the gateway owns this header");
         }
         target.forward_headers.push_back(std::move(name));
