@@ -456,3 +456,15 @@ def test_stream_check_metric_is_exposed_when_on(gw):
     openai_request(gw, "claude-up", stream=True)
     text = http_call(gw.admin, "GET", "/metrics").body.decode()
     assert 'sluice_stream_invariant_violations_total{format="anthropic",rule="anthropic.' in text
+
+
+def test_anthropic_headers_reach_anthropic_upstreams_only(gw):
+    h = {"anthropic-beta": "tools-2024-04-04", "x-mock-echo-headers": "1",
+         "x-api-key": "client-key-never-forwarded"}
+    got = anthropic_unary(anthropic_request(gw, "claude-up", headers=h))["text"].lower()
+    assert "anthropic-beta: tools-2024-04-04" in got, got
+    assert "anthropic-version: 2023-06-01" in got, got
+    assert "client-key-never-forwarded" not in got, got
+    got = anthropic_unary(anthropic_request(gw, "mock-model", headers=h))["text"].lower()
+    assert "anthropic-beta" not in got and "anthropic-version" not in got, got
+    assert "client-key-never-forwarded" not in got, got
