@@ -29,6 +29,11 @@ timed() {  # timed <label> <command...>: runs it and records how long it took
 step "unit tests (ctest)"
 timed "unit (release)" bash -c "cd '$BUILD_DIR' && ctest --output-on-failure -j '$JOBS'"
 
+step "conformance matrix (every client protocol x every upstream protocol)"
+SLUICE_MATRIX_OUT="$BUILD_DIR/conformance-matrix.md" \
+  "$BUILD_DIR/sluice_canonical_tests" --gtest_filter='Conformance*' --gtest_brief=1 >/dev/null
+cat "$BUILD_DIR/conformance-matrix.md"
+
 step "fuzz smoke run (libFuzzer, ${FUZZ_SECONDS:-10}s per target)"
 timed "fuzz smoke" bash tests/fuzz/run.sh "${FUZZ_SECONDS:-10}"
 

@@ -35,6 +35,20 @@ std::string to_text(const json::value& v);
 /// schemas); on a parse failure yields the text as a JSON string (never throws).
 json::value from_text(std::string_view text);
 
+/// Stack memory for parsing one stream chunk: a chunk's values are allocated from it (heap only
+/// past 8 KiB), and die with it. Values parsed into it must not outlive the arena.
+class ChunkArena {
+ public:
+  ChunkArena() : resource_(buffer_, sizeof buffer_) {}
+  ChunkArena(const ChunkArena&) = delete;
+  ChunkArena& operator=(const ChunkArena&) = delete;
+  json::storage_ptr storage() { return json::storage_ptr(&resource_); }
+
+ private:
+  alignas(16) unsigned char buffer_[8192];
+  json::monotonic_resource resource_;
+};
+
 /// A 400 naming `param`.
 Error invalid(std::string message, std::string param = {});
 

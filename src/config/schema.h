@@ -71,7 +71,7 @@ inline constexpr Entry kEntries[] = {
     {"routes[].targets[].concurrency", "max_in_flight max_queue queue_timeout_ms"},
     {"routes[].targets[].health", "enabled path interval_ms timeout_ms healthy_threshold "
                                   "unhealthy_threshold"},
-    {"metrics", "enabled path require_admin_token server_timing"},
+    {"metrics", "enabled path require_admin_token server_timing validate_streams"},
     {"errors", "expose_upstream"},
     {"access_log", "enabled path sample include_bodies queue"},
     {"logging", "level format"},

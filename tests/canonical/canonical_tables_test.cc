@@ -36,3 +36,48 @@ TEST(CanonicalJson, FieldAccessToleratesNullAndWrongTypes) {
 
 }  // namespace
 }  // namespace sluice::canonical
+
+#include "canonical/events.h"
+
+namespace sluice::canonical {
+namespace {
+
+TEST(CanonicalEvents, AResponseBecomesTheStreamThatWouldHaveCarriedIt) {
+  Response r;
+  r.id = "msg_1";
+  r.model = "m";
+  Block think;
+  think.kind = BlockKind::thinking;
+  think.text = "hmm";
+  think.signature = "sig";
+  Block redacted;
+  redacted.kind = BlockKind::redacted_thinking;
+  redacted.data = "opaque";
+  Block text;
+  text.text = "hi";
+  Block call;
+  call.kind = BlockKind::tool_use;
+  call.tool_id = "t1";
+  call.tool_name = "f";
+  call.tool_input = R"({"a":1})";
+  r.content = {think, redacted, text, call};
+  r.stop_reason = StopReason::tool_use;
+  r.usage.input = 3;
+  r.usage.output = 7;
+  const std::vector<Event> ev = events_of(r);
+  ASSERT_EQ(ev.size(), 15u);
+  EXPECT_EQ(ev[0].kind, EventKind::message_start);
+  EXPECT_EQ(ev[0].usage.output, 0);  // the output is known only at the end
+  EXPECT_EQ(ev[3].delta, DeltaKind::signature);
+  EXPECT_EQ(ev[5].block, BlockKind::redacted_thinking);
+  EXPECT_EQ(ev[5].text, "opaque");
+  EXPECT_EQ(ev[10].tool_name, "f");
+  EXPECT_EQ(ev[11].text, R"({"a":1})");
+  EXPECT_EQ(ev[13].kind, EventKind::message_delta);
+  EXPECT_EQ(ev[13].stop_reason, StopReason::tool_use);
+  EXPECT_EQ(ev[13].usage.output, 7);
+  EXPECT_EQ(ev[14].kind, EventKind::message_stop);
+}
+
+}  // namespace
+}  // namespace sluice::canonical

@@ -226,7 +226,7 @@ def _flow(d: dict) -> str:
 
 def render_config(mock_port: int, dead_port: int, server: dict | None = None,
                   timeouts: dict | None = None, extra_routes: str = "",
-                  admin: dict | None = None) -> str:
+                  admin: dict | None = None, metrics: dict | None = None) -> str:
     srv = dict(DEFAULT_SERVER)
     srv.update(server or {})
     to = dict(DEFAULT_TIMEOUTS)
@@ -238,6 +238,7 @@ def render_config(mock_port: int, dead_port: int, server: dict | None = None,
 server: {_flow(srv)}
 upstream: {{timeouts: {_flow(to)}}}
 admin: {_flow(adm)}
+{"metrics: " + _flow(metrics) if metrics else ""}
 routes:
   - model: mock-model
     targets: [{{provider: openai, forward_headers: ["x-mock-*"], base_url: "{mock}", api_key_env: MOCK_KEY}}]
@@ -672,9 +673,10 @@ def gateway_factory(mock, tmp_path):
 
     def make(server: dict | None = None, timeouts: dict | None = None,
              extra_routes: str = "", env: dict | None = None,
-             admin: dict | None = None) -> Gateway:
+             admin: dict | None = None, metrics: dict | None = None) -> Gateway:
         require_binaries(SLUICE_BIN)
-        text = render_config(mock.port, dead_port, server, timeouts, extra_routes, admin)
+        text = render_config(mock.port, dead_port, server, timeouts, extra_routes, admin,
+                             metrics)
         path = tmp_path / f"sluice-{len(started)}.yaml"
         path.write_text(text)
         e = dict(os.environ)

@@ -27,9 +27,26 @@ ROUTES = """\
 UPSTREAMS = {"openai": "mock-model", "anthropic": "claude-up", "gemini": "gemini-up"}
 
 
+@pytest.fixture(scope="module")
+def violations():
+    """Every translated stream of this module is checked by the gateway itself
+    (metrics.validate_streams); the module ends by asserting that none broke a rule."""
+    seen = []
+    yield seen
+    assert sum(seen) == 0, "translated streams broke their protocol's rules (see the gateway log)"
+
+
+def violation_count(gw) -> int:
+    text = http_call(gw.admin, "GET", "/metrics").body.decode()
+    return sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines()
+               if line.startswith("sluice_stream_invariant_violations_total{"))
+
+
 @pytest.fixture
-def gw(gateway_factory):
-    return gateway_factory(extra_routes=ROUTES)
+def gw(gateway_factory, violations):
+    g = gateway_factory(extra_routes=ROUTES, metrics={"validate_streams": "true"})
+    yield g
+    violations.append(violation_count(g))
 
 
 def event_name(ev) -> str:
@@ -433,3 +450,21 @@ def test_gemini_thought_signature_round_trips_through_an_anthropic_client(gw):
     sent = json.loads(r2.json()["content"][-1]["text"])
     parts = sent["contents"][1]["parts"]
     assert any(p.get("thoughtSignature") == "sig-mock-1" for p in parts), sent
+
+
+def test_stream_check_metric_is_exposed_when_on(gw):
+    openai_request(gw, "claude-up", stream=True)
+    text = http_call(gw.admin, "GET", "/metrics").body.decode()
+    assert 'sluice_stream_invariant_violations_total{format="anthropic",rule="anthropic.' in text
+
+
+def test_anthropic_headers_reach_anthropic_upstreams_only(gw):
+    h = {"anthropic-beta": "tools-2024-04-04", "x-mock-echo-headers": "1",
+         "x-api-key": "client-key-never-forwarded"}
+    got = anthropic_unary(anthropic_request(gw, "claude-up", headers=h))["text"].lower()
+    assert "anthropic-beta: tools-2024-04-04" in got, got
+    assert "anthropic-version: 2023-06-01" in got, got
+    assert "client-key-never-forwarded" not in got, got
+    got = anthropic_unary(anthropic_request(gw, "mock-model", headers=h))["text"].lower()
+    assert "anthropic-beta" not in got and "anthropic-version" not in got, got
+    assert "client-key-never-forwarded" not in got, got

@@ -422,6 +422,12 @@ TEST(ConfigTargets, RequireAKnownProvider) {
   EXPECT_EQ(error_of(with_target("provider: foo\n")),
             "routes[0].targets[0].provider: unknown provider \"foo\" (expected openai, anthropic, "
             "gemini, demo)");
+  // Every provider's credential header is a secret: from the environment only.
+  for (const char* h : {"x-api-key", "X-Goog-Api-Key"}) {
+    EXPECT_EQ(error_of(with_target(std::string("{provider: demo, headers: {") + h + ": k}}\n")),
+              std::string("routes[0].targets[0].headers.") + h +
+                  ": inline secrets are not allowed; use api_key_env");
+  }
   EXPECT_EQ(error_of(with_target("provider: anthropic\n")),
             "routes[0].targets[0].base_url: required for provider anthropic");
   EXPECT_EQ(error_of(with_target("{provider: gemini, base_url: \"http://g/v1beta\", "

@@ -131,29 +131,31 @@ class AnthropicStreamEncoder final : public StreamEncoder {
     append_event(out, "content_block_start", data);
   }
 
+  // The per-event hot path: written directly (no JSON tree), byte-identical to serialising
+  // {"type":"content_block_delta","index":N,"delta":{"type":T,KEY:text}}.
   void block_delta(const Event& e, std::string& out) {
     if (!open_ || e.index != canonical_index_) return;  // its block was dropped or is closed
-    json::object delta;
+    std::string_view type, key;
     if (e.delta == DeltaKind::text && open_kind_ == BlockKind::text) {
-      delta["type"] = "text_delta";
-      delta["text"] = e.text;
+      type = "text_delta", key = "text";
     } else if (e.delta == DeltaKind::input_json && open_kind_ == BlockKind::tool_use) {
-      delta["type"] = "input_json_delta";
-      delta["partial_json"] = e.text;
+      type = "input_json_delta", key = "partial_json";
     } else if (e.delta == DeltaKind::thinking && open_kind_ == BlockKind::thinking) {
-      delta["type"] = "thinking_delta";
-      delta["thinking"] = e.text;
+      type = "thinking_delta", key = "thinking";
     } else if (e.delta == DeltaKind::signature && open_kind_ == BlockKind::thinking) {
-      delta["type"] = "signature_delta";
-      delta["signature"] = e.text;
+      type = "signature_delta", key = "signature";
     } else {
       return;
     }
-    json::object data;
-    data["type"] = "content_block_delta";
-    data["index"] = next_index_;
-    data["delta"] = std::move(delta);
-    append_event(out, "content_block_delta", data);
+    out += "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":";
+    out += std::to_string(next_index_);
+    out += ",\"delta\":{\"type\":\"";
+    out += type;
+    out += "\",\"";
+    out += key;
+    out += "\":\"";
+    append_json_escaped(out, e.text);
+    out += "\"}}\n\n";
   }
 
   void close_block(std::string& out) {

@@ -71,6 +71,7 @@ class Encoder final : public StreamEncoder {
       case EventKind::message_start:
         if (!e.id.empty()) id_ = e.id;
         if (!e.model.empty()) model_ = e.model;
+        prefix_.clear();  // rendered again with this id and model
         started_ = true;
         out += chunk(json::object{{"role", "assistant"}, {"content", ""}});
         break;
@@ -157,12 +158,8 @@ class Encoder final : public StreamEncoder {
     const BlockState* st = nullptr;
     if (e.index >= 0 && static_cast<size_t>(e.index) < blocks_.size()) st = &blocks_[e.index];
     switch (e.delta) {
-      case DeltaKind::text:
-        out += chunk(json::object{{"content", e.text}});
-        break;
-      case DeltaKind::thinking:
-        out += chunk(json::object{{"reasoning_content", e.text}});
-        break;
+      case DeltaKind::text: text_chunk("content", e.text, out); break;
+      case DeltaKind::thinking: text_chunk("reasoning_content", e.text, out); break;
       case DeltaKind::signature: {
         Block b;
         if (st && st->kind == BlockKind::redacted_thinking) {
@@ -177,12 +174,41 @@ class Encoder final : public StreamEncoder {
       }
       case DeltaKind::input_json: {
         if (!st || st->kind != BlockKind::tool_use) return;  // no tool call to attach it to
-        json::object call{{"index", st->tool_index},
-                          {"function", json::object{{"arguments", e.text}}}};
-        out += chunk(json::object{{"tool_calls", json::array{std::move(call)}}});
+        std::string call = "{\"tool_calls\":[{\"index\":" + std::to_string(st->tool_index) +
+                           ",\"function\":{\"arguments\":\"";
+        append_json_escaped(call, e.text);
+        call += "\"}}]}";
+        raw_chunk(call, out);
         break;
       }
     }
+  }
+
+  // The per-event hot path: chunks written directly around a prefix rendered once, byte-
+  // identical to chunk() (same key order).
+  void raw_chunk(std::string_view delta_json, std::string& out) {
+    if (prefix_.empty()) {
+      prefix_ = "data: {\"id\":\"";
+      append_json_escaped(prefix_, id_);
+      prefix_ += "\",\"object\":\"chat.completion.chunk\",\"created\":";
+      prefix_ += std::to_string(created_);
+      prefix_ += ",\"model\":\"";
+      append_json_escaped(prefix_, model_);
+      prefix_ += "\",\"choices\":[{\"index\":0,\"delta\":";
+    }
+    out += prefix_;
+    out += delta_json;
+    out += ",\"logprobs\":null,\"finish_reason\":null}]}\n\n";
+  }
+
+  void text_chunk(std::string_view key, std::string_view text, std::string& out) {
+    scratch_.clear();
+    scratch_ += "{\"";
+    scratch_ += key;
+    scratch_ += "\":\"";
+    append_json_escaped(scratch_, text);
+    scratch_ += "\"}";
+    raw_chunk(scratch_, out);
   }
 
   struct BlockState {
@@ -193,6 +219,8 @@ class Encoder final : public StreamEncoder {
   std::string id_ = new_id();
   int64_t created_ = now();
   std::string model_;
+  std::string prefix_;   // raw_chunk's rendering of everything before the delta
+  std::string scratch_;  // text_chunk's delta object
   bool include_usage_;
   bool started_ = false;
   bool failed_ = false;

@@ -8,6 +8,7 @@
 #include <exception>
 
 #include "canonical/codec.h"
+#include "canonical/events.h"
 #include "canonical/json.h"
 #include "frontends/anthropic/blocks.h"
 #include "http/parse/sse_parser.h"
@@ -61,7 +62,8 @@ class AnthropicStreamDecoder final : public StreamDecoder {
   void on_sse(const http::SseEvent& sse, std::vector<Event>& out) {
     if (done_) return;
     boost::system::error_code ec;
-    const json::value v = json::parse(sse.data, ec);
+    ChunkArena arena;
+    const json::value v = json::parse(sse.data, ec, arena.storage());
     const json::object* o = ec ? nullptr : v.if_object();
     if (!o) {
       fail(502, "api_error", "upstream sent a stream event that is not a JSON object", out);
@@ -87,15 +89,7 @@ class AnthropicStreamDecoder final : public StreamDecoder {
     } else if (type == "message_stop") {
       message_start(nullptr, out);
       close_block(out);
-      Event d;
-      d.kind = EventKind::message_delta;
-      d.stop_reason = stop_reason_;
-      d.stop_sequence = stop_sequence_;
-      d.usage = usage_;
-      out.push_back(std::move(d));
-      Event s;
-      s.kind = EventKind::message_stop;
-      out.push_back(std::move(s));
+      emit_message_end(out, stop_reason_, stop_sequence_, usage_);
       done_ = true;
     } else if (type == "error") {
       const json::object* error = obj(*o, "error");
@@ -181,21 +175,13 @@ class AnthropicStreamDecoder final : public StreamDecoder {
 
   void delta(DeltaKind kind, std::string_view text, std::vector<Event>& out) {
     if (text.empty()) return;
-    Event e;
-    e.kind = EventKind::block_delta;
-    e.index = next_index_;
-    e.delta = kind;
-    e.text = std::string(text);
-    out.push_back(std::move(e));
+    emit_delta(out, next_index_, kind, std::string(text));
   }
 
   void close_block(std::vector<Event>& out) {
     if (!open_) return;
     open_ = false;
-    Event e;
-    e.kind = EventKind::block_stop;
-    e.index = next_index_++;
-    out.push_back(std::move(e));
+    emit_block_stop(out, next_index_++);
   }
 
   void fail(int status, std::string_view type, std::string message, std::vector<Event>& out) {

@@ -17,6 +17,7 @@
 #include <unordered_map>
 
 #include "canonical/codec.h"
+#include "canonical/events.h"
 #include "canonical/json.h"
 #include "canonical/tables.h"
 #include "http/parse/sse_parser.h"
@@ -227,14 +228,7 @@ class Decoder final : public StreamDecoder {
       return;
     }
     close_block(out);
-    Event d;
-    d.kind = EventKind::message_delta;
-    d.stop_reason = read_finish(finish_reason_, any_call_);
-    d.usage = usage_;
-    out.push_back(std::move(d));
-    Event s;
-    s.kind = EventKind::message_stop;
-    out.push_back(std::move(s));
+    emit_message_end(out, read_finish(finish_reason_, any_call_), {}, usage_);
     done_ = true;
   }
 
@@ -251,7 +245,8 @@ class Decoder final : public StreamDecoder {
   void on_data(std::string_view data, std::vector<Event>& out) {
     if (data.empty()) return;
     boost::system::error_code ec;
-    json::value v = json::parse(data, ec);
+    ChunkArena arena;
+    json::value v = json::parse(data, ec, arena.storage());
     if (ec) {
       error(502, "api_error", "upstream sent a stream chunk that is not valid JSON", out);
       return;
@@ -341,32 +336,18 @@ class Decoder final : public StreamDecoder {
 
   void open(BlockKind k, std::vector<Event>& out, std::string id = {}, std::string name = {}) {
     close_block(out);
-    Event e;
-    e.kind = EventKind::block_start;
-    e.index = index_;
-    e.block = k;
-    e.tool_id = std::move(id);
-    e.tool_name = std::move(name);
-    out.push_back(std::move(e));
+    emit_block_start(out, index_, k, std::move(id), std::move(name));
     open_ = true;
     open_kind_ = k;
   }
 
   void delta(DeltaKind k, std::string text, std::vector<Event>& out) {
-    Event e;
-    e.kind = EventKind::block_delta;
-    e.index = index_;
-    e.delta = k;
-    e.text = std::move(text);
-    out.push_back(std::move(e));
+    emit_delta(out, index_, k, std::move(text));
   }
 
   void close_block(std::vector<Event>& out) {
     if (!open_) return;
-    Event e;
-    e.kind = EventKind::block_stop;
-    e.index = index_++;
-    out.push_back(std::move(e));
+    emit_block_stop(out, index_++);
     open_ = false;
   }
 

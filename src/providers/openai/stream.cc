@@ -8,6 +8,7 @@
 // - choices other than index 0 are ignored; the stop sequence is never known.
 #include <string>
 
+#include "canonical/events.h"
 #include "canonical/tables.h"
 #include "providers/openai/stream_decoder.h"
 
@@ -62,7 +63,8 @@ void ChunkDecoder::on_data(std::string_view data, std::vector<Event>& out) {
     return;
   }
   boost::system::error_code ec;
-  json::value v = json::parse(data, ec);
+  ChunkArena arena;
+  json::value v = json::parse(data, ec, arena.storage());
   if (ec || !v.is_object()) {
     error(502, "api_error", "upstream sent a malformed stream chunk", out);
     return;
@@ -204,13 +206,7 @@ void ChunkDecoder::start(std::vector<Event>& out) {
 
 void ChunkDecoder::open(BlockKind kind, std::vector<Event>& out, std::string tool_id,
                         std::string tool_name) {
-  Event e;
-  e.kind = EventKind::block_start;
-  e.index = next_index_;
-  e.block = kind;
-  e.tool_id = std::move(tool_id);
-  e.tool_name = std::move(tool_name);
-  out.push_back(std::move(e));
+  canonical::emit_block_start(out, next_index_, kind, std::move(tool_id), std::move(tool_name));
   open_ = true;
   kind_ = kind;
   signed_ = false;
@@ -218,34 +214,20 @@ void ChunkDecoder::open(BlockKind kind, std::vector<Event>& out, std::string too
 
 void ChunkDecoder::close(std::vector<Event>& out) {
   if (!open_) return;
-  Event e;
-  e.kind = EventKind::block_stop;
-  e.index = next_index_++;
-  out.push_back(std::move(e));
+  canonical::emit_block_stop(out, next_index_++);
   open_ = false;
   tool_index_ = -1;
 }
 
 void ChunkDecoder::emit_delta(DeltaKind kind, std::string text, std::vector<Event>& out) {
-  Event e;
-  e.kind = EventKind::block_delta;
-  e.index = next_index_;
-  e.delta = kind;
-  e.text = std::move(text);
-  out.push_back(std::move(e));
+  canonical::emit_delta(out, next_index_, kind, std::move(text));
 }
 
 void ChunkDecoder::end(std::vector<Event>& out) {
   start(out);
   close(out);
-  Event d;
-  d.kind = EventKind::message_delta;
-  d.stop_reason = refusal_ ? StopReason::refusal : stop_from_finish(finish_reason_);
-  d.usage = usage_;
-  out.push_back(std::move(d));
-  Event s;
-  s.kind = EventKind::message_stop;
-  out.push_back(std::move(s));
+  canonical::emit_message_end(
+      out, refusal_ ? StopReason::refusal : stop_from_finish(finish_reason_), {}, usage_);
   done_ = true;
 }
 

@@ -1,0 +1,58 @@
+// Building canonical stream events: the small constructors every stream decoder uses, so the
+// shape of each event is written once.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "canonical/canonical.h"
+
+namespace sluice::canonical {
+
+inline void emit_block_start(std::vector<Event>& out, int index, BlockKind kind,
+                             std::string tool_id = {}, std::string tool_name = {}) {
+  Event e;
+  e.kind = EventKind::block_start;
+  e.index = index;
+  e.block = kind;
+  e.tool_id = std::move(tool_id);
+  e.tool_name = std::move(tool_name);
+  out.push_back(std::move(e));
+}
+
+inline void emit_delta(std::vector<Event>& out, int index, DeltaKind kind, std::string text) {
+  Event e;
+  e.kind = EventKind::block_delta;
+  e.index = index;
+  e.delta = kind;
+  e.text = std::move(text);
+  out.push_back(std::move(e));
+}
+
+inline void emit_block_stop(std::vector<Event>& out, int index) {
+  Event e;
+  e.kind = EventKind::block_stop;
+  e.index = index;
+  out.push_back(std::move(e));
+}
+
+/// The end of a message: message_delta (stop reason, final usage) then message_stop.
+inline void emit_message_end(std::vector<Event>& out, StopReason reason,
+                             std::string stop_sequence, const Usage& usage) {
+  Event d;
+  d.kind = EventKind::message_delta;
+  d.stop_reason = reason;
+  d.stop_sequence = std::move(stop_sequence);
+  d.usage = usage;
+  out.push_back(std::move(d));
+  Event s;
+  s.kind = EventKind::message_stop;
+  out.push_back(std::move(s));
+}
+
+/// A whole answer as the canonical stream that would have carried it (a stream answered from
+/// a unary upstream answer, or by the demo model).
+std::vector<Event> events_of(const Response& r);
+
+}  // namespace sluice::canonical
