@@ -10,10 +10,6 @@
 
 namespace sluice::api {
 
-/// A whole answer as the canonical stream that would have carried it (a stream answered from
-/// a unary upstream answer, or by the demo model). translate.cc.
-std::vector<canonical::Event> events_from_response(const canonical::Response& r);
-
 inline UsageTokens usage_tokens(const canonical::Usage& u) {
   return UsageTokens{u.prompt_total(), u.cache_read, u.output};
 }

@@ -7,6 +7,7 @@
 #include "api/dispatcher.h"
 #include "api/proxy_util.h"
 #include "canonical/codec.h"
+#include "canonical/events.h"
 #include "common/saturating.h"
 #include "providers/demo.h"
 #include "providers/openai.h"
@@ -109,7 +110,7 @@ asio::awaitable<void> Dispatcher::serve_demo_translated(RequestContext& ctx, Usa
   }
   auto encoder = canonical::stream_encoder(ctx.ingress, req);
   std::string out;
-  for (const auto& e : events_from_response(answer)) encoder->on_event(e, out);
+  for (const auto& e : canonical::events_of(answer)) encoder->on_event(e, out);
   encoder->finish(out);
   if (!co_await responder.begin_stream(200, "text/event-stream", kStreamHeaders)) co_return;
   if (co_await responder.write_chunk(out)) co_await responder.end_stream();

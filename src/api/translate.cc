@@ -14,6 +14,7 @@
 #include "api/proxy_util.h"
 #include "api/stream_check.h"
 #include "canonical/codec.h"
+#include "canonical/events.h"
 #include "canonical/json.h"
 #include "providers/openai.h"
 #include "providers/openai_format.h"
@@ -36,62 +37,6 @@ canonical::Protocol protocol_of(config::ProviderKind k) {
 std::string_view content_type_of(canonical::Protocol) { return "application/json"; }
 
 }  // namespace
-
-std::vector<canonical::Event> events_from_response(const canonical::Response& r) {
-  using canonical::Event;
-  using canonical::EventKind;
-  std::vector<Event> out;
-  Event start;
-  start.kind = EventKind::message_start;
-  start.id = r.id;
-  start.model = r.model;
-  start.usage = r.usage;
-  start.usage.output = 0;
-  out.push_back(start);
-  int index = 0;
-  for (const canonical::Block& b : r.content) {
-    Event open;
-    open.kind = EventKind::block_start;
-    open.index = index;
-    open.block = b.kind;
-    open.tool_id = b.tool_id;
-    open.tool_name = b.tool_name;
-    if (b.kind == canonical::BlockKind::redacted_thinking) open.text = b.data;
-    out.push_back(open);
-    auto delta = [&](canonical::DeltaKind kind, const std::string& text) {
-      if (text.empty()) return;
-      Event d;
-      d.kind = EventKind::block_delta;
-      d.index = index;
-      d.delta = kind;
-      d.text = text;
-      out.push_back(std::move(d));
-    };
-    switch (b.kind) {
-      case canonical::BlockKind::text: delta(canonical::DeltaKind::text, b.text); break;
-      case canonical::BlockKind::tool_use: delta(canonical::DeltaKind::input_json, b.tool_input); break;
-      case canonical::BlockKind::thinking:
-        delta(canonical::DeltaKind::thinking, b.text);
-        delta(canonical::DeltaKind::signature, b.signature);
-        break;
-      default: break;
-    }
-    Event close;
-    close.kind = EventKind::block_stop;
-    close.index = index++;
-    out.push_back(close);
-  }
-  Event end;
-  end.kind = EventKind::message_delta;
-  end.stop_reason = r.stop_reason;
-  end.stop_sequence = r.stop_sequence;
-  end.usage = r.usage;
-  out.push_back(end);
-  Event stop;
-  stop.kind = EventKind::message_stop;
-  out.push_back(stop);
-  return out;
-}
 
 Result<void> decode_client_request(RequestContext& ctx) {
   canonical::FrontendContext fc;
@@ -295,7 +240,7 @@ asio::awaitable<AttemptResult> Dispatcher::attempt_translated(
       // The client asked for a stream and the upstream answered whole: replay it as one.
       auto encoder = canonical::stream_encoder(ctx.ingress, req);
       std::string out;
-      for (const auto& e : events_from_response(answer)) encoder->on_event(e, out);
+      for (const auto& e : canonical::events_of(answer)) encoder->on_event(e, out);
       encoder->finish(out);
       if (co_await responder.begin_stream(200, "text/event-stream", kStreamHeaders)) {
         if (co_await responder.write_chunk(out)) co_await responder.end_stream();

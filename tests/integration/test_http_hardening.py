@@ -278,6 +278,11 @@ def test_buffer_is_given_back_after_a_large_request(tmp_path):
             a.sendall(large_request(700 * 1024))
             head, _, _ = read_response(a)
             assert head.startswith(b"HTTP/1.1 200 "), head
+            # The buffer is given back when the connection goes back to reading (just after
+            # the response is written): a second request on `a` is read after that point.
+            a.sendall(b"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n")
+            head, _, _ = read_response(a)
+            assert head.startswith(b"HTTP/1.1 200 "), head
             with connect(gw) as b:
                 b.sendall(large_request(700 * 1024))
                 head, payload, _ = read_response(b)
