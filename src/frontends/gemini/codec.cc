@@ -350,7 +350,27 @@ class Encoder final : public StreamEncoder {
   }
 
  private:
+  // The per-event hot path (text and thought deltas with no signature waiting): written
+  // directly, byte-identical to write(chunk({part})).
+  void text_part(std::string_view text, bool thought, std::string& out) {
+    if (id_.empty()) id_ = random_id();
+    out += "data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"";
+    append_json_escaped(out, text);
+    out += thought ? "\",\"thought\":true}]},\"index\":0}],\"modelVersion\":\""
+                   : "\"}]},\"index\":0}],\"modelVersion\":\"";
+    append_json_escaped(out, model_);
+    out += "\",\"responseId\":\"";
+    append_json_escaped(out, id_);
+    out += "\"}\n\n";
+  }
+
   void delta(const Event& e, std::string& out) {
+    if ((e.delta == DeltaKind::text || e.delta == DeltaKind::thinking) && !e.text.empty() &&
+        pending_signature_.empty()) {
+      if (e.delta == DeltaKind::thinking) block_has_text_ = true;
+      text_part(e.text, e.delta == DeltaKind::thinking, out);
+      return;
+    }
     json::object part;
     switch (e.delta) {
       case DeltaKind::text:
