@@ -62,11 +62,14 @@ ubsan="halt_on_error=1:print_stacktrace=1"
 step "ASan+UBSan build ($ASAN_DIR)"
 timed "asan build" bash -c "cmake -S . -B '$ASAN_DIR' -DCMAKE_BUILD_TYPE=Release \
   -DSLUICE_SANITIZE=address,undefined -DSLUICE_ALLOCATOR=system -Wno-dev >/dev/null &&
-  cmake --build '$ASAN_DIR' -j '$JOBS' --target sluice sluice-mock sluice_unit_tests"
+  cmake --build '$ASAN_DIR' -j '$JOBS' --target sluice sluice-mock sluice_unit_tests \
+  sluice_canonical_tests"
 
 step "unit tests under ASan+UBSan"
 timed "unit (asan+ubsan)" env ASAN_OPTIONS="$common_asan" UBSAN_OPTIONS="$ubsan" \
   "$ASAN_DIR/sluice_unit_tests" --gtest_brief=1
+timed "codecs (asan+ubsan)" env ASAN_OPTIONS="$common_asan" UBSAN_OPTIONS="$ubsan" \
+  "$ASAN_DIR/sluice_canonical_tests" --gtest_brief=1
 
 step "integration tests under ASan+UBSan"
 san_status=0
