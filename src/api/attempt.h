@@ -56,4 +56,43 @@ class BreakerVerdict {
   bool settled_ = false;
 };
 
+/// Links an attempt's upstream call to its request while it lives, so that a client that
+/// leaves cancels it (RequestContext::live_call).
+class LiveCall {
+ public:
+  LiveCall(RequestContext& ctx, upstream::Call& call) : ctx_(ctx) { ctx.live_call = &call; }
+  ~LiveCall() { ctx_.live_call = nullptr; }
+  LiveCall(const LiveCall&) = delete;
+  LiveCall& operator=(const LiveCall&) = delete;
+
+ private:
+  RequestContext& ctx_;
+};
+
+/// Records a failed attempt in `result` and gives the breaker its verdict: a client that left
+/// (or cancelled the call) is nobody's fault; this worker's own connection cap is a local
+/// limit, retried elsewhere; anything else counts against the target and is retryable if the
+/// request never left, if the failure class allows it (`after_send_ok`), or if the route
+/// retries timeouts.
+inline void fail_attempt(AttemptResult& result, Error e, bool after_send_ok,
+                         const upstream::Call& call, const http::Responder& responder,
+                         routing::TargetState& state, BreakerVerdict& verdict) {
+  using routing::AttemptOutcome;
+  result.error = std::move(e);
+  if (responder.client_gone() || call.cancelled()) {
+    verdict.abandon();
+    return;
+  }
+  if (call.local_limit()) {
+    state.count(AttemptOutcome::rejected);
+    verdict.abandon();
+    result.retryable = true;
+    return;
+  }
+  state.count(outcome_of_error(result.error));
+  verdict.failure();
+  result.retryable =
+      !call.request_sent() || after_send_ok || state.route.retry.retry_on_timeout;
+}
+
 }  // namespace sluice::api

@@ -25,7 +25,6 @@ asio::awaitable<AttemptResult> Dispatcher::attempt(RequestContext& ctx, TargetRu
   AttemptResult result;
   routing::TargetState& state = runtime.state;
   const config::TargetConfig& target = state.config;
-  const config::RetryPolicy& policy = state.route.retry;
   http::Responder& responder = *ctx.responder;
 
   providers::EncodedRequest encoded;
@@ -38,34 +37,14 @@ asio::awaitable<AttemptResult> Dispatcher::attempt(RequestContext& ctx, TargetRu
       asio::buffer(encoded.body_suffix.data(), encoded.body_suffix.size())};
 
   upstream::Call call(*ctx.pool, runtime.origin, target.timeouts, ctx.deadline);
-  ctx.live_call = &call;
-  struct Unlink {
-    RequestContext& ctx;
-    ~Unlink() { ctx.live_call = nullptr; }
-  } unlink{ctx};
+  LiveCall live(ctx, call);
 
   // Upstreams are named by target in client-facing messages unless errors.expose_upstream.
   const bool expose = router_->config().expose_upstream_errors;
   const std::string& label = expose || target.name.empty() ? runtime.origin.key : target.name;
+  // after_send_ok: the failure class may be retried even though the request was sent.
   auto fail = [&](Error e, bool after_send_ok) {
-    // after_send_ok: the failure class may be retried even though the request was sent.
-    result.error = std::move(e);
-    if (responder.client_gone() || call.cancelled()) {
-      // The client left and cancelled the exchange: nothing the upstream did wrong.
-      verdict.abandon();
-      return;
-    }
-    if (call.local_limit()) {
-      // This worker's own connection cap for the host: a local limit, not the target's health.
-      state.count(AttemptOutcome::rejected);
-      verdict.abandon();
-      result.retryable = true;
-      return;
-    }
-    state.count(outcome_of_error(result.error));
-    verdict.failure();
-    bool before_send = !call.request_sent();
-    result.retryable = before_send || after_send_ok || policy.retry_on_timeout;
+    fail_attempt(result, std::move(e), after_send_ok, call, responder, state, verdict);
   };
 
   auto started_at = Clock::now();

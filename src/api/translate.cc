@@ -75,7 +75,6 @@ asio::awaitable<AttemptResult> Dispatcher::attempt_translated(
   AttemptResult result;
   routing::TargetState& state = runtime.state;
   const config::TargetConfig& target = state.config;
-  const config::RetryPolicy& policy = state.route.retry;
   http::Responder& responder = *ctx.responder;
   const canonical::Protocol egress = protocol_of(target.provider);
 
@@ -123,29 +122,14 @@ asio::awaitable<AttemptResult> Dispatcher::attempt_translated(
   std::array<asio::const_buffer, 2> wire{asio::buffer(head), asio::buffer(body)};
 
   upstream::Call call(*ctx.pool, runtime.origin, target.timeouts, ctx.deadline);
-  ctx.live_call = &call;
-  struct Unlink {
-    RequestContext& ctx;
-    ~Unlink() { ctx.live_call = nullptr; }
-  } unlink{ctx};
+  LiveCall live(ctx, call);
 
+  // Upstreams are named by target in client-facing messages unless errors.expose_upstream.
   const bool expose = router_->config().expose_upstream_errors;
   const std::string& label = expose || target.name.empty() ? runtime.origin.key : target.name;
+  // after_send_ok: the failure class may be retried even though the request was sent.
   auto fail = [&](Error e, bool after_send_ok) {
-    result.error = std::move(e);
-    if (responder.client_gone() || call.cancelled()) {
-      verdict.abandon();
-      return;
-    }
-    if (call.local_limit()) {
-      state.count(AttemptOutcome::rejected);
-      verdict.abandon();
-      result.retryable = true;
-      return;
-    }
-    state.count(outcome_of_error(result.error));
-    verdict.failure();
-    result.retryable = !call.request_sent() || after_send_ok || policy.retry_on_timeout;
+    fail_attempt(result, std::move(e), after_send_ok, call, responder, state, verdict);
   };
 
   auto started_at = Clock::now();
