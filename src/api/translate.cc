@@ -34,8 +34,6 @@ canonical::Protocol protocol_of(config::ProviderKind k) {
   }
 }
 
-std::string_view content_type_of(canonical::Protocol) { return "application/json"; }
-
 }  // namespace
 
 Result<void> decode_client_request(RequestContext& ctx) {
@@ -55,7 +53,7 @@ Result<void> decode_client_request(RequestContext& ctx) {
   }
   int64_t max_tokens = req.max_tokens.value_or(0);
   if (max_tokens < 0 || max_tokens > providers::kMaxTokensLimit) {
-    return canonical::invalid("max_tokens must be between 1 and " +
+    return canonical::invalid("max_tokens must be between 0 and " +
                                   std::to_string(providers::kMaxTokensLimit),
                               "max_tokens");
   }
@@ -108,15 +106,11 @@ asio::awaitable<AttemptResult> Dispatcher::attempt_translated(
   }
   std::string body = canonical::encode_request(egress, req, upstream_model);
   req.max_tokens = client_max;
+  std::string escaped_model;  // Gemini puts the model in the path: never a path of its own
+  providers::append_path_segment(escaped_model, upstream_model);
   std::string head = "POST ";
   head += target.base_path;
-  if (egress == canonical::Protocol::gemini) {
-    head += "/models/";
-    providers::append_path_segment(head, upstream_model);
-    head += req.stream ? ":streamGenerateContent?alt=sse" : ":generateContent";
-  } else {
-    head += canonical::upstream_path(egress, upstream_model, req.stream);
-  }
+  head += canonical::upstream_path(egress, escaped_model, req.stream);
   providers::render_upstream_head(target, *ctx.request->head, ctx.request->request_id,
                                   body.size(), head);
   std::array<asio::const_buffer, 2> wire{asio::buffer(head), asio::buffer(body)};
@@ -230,7 +224,7 @@ asio::awaitable<AttemptResult> Dispatcher::attempt_translated(
         if (co_await responder.write_chunk(out)) co_await responder.end_stream();
       }
     } else {
-      co_await responder.send(200, content_type_of(ctx.ingress),
+      co_await responder.send(200, "application/json",
                               canonical::encode_response(ctx.ingress, answer, req));
     }
     result.responded = true;
@@ -254,7 +248,8 @@ asio::awaitable<AttemptResult> Dispatcher::attempt_translated(
   bool begun = false;
   bool ended = false;  // message_stop or an error event was encoded
   observe::GaugeHold open_stream;
-  // Encodes `events` into `out`; false when an error event ended the stream (and sets ended).
+  // Encodes `events` into `out`, taking usage from them; an error event or message_stop ends
+  // the stream (sets `ended`).
   auto encode = [&]() {
     size_t content = 0;
     for (canonical::Event& e : events) {

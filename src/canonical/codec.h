@@ -87,7 +87,8 @@ Result<Response> decode_response(Protocol p, std::string_view body);
 std::unique_ptr<StreamDecoder> stream_decoder(Protocol p);
 UpstreamError decode_error(Protocol p, int status, std::string_view body);
 
-/// The upstream path for a request (after the target's base URL):
+/// The upstream path for a request (after the target's base URL); `upstream_model` must already
+/// be percent-encoded as a path segment:
 ///   openai "/chat/completions"; anthropic "/v1/messages";
 ///   gemini "/models/{model}:generateContent" or ":streamGenerateContent?alt=sse".
 std::string upstream_path(Protocol p, std::string_view upstream_model, bool stream);

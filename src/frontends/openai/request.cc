@@ -75,35 +75,13 @@ Result<Block> image_block(const json::object& part, const std::string& param) {
   return b;
 }
 
-// Content that may only hold text: a string or [{type:text,text}]. Appends text blocks.
-Result<void> text_content(const json::value& v, const std::string& param, bool allow_refusal,
-                          std::vector<Block>& out) {
-  if (v.is_string()) {
-    out.push_back(text_block(v.get_string()));
-    return {};
-  }
-  if (!v.is_array()) return bad_type(param, "a string or an array of content parts");
-  const json::array& parts = v.get_array();
-  for (size_t j = 0; j < parts.size(); ++j) {
-    const std::string p = at(param, j);
-    const json::object* part = parts[j].if_object();
-    if (!part) return bad_type(p, "an object");
-    const std::string_view type = str(*part, "type");
-    if (type == "text") {
-      const json::value* t = field(*part, "text");
-      if (!t || !t->is_string()) return missing(p + ".text");
-      out.push_back(text_block(t->get_string()));
-    } else if (type == "refusal" && allow_refusal) {
-      out.push_back(text_block(str(*part, "refusal")));
-    } else {
-      return bad_value(p + ".type", "Unsupported content part type '" + std::string(type) +
-                                        "' here: expected 'text'.");
-    }
-  }
-  return {};
-}
+// Which content parts a message may hold besides text.
+enum class Parts { text, text_or_refusal, text_or_image };
 
-Result<void> user_content(const json::value& v, const std::string& param, std::vector<Block>& out) {
+// Message content: a string or an array of content parts ({type:text,text}, plus refusal or
+// image_url parts where `allowed` says so). Appends the blocks.
+Result<void> content_parts(const json::value& v, const std::string& param, Parts allowed,
+                           std::vector<Block>& out) {
   if (v.is_string()) {
     out.push_back(text_block(v.get_string()));
     return {};
@@ -119,13 +97,18 @@ Result<void> user_content(const json::value& v, const std::string& param, std::v
       const json::value* t = field(*part, "text");
       if (!t || !t->is_string()) return missing(p + ".text");
       out.push_back(text_block(t->get_string()));
-    } else if (type == "image_url") {
+    } else if (type == "refusal" && allowed == Parts::text_or_refusal) {
+      out.push_back(text_block(str(*part, "refusal")));
+    } else if (type == "image_url" && allowed == Parts::text_or_image) {
       Result<Block> b = image_block(*part, p);
       if (!b) return b.error();
       out.push_back(std::move(b.value()));
-    } else {
+    } else if (allowed == Parts::text_or_image) {
       return bad_value(p + ".type", "Unsupported content part type '" + std::string(type) +
                                         "': this gateway translates text and image_url parts.");
+    } else {
+      return bad_value(p + ".type", "Unsupported content part type '" + std::string(type) +
+                                        "' here: expected 'text'.");
     }
   }
   return {};
@@ -139,7 +122,7 @@ Result<Block> tool_result(const json::object& m, const std::string& param, std::
   b.tool_id = std::move(tool_id);
   b.tool_name = std::move(tool_name);
   if (const json::value* c = field(m, "content")) {
-    Result<void> r = text_content(*c, param + ".content", false, b.content);
+    Result<void> r = content_parts(*c, param + ".content", Parts::text, b.content);
     if (!r) return r.error();
   }
   return b;
@@ -183,7 +166,7 @@ struct Decoder {
       msg.content.push_back(std::move(b));
     }
     if (const json::value* c = field(m, "content")) {
-      Result<void> r = text_content(*c, p + ".content", true, msg.content);
+      Result<void> r = content_parts(*c, p + ".content", Parts::text_or_refusal, msg.content);
       if (!r) return r;
     }
     if (const json::value* rf = field(m, "refusal")) {
@@ -255,14 +238,14 @@ struct Decoder {
     if (role == "system" || role == "developer") {
       const json::value* c = field(*m, "content");
       if (!c) return missing(p + ".content");
-      return text_content(*c, p + ".content", false, req.system);
+      return content_parts(*c, p + ".content", Parts::text, req.system);
     }
     if (role == "user") {
       const json::value* c = field(*m, "content");
       if (!c) return missing(p + ".content");
       Message msg;
       msg.role = Role::user;
-      Result<void> r = user_content(*c, p + ".content", msg.content);
+      Result<void> r = content_parts(*c, p + ".content", Parts::text_or_image, msg.content);
       if (!r) return r;
       req.messages.push_back(std::move(msg));
       last_was_tool = false;
