@@ -112,9 +112,16 @@ def render() -> str:
                "target of their own protocol (no byte-for-byte relay for them yet).")
     out.append("- `/v1/completions` and `/v1/embeddings` reach OpenAI-compatible targets only; "
                "routed to an Anthropic or Gemini target they answer 400.")
-    out.append("- `/v1/messages/count_tokens` and Gemini `:countTokens` answer an estimate (about "
-               "4 bytes per token of the request's text), marked with the header "
-               "`x-sluice-token-count: estimate`; no upstream is asked.")
+    out.append("- `/v1/messages/count_tokens` and Gemini `:countTokens` ask the routed target when "
+               "its provider counts (Anthropic `/v1/messages/count_tokens`, Gemini `:countTokens` "
+               "with a whole `generateContentRequest`, from either client protocol), with the "
+               "route's retries, breakers and fallbacks, and answer its number with "
+               "`x-sluice-token-count: exact`. OpenAI-compatible targets (which have no counting "
+               "endpoint) and the demo model get an estimate (about 4 bytes per token of the "
+               "request's text), marked `x-sluice-token-count: estimate` with the reason in "
+               "`x-sluice-token-count-reason`; so does a request whose counting upstreams were "
+               "unreachable, overloaded (429) or failing (5xx). An upstream's 4xx is the "
+               "client's error, in its protocol's shape.")
     out.append("- `max_tokens` is filled in for Anthropic targets from the route's "
                "`default_max_tokens` (4096) when the client gave none.")
     out.append("- A compressed upstream answer (`Content-Encoding`) cannot be translated: the "

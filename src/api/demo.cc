@@ -4,6 +4,7 @@
 #include <random>
 
 #include "api/attempt.h"
+#include "api/sink.h"
 #include "api/dispatcher.h"
 #include "api/proxy_util.h"
 #include "canonical/codec.h"
@@ -102,18 +103,13 @@ asio::awaitable<void> Dispatcher::serve_demo_translated(RequestContext& ctx, Usa
   answer.content.push_back(std::move(text));
   answer.stop_reason = canonical::StopReason::end_turn;
   if (usage) *usage = usage_tokens(answer.usage);
-  http::Responder& responder = *ctx.responder;
-  if (!req.stream) {
-    co_await responder.send(200, "application/json",
-                            canonical::encode_response(ctx.ingress, answer, req));
+  if (ctx.sink != nullptr) {
+    co_await ctx.sink->answer(answer);
     co_return;
   }
-  auto encoder = canonical::stream_encoder(ctx.ingress, req);
-  std::string out;
-  for (const auto& e : canonical::events_of(answer)) encoder->on_event(e, out);
-  encoder->finish(out);
-  if (!co_await responder.begin_stream(200, "text/event-stream", kStreamHeaders)) co_return;
-  if (co_await responder.write_chunk(out)) co_await responder.end_stream();
+  HttpSink sink(*ctx.responder, ctx.ingress, req, router_->config().metrics.validate_streams,
+                ctx.request->request_id);
+  co_await sink.answer(answer);
 }
 
 }  // namespace sluice::api

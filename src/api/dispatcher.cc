@@ -14,6 +14,8 @@
 #include <random>
 
 #include "api/attempt.h"
+#include "api/protocols.h"
+#include "canonical/codec.h"
 
 namespace sluice::api {
 
@@ -33,14 +35,29 @@ enum class ServePath {
   same_protocol,  // OpenAI in, OpenAI-compatible out: the fast path (body spliced, events
                   // relayed as bytes)
   translated,     // every other pair: through the canonical model
+  count,          // a token count asked of an upstream that counts
+  estimate,       // a token count for a target that cannot count: estimated here
 };
 
-ServePath serve_path(canonical::Protocol ingress, config::ProviderKind provider) {
+ServePath serve_path(const RequestContext& ctx, config::ProviderKind provider) {
+  const canonical::Protocol ingress = ctx.ingress;
+  if (ctx.parsed.op == providers::Operation::count_tokens) {
+    return provider != config::ProviderKind::demo && canonical::counts_tokens(protocol_of(provider))
+               ? ServePath::count
+               : ServePath::estimate;
+  }
   if (provider == config::ProviderKind::demo) return ServePath::in_process;
   if (ingress == canonical::Protocol::openai && provider == config::ProviderKind::openai) {
     return ServePath::same_protocol;
   }
   return ServePath::translated;
+}
+
+// The failures after which a token count falls back to the estimate: the upstream was out of
+// reach, overloaded or failing (not: it refused the request as invalid).
+bool counting_unavailable(const Error& e) {
+  if (e.code != Errc::upstream_status) return true;
+  return e.upstream_status == 429 || e.upstream_status >= 500;
 }
 
 }  // namespace
@@ -139,7 +156,13 @@ asio::awaitable<void> Dispatcher::dispatch(RequestContext& ctx, RouteRuntime& pr
       trace.target = &tr;
       // From the pick on, the breaker gets exactly one verdict, whichever way this ends.
       BreakerVerdict verdict(tr.state);
-      const ServePath path = serve_path(ctx.ingress, tr.state.config.provider);
+      const ServePath path = serve_path(ctx, tr.state.config.provider);
+      if (path == ServePath::estimate) {
+        verdict.abandon();  // the target was not asked
+        co_await serve_count_estimate(ctx, "the target's provider cannot count tokens");
+        done = true;
+        break;
+      }
       if (path == ServePath::in_process) {
         observe::GaugeHold open_stream;
         if (ctx.parsed.stream && telemetry_.metrics_on()) open_stream.hold(telemetry_.open_streams);
@@ -231,6 +254,8 @@ asio::awaitable<void> Dispatcher::dispatch(RequestContext& ctx, RouteRuntime& pr
       AttemptResult r;
       if (path == ServePath::same_protocol) {
         r = co_await attempt(ctx, tr, verdict, chain[hop].model);
+      } else if (path == ServePath::count) {
+        r = co_await attempt_count(ctx, tr, verdict, chain[hop].model);
       } else {
         r = co_await attempt_translated(ctx, tr, verdict, chain[hop].model);
       }
@@ -270,6 +295,15 @@ asio::awaitable<void> Dispatcher::dispatch(RequestContext& ctx, RouteRuntime& pr
     spdlog::debug("request {}: client disconnected; upstream request cancelled",
                   ctx.request->request_id);
     responder.close_after();
+    co_return;
+  }
+  if (!responder.responded() && ctx.parsed.op == providers::Operation::count_tokens &&
+      last_error && counting_unavailable(*last_error)) {
+    // No upstream could count: an estimate (marked as one) serves the client better than an
+    // error for a number that is an estimate of cost anyway.
+    spdlog::info("request {}: token count estimated: {}", ctx.request->request_id,
+                 last_error->message);
+    co_await serve_count_estimate(ctx, "no upstream could count");
     co_return;
   }
   if (!responder.responded()) {

@@ -78,6 +78,21 @@ class Dispatcher {
   asio::awaitable<AttemptResult> attempt_translated(RequestContext& ctx, TargetRuntime& target,
                                                     BreakerVerdict& verdict,
                                                     std::string_view model_override);
+  // Token counting (count.cc): an upstream that counts (Anthropic, Gemini) is asked; every
+  // other target gets the estimate (serve_count_estimate), as does a request no counting
+  // upstream could answer.
+  asio::awaitable<AttemptResult> attempt_count(RequestContext& ctx, TargetRuntime& target,
+                                               BreakerVerdict& verdict,
+                                               std::string_view model_override);
+  asio::awaitable<void> serve_count_estimate(RequestContext& ctx, std::string_view why);
+  // The exchange of a translated or counting attempt up to a 2xx answer's head: true when
+  // the answer can be read from `call`, else `result` holds the failure (the verdict given).
+  asio::awaitable<bool> open_exchange(RequestContext& ctx, TargetRuntime& runtime,
+                                      BreakerVerdict& verdict, canonical::Protocol egress,
+                                      std::string_view path, std::string_view body,
+                                      upstream::Call& call, AttemptResult& result);
+  // A target as client-facing messages name it (its origin only with errors.expose_upstream).
+  const std::string& upstream_label(const TargetRuntime& runtime) const;
   // The built-in demo model (demo.cc); `usage` receives what the answer reports.
   asio::awaitable<void> serve_demo(const providers::ParsedRequest& parsed,
                                    http::Responder& responder, UsageTokens* usage);

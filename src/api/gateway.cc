@@ -3,6 +3,7 @@
 #include "api/gateway.h"
 
 #include <chrono>
+#include <stdexcept>
 
 #include "api/governance_stages.h"
 #include "api/model_endpoints.h"
@@ -59,14 +60,23 @@ Gateway::Gateway(std::shared_ptr<const routing::Router> router, const std::atomi
       telemetry_(router_->config(), std::move(access_log)),
       dispatcher_(router_, telemetry_),
       admin_(router_, governance_, dispatcher_) {
-  // The stages, in the order they run on every routed request (on_finish in reverse): the
-  // model permission, the budget (before anything is reserved), the rate limits (which reserve
-  // tokens), the usage record. Authentication ran earlier, on the head.
+  // The stages, in the configured order (pipeline.stages; on_finish in reverse). By default:
+  // the model permission, the budget (before anything is reserved), the rate limits (which
+  // reserve tokens), the usage record. Authentication ran earlier, on the head.
   if (governance_) {
-    stages_.push_back(std::make_unique<AuthorizeModelStage>(governance_));
-    stages_.push_back(std::make_unique<BudgetStage>(governance_));
-    stages_.push_back(std::make_unique<AdmitStage>(governance_));
-    stages_.push_back(std::make_unique<UsageStage>(governance_));
+    for (const std::string& name : router_->config().pipeline.stages) {
+      if (name == "authorize_model") {
+        stages_.push_back(std::make_unique<AuthorizeModelStage>(governance_));
+      } else if (name == "budget") {
+        stages_.push_back(std::make_unique<BudgetStage>(governance_));
+      } else if (name == "rate_limit") {
+        stages_.push_back(std::make_unique<AdmitStage>(governance_));
+      } else if (name == "usage") {
+        stages_.push_back(std::make_unique<UsageStage>(governance_));
+      } else {
+        throw std::invalid_argument("pipeline.stages: no stage named '" + name + "'");
+      }
+    }
   }
   if (router_->config().metrics.validate_streams) register_stream_check_metrics();
 }
@@ -164,23 +174,19 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
     op = Operation::chat;
     ingress = canonical::Protocol::anthropic;
   } else if (path == "/messages/count_tokens") {
-    if (method != "POST") co_return co_await method_not_allowed("POST");
-    co_return co_await serve_count_tokens(*router_, request, responder,
-                                          canonical::Protocol::anthropic, {});
+    op = Operation::count_tokens;
+    ingress = canonical::Protocol::anthropic;
   } else if (GeminiTarget g = gemini_target(request.path()); !g.model.empty()) {
     if (method != "POST") co_return co_await method_not_allowed("POST");
-    if (g.method == "countTokens") {
-      co_return co_await serve_count_tokens(*router_, request, responder,
-                                            canonical::Protocol::gemini, g.model);
-    }
-    if (g.method != "generateContent" && g.method != "streamGenerateContent") {
+    if (g.method != "generateContent" && g.method != "streamGenerateContent" &&
+        g.method != "countTokens") {
       const Error error = make_error(Errc::not_found, "Unknown Gemini method '" +
                                                           std::string(g.method) + "'.");
       co_await responder.send_error(error);
       co_return;
     }
-    co_return co_await proxy(Operation::chat, request, responder, worker, who, trace,
-                             canonical::Protocol::gemini);
+    co_return co_await proxy(g.method == "countTokens" ? Operation::count_tokens : Operation::chat,
+                             request, responder, worker, who, trace, canonical::Protocol::gemini);
   } else if (path == "/completions") {
     op = Operation::completions;
   } else if (path == "/embeddings") {
@@ -242,6 +248,7 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
   ctx.trace = &trace;
   ctx.who = &who;
   ctx.ingress = ingress;
+  ctx.parsed.op = op;
   auto route_at = Clock::now();
   auto route_done = [&] { http::Timing::add_since(request.timing->route_ns, route_at); };
   if (auto r = ingress == canonical::Protocol::openai

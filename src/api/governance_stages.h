@@ -1,4 +1,4 @@
-// Governance as stages, in the order the gateway runs them (Gateway's constructor): the caller's
+// Governance as stages (pipeline.stages names them, in the order they run): the caller's
 // model permission, their budget, their rate limits (which reserve tokens), and the usage
 // record. Authentication stays on the request head (Gateway::check_head), before the body.
 #pragma once
@@ -18,6 +18,7 @@ class AuthorizeModelStage final : public Stage, public ModelAccess {
  public:
   explicit AuthorizeModelStage(std::shared_ptr<Governance> governance)
       : governance_(std::move(governance)) {}
+  bool applies_to(providers::Operation) const override { return true; }
   boost::asio::awaitable<Verdict> on_request(RequestContext& ctx) const override;
   bool allows(const RequestContext& ctx, std::string_view model) const override;
 

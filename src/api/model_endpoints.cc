@@ -1,5 +1,5 @@
-// Endpoints answered from the config alone, without an upstream: the model list, one model, and
-// token counts (an estimate, marked as one).
+// Endpoints answered from the config alone, without an upstream: the model list and one model;
+// and the token-count estimate for upstreams that cannot count.
 #include "api/model_endpoints.h"
 
 #include "canonical/json.h"
@@ -55,42 +55,16 @@ asio::awaitable<void> serve_model(const routing::Router& router, std::string_vie
   co_await responder.send(200, "application/json", body);
 }
 
-asio::awaitable<void> serve_count_tokens(const routing::Router& router, http::Request& request,
-                                         http::Responder& responder, canonical::Protocol protocol,
-                                         std::string_view model) {
-  auto parsed = canonical::parse_json(request.body);
-  // (Errors are named before the co_await: GCC 12 may destroy a temporary in a co_await
-  // expression twice, see docs/architecture.md "Pitfalls".)
-  if (!parsed || !parsed->is_object()) {
-    Error error = parsed ? canonical::invalid("The body must be a JSON object") : parsed.error();
-    co_await responder.send_error(error);
-    co_return;
-  }
-  const auto& o = parsed->as_object();
-  std::string name(model.empty() ? canonical::str(o, "model") : model);
-  if (name.empty()) {
-    const Error error = canonical::invalid("model: Field required", "model");
-    co_await responder.send_error(error);
-    co_return;
-  }
-  if (router.match(name) == nullptr) {
-    const Error error = make_error(
-        Errc::model_not_found,
-        "The model '" + name + "' does not exist or is not routed by this gateway.", "model");
-    co_await responder.send_error(error);
-    co_return;
-  }
-  // An estimate (~4 bytes per token of the text in the request), marked as one: no upstream
-  // count is asked for yet.
+int64_t estimate_count_tokens(std::string_view body) {
+  auto parsed = canonical::parse_json(body);
+  if (!parsed || !parsed->is_object()) return 0;
+  const canonical::json::object* o = &parsed->as_object();
+  if (const auto* inner = canonical::obj(*o, "generateContentRequest")) o = inner;
   int64_t tokens = 0;
   for (std::string_view key : {"system", "messages", "tools", "contents", "systemInstruction"}) {
-    if (const auto* v = canonical::field(o, key)) tokens = sat_add(tokens, estimate_input_tokens(*v));
+    if (const auto* v = canonical::field(*o, key)) tokens = sat_add(tokens, estimate_input_tokens(*v));
   }
-  responder.add_header("x-sluice-token-count", "estimate");
-  std::string body = protocol == canonical::Protocol::gemini
-                         ? "{\"totalTokens\":" + std::to_string(tokens) + "}"
-                         : "{\"input_tokens\":" + std::to_string(tokens) + "}";
-  co_await responder.send(200, "application/json", body);
+  return tokens;
 }
 
 }  // namespace sluice::api

@@ -39,4 +39,12 @@ ErrorResponse render_error(const Error& error, std::string_view path) {
   return r;
 }
 
+canonical::Protocol protocol_of(config::ProviderKind provider) {
+  switch (provider) {
+    case config::ProviderKind::anthropic: return canonical::Protocol::anthropic;
+    case config::ProviderKind::gemini: return canonical::Protocol::gemini;
+    default: return canonical::Protocol::openai;
+  }
+}
+
 }  // namespace sluice::api

@@ -5,12 +5,16 @@
 
 #include "canonical/canonical.h"
 #include "common/error.h"
+#include "config/config.h"
 
 namespace sluice::api {
 
 /// The API a client path belongs to: /v1/messages... → anthropic; /v1beta/models/...:verb
 /// (and /v1/models/...:verb) → gemini; everything else → openai.
 canonical::Protocol client_protocol(std::string_view path);
+
+/// The wire protocol of a provider's upstreams (demo: openai, as it answers like one).
+canonical::Protocol protocol_of(config::ProviderKind provider);
 
 /// The server's error renderer (http::ServerLimits::render_error): status and Retry-After as
 /// to_response() decides them, the body in the path's protocol (OpenAI's shape unchanged,

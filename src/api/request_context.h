@@ -19,6 +19,8 @@
 
 namespace sluice::api {
 
+class ResponseSink;
+
 namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 
@@ -60,6 +62,9 @@ struct RequestContext {
   std::optional<UsageTokens> usage;  // as the upstream reported it
   int64_t stream_events = 0;         // content events relayed (an estimate when no usage)
   Trace* trace = nullptr;
+  // Where a canonical answer (translated, demo) goes; null: the client, through an HttpSink in
+  // its protocol. Set by consumers that want the result rather than the wire (sink.h).
+  ResponseSink* sink = nullptr;
   // The client's protocol, and the canonical request: decoded up front for Anthropic and Gemini
   // clients, on the first translated attempt for OpenAI clients (never on the fast path).
   canonical::Protocol ingress = canonical::Protocol::openai;

@@ -1,4 +1,4 @@
-// The stage chain: stages in table order, their on_finish once in reverse (see stage.h).
+// The stage chain: stages in configured order, their on_finish once in reverse (see stage.h).
 #include "api/stage.h"
 
 #include "api/request_context.h"
@@ -9,7 +9,8 @@ namespace asio = boost::asio;
 
 asio::awaitable<Verdict> StageChain::run(RequestContext& ctx) {
   for (const auto& stage : stages_) {
-    ++entered_;  // a stage that refuses still gets its on_finish
+    if (!stage->applies_to(ctx.parsed.op)) continue;
+    entered_.push_back(stage.get());  // a stage that refuses still gets its on_finish
     Verdict verdict = co_await stage->on_request(ctx);
     if (!verdict.proceeds()) co_return verdict;
   }
@@ -25,7 +26,7 @@ void StageChain::finish(RequestContext& ctx) {
   outcome.stream_events = ctx.stream_events;
   outcome.model = ctx.served_model.empty() ? std::string_view(ctx.parsed.model)
                                            : std::string_view(ctx.served_model);
-  for (size_t i = entered_; i-- > 0;) stages_[i]->on_finish(ctx, outcome);
+  for (size_t i = entered_.size(); i-- > 0;) entered_[i]->on_finish(ctx, outcome);
 }
 
 }  // namespace sluice::api

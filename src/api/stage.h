@@ -1,5 +1,5 @@
-// Stages: what runs around the dispatch of an API request, in one fixed order (the table in
-// Gateway's constructor). Each may answer the request early; each that ran gets on_finish once,
+// Stages: what runs around the dispatch of an API request, in the configured order
+// (pipeline.stages, built in Gateway's constructor). Each may answer the request early; each that ran gets on_finish once,
 // in reverse order, to reconcile what it started (ARCHITECTURE.md §4). What a stage acquires for
 // the request lives in the RequestContext as an RAII member, so it is released on every path,
 // on_finish or not (an exception, a coroutine destroyed at shutdown).
@@ -14,6 +14,7 @@
 
 #include "api/usage.h"
 #include "common/error.h"
+#include "providers/request.h"
 
 namespace sluice::api {
 
@@ -58,6 +59,11 @@ struct DispatchOutcome {
 class Stage {
  public:
   virtual ~Stage() = default;
+  /// Whether the stage runs for requests of `op` (a stage that does not run gets no on_finish
+  /// either). Token counting spends nothing: only stages that decide access run for it.
+  virtual bool applies_to(providers::Operation op) const {
+    return op != providers::Operation::count_tokens;
+  }
   /// Runs before the dispatch, on the request's worker.
   virtual boost::asio::awaitable<Verdict> on_request(RequestContext& ctx) const = 0;
   /// Runs once for every stage whose on_request ran, in reverse order: before a unary answer
@@ -84,7 +90,7 @@ class StageChain {
 
  private:
   const Stages& stages_;
-  size_t entered_ = 0;
+  std::vector<const Stage*> entered_;  // in the order they ran
   bool finished_ = false;
 };
 

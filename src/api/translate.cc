@@ -12,6 +12,7 @@
 #include "api/dispatcher.h"
 #include "api/protocols.h"
 #include "api/proxy_util.h"
+#include "api/sink.h"
 #include "api/stream_check.h"
 #include "canonical/codec.h"
 #include "canonical/events.h"
@@ -24,18 +25,6 @@ namespace sluice::api {
 using providers::Operation;
 using routing::AttemptOutcome;
 
-namespace {
-
-canonical::Protocol protocol_of(config::ProviderKind k) {
-  switch (k) {
-    case config::ProviderKind::anthropic: return canonical::Protocol::anthropic;
-    case config::ProviderKind::gemini: return canonical::Protocol::gemini;
-    default: return canonical::Protocol::openai;
-  }
-}
-
-}  // namespace
-
 Result<void> decode_client_request(RequestContext& ctx) {
   canonical::FrontendContext fc;
   if (ctx.ingress == canonical::Protocol::gemini) {
@@ -43,7 +32,9 @@ Result<void> decode_client_request(RequestContext& ctx) {
     fc.model = std::string(g.model);
     fc.stream = g.method == "streamGenerateContent";
   }
-  auto decoded = canonical::decode_request(ctx.ingress, ctx.request->body, fc);
+  const bool count = ctx.parsed.op == Operation::count_tokens;
+  auto decoded = count ? canonical::decode_count_request(ctx.ingress, ctx.request->body, fc)
+                       : canonical::decode_request(ctx.ingress, ctx.request->body, fc);
   if (!decoded) return std::move(decoded.error());
   ctx.canon = std::move(decoded.value());
   const canonical::Request& req = *ctx.canon;
@@ -58,13 +49,103 @@ Result<void> decode_client_request(RequestContext& ctx) {
                               "max_tokens");
   }
   providers::ParsedRequest& p = ctx.parsed;
-  p.op = Operation::chat;
+  p.op = count ? Operation::count_tokens : Operation::chat;
   p.body = ctx.request->body;
   p.model = req.model;
   p.stream = req.stream;
   p.include_usage = req.include_usage;
   p.max_tokens = max_tokens;
   return {};
+}
+
+const std::string& Dispatcher::upstream_label(const TargetRuntime& runtime) const {
+  // Upstreams are named by target in client-facing messages unless errors.expose_upstream.
+  const config::TargetConfig& target = runtime.state.config;
+  return router_->config().expose_upstream_errors || target.name.empty() ? runtime.origin.key
+                                                                         : target.name;
+}
+
+asio::awaitable<bool> Dispatcher::open_exchange(RequestContext& ctx, TargetRuntime& runtime,
+                                                BreakerVerdict& verdict,
+                                                canonical::Protocol egress, std::string_view path,
+                                                std::string_view body, upstream::Call& call,
+                                                AttemptResult& result) {
+  const config::TargetConfig& target = runtime.state.config;
+  routing::TargetState& state = runtime.state;
+  http::Responder& responder = *ctx.responder;
+  std::string head = "POST ";
+  head += target.base_path;
+  head += path;
+  providers::render_upstream_head(target, *ctx.request->head, ctx.request->request_id,
+                                  body.size(), head);
+  std::array<asio::const_buffer, 2> wire{asio::buffer(head), asio::buffer(body)};
+
+  const bool expose = router_->config().expose_upstream_errors;
+  const std::string& label = upstream_label(runtime);
+  // after_send_ok: the failure class may be retried even though the request was sent.
+  auto fail = [&](Error e, bool after_send_ok) {
+    fail_attempt(result, std::move(e), after_send_ok, call, responder, state, verdict);
+  };
+
+  auto started_at = Clock::now();
+  const bool replayable = !ctx.request->header("idempotency-key").empty();
+  auto started = co_await call.start(wire, replayable);
+  ctx.waited_since(started_at);
+  if (!started) {
+    bool connect = started.error().code == Errc::upstream_connect ||
+                   started.error().code == Errc::unavailable;
+    result.free_retry = connect;
+    fail(std::move(started.error()), connect);
+    co_return false;
+  }
+  state.observe_ttfb(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started_at).count()));
+  const int status = call.status();
+  if (!call.head().header("content-encoding").empty()) {
+    // We ask for identity; a compressed answer cannot be translated.
+    call.finish();
+    fail(make_error(Errc::upstream_protocol,
+                    "Upstream " + label + " answered with a Content-Encoding the gateway "
+                                          "cannot translate"),
+         true);
+    co_return false;
+  }
+
+  if (status >= 400) {
+    auto retry_after = upstream_retry_after(call.head());
+    auto read_at = Clock::now();
+    auto raw = co_await call.read_all(kMaxUpstreamErrorBody);
+    ctx.waited_since(read_at);
+    std::string text = raw ? std::string(*raw) : std::string();
+    call.finish();
+    canonical::UpstreamError ue = canonical::decode_error(egress, status, text);
+    // The upstream's message, not its body: the client gets its own protocol's shape.
+    Error e = upstream_status_error(status, ue.message, "", retry_after, label, expose);
+    if (status < 500 && e.code == Errc::upstream_status && ue.status == status &&
+        ctx.ingress == canonical::Protocol::openai && status != 401 && status != 403 &&
+        status != 407) {
+      // An OpenAI client gets the upstream's 4xx in OpenAI's shape with OpenAI's type for
+      // the status (invalid_request_error, rate_limit_error, ...); other clients' shapes are
+      // rendered from the message by render_error.
+      e.upstream_body = canonical::encode_error(canonical::Protocol::openai, status, e.message).body;
+    }
+    if (!expose && status >= 500 && !text.empty()) {
+      spdlog::info("request {}: upstream {} answered {}: {}", ctx.request->request_id,
+                   runtime.origin.key, status, text.substr(0, 300));
+    }
+    if (e.retryable) {
+      state.count(AttemptOutcome::upstream_error);
+      verdict.failure();
+      result.retryable = !responder.client_gone();
+    } else {
+      state.count(AttemptOutcome::success);
+      verdict.success();
+      result.context_length = ue.type == "context_length_exceeded";
+    }
+    result.error = std::move(e);
+    co_return false;
+  }
+  co_return true;
 }
 
 asio::awaitable<AttemptResult> Dispatcher::attempt_translated(
@@ -108,85 +189,26 @@ asio::awaitable<AttemptResult> Dispatcher::attempt_translated(
   req.max_tokens = client_max;
   std::string escaped_model;  // Gemini puts the model in the path: never a path of its own
   providers::append_path_segment(escaped_model, upstream_model);
-  std::string head = "POST ";
-  head += target.base_path;
-  head += canonical::upstream_path(egress, escaped_model, req.stream);
-  providers::render_upstream_head(target, *ctx.request->head, ctx.request->request_id,
-                                  body.size(), head);
-  std::array<asio::const_buffer, 2> wire{asio::buffer(head), asio::buffer(body)};
-
+  const std::string path = canonical::upstream_path(egress, escaped_model, req.stream);
   upstream::Call call(*ctx.pool, runtime.origin, target.timeouts, ctx.deadline);
   LiveCall live(ctx, call);
-
-  // Upstreams are named by target in client-facing messages unless errors.expose_upstream.
-  const bool expose = router_->config().expose_upstream_errors;
-  const std::string& label = expose || target.name.empty() ? runtime.origin.key : target.name;
+  const bool opened = co_await open_exchange(ctx, runtime, verdict, egress, path, body, call,
+                                             result);
+  if (!opened) co_return result;
+  const std::string& label = upstream_label(runtime);
   // after_send_ok: the failure class may be retried even though the request was sent.
   auto fail = [&](Error e, bool after_send_ok) {
     fail_attempt(result, std::move(e), after_send_ok, call, responder, state, verdict);
   };
-
-  auto started_at = Clock::now();
-  const bool replayable = !ctx.request->header("idempotency-key").empty();
-  auto started = co_await call.start(wire, replayable);
-  ctx.waited_since(started_at);
-  if (!started) {
-    bool connect = started.error().code == Errc::upstream_connect ||
-                   started.error().code == Errc::unavailable;
-    result.free_retry = connect;
-    fail(std::move(started.error()), connect);
-    co_return result;
-  }
-  state.observe_ttfb(static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started_at).count()));
   const int status = call.status();
-  std::string content_type(call.head().header("content-type"));
-  if (!call.head().header("content-encoding").empty()) {
-    // We ask for identity; a compressed answer cannot be translated.
-    call.finish();
-    fail(make_error(Errc::upstream_protocol,
-                    "Upstream " + label + " answered with a Content-Encoding the gateway "
-                                          "cannot translate"),
-         true);
-    co_return result;
+  const bool is_sse = call.head().header("content-type").starts_with("text/event-stream");
+  // Where the answer goes: the request's own sink when it has one, else the client.
+  std::optional<HttpSink> http_sink;
+  if (ctx.sink == nullptr) {
+    http_sink.emplace(responder, ctx.ingress, req, router_->config().metrics.validate_streams,
+                      ctx.request->request_id);
   }
-
-  if (status >= 400) {
-    auto retry_after = upstream_retry_after(call.head());
-    auto read_at = Clock::now();
-    auto raw = co_await call.read_all(kMaxUpstreamErrorBody);
-    ctx.waited_since(read_at);
-    std::string text = raw ? std::string(*raw) : std::string();
-    call.finish();
-    canonical::UpstreamError ue = canonical::decode_error(egress, status, text);
-    // The upstream's message, not its body: the client gets its own protocol's shape.
-    Error e = upstream_status_error(status, ue.message, "", retry_after, label, expose);
-    if (status < 500 && e.code == Errc::upstream_status && ue.status == status &&
-        ctx.ingress == canonical::Protocol::openai && status != 401 && status != 403 &&
-        status != 407) {
-      // An OpenAI client gets the upstream's 4xx in OpenAI's shape with OpenAI's type for
-      // the status (invalid_request_error, rate_limit_error, ...); other clients' shapes are
-      // rendered from the message by render_error.
-      e.upstream_body = canonical::encode_error(canonical::Protocol::openai, status, e.message).body;
-    }
-    if (!expose && status >= 500 && !text.empty()) {
-      spdlog::info("request {}: upstream {} answered {}: {}", ctx.request->request_id,
-                   runtime.origin.key, status, text.substr(0, 300));
-    }
-    if (e.retryable) {
-      state.count(AttemptOutcome::upstream_error);
-      verdict.failure();
-      result.retryable = !responder.client_gone();
-    } else {
-      state.count(AttemptOutcome::success);
-      verdict.success();
-      result.context_length = ue.type == "context_length_exceeded";
-    }
-    result.error = std::move(e);
-    co_return result;
-  }
-
-  const bool is_sse = content_type.starts_with("text/event-stream");
+  ResponseSink& sink = ctx.sink != nullptr ? *ctx.sink : *http_sink;
   if (!is_sse) {
     auto read_at = Clock::now();
     auto raw = co_await call.read_all(kMaxUpstreamBody);
@@ -214,43 +236,22 @@ asio::awaitable<AttemptResult> Dispatcher::attempt_translated(
     verdict.success();
     ctx.settle();
     responder.add_header("x-sluice-attempts", std::to_string(ctx.attempts));
-    if (req.stream) {
-      // The client asked for a stream and the upstream answered whole: replay it as one.
-      auto encoder = canonical::stream_encoder(ctx.ingress, req);
-      std::string out;
-      for (const auto& e : canonical::events_of(answer)) encoder->on_event(e, out);
-      encoder->finish(out);
-      if (co_await responder.begin_stream(200, "text/event-stream", kStreamHeaders)) {
-        if (co_await responder.write_chunk(out)) co_await responder.end_stream();
-      }
-    } else {
-      co_await responder.send(200, "application/json",
-                              canonical::encode_response(ctx.ingress, answer, req));
-    }
+    co_await sink.answer(answer);
     result.responded = true;
     co_return result;
   }
 
-  // A translated stream: upstream bytes → canonical events → the client's protocol, one
-  // gathered write per upstream read. Nothing is sent before the first event, so a stream
+  // A translated stream: upstream bytes → canonical events → the sink (the client's protocol),
+  // one gathered write per upstream read. Nothing is sent before the first event, so a stream
   // that fails before it is retried.
   auto decoder = canonical::stream_decoder(egress);
-  auto encoder = canonical::stream_encoder(ctx.ingress, req);
-  StreamCheck check(router_->config().metrics.validate_streams, ctx.ingress,
-                    ctx.request->request_id);
-  // Everything written to the client goes through here (and the check, when it is on).
-  auto send = [&](std::string_view bytes) -> asio::awaitable<bool> {
-    check.feed(bytes);
-    co_return co_await responder.write_chunk(bytes);
-  };
   std::vector<canonical::Event> events;
-  std::string out;
   bool begun = false;
-  bool ended = false;  // message_stop or an error event was encoded
+  bool ended = false;  // message_stop or an error event arrived
   observe::GaugeHold open_stream;
-  // Encodes `events` into `out`, taking usage from them; an error event or message_stop ends
-  // the stream (sets `ended`).
-  auto encode = [&]() {
+  // What the request learns from the events before the sink gets them: the client's model
+  // name on message_start, the usage, the content events relayed, the end of the stream.
+  auto observe_events = [&]() {
     size_t content = 0;
     for (canonical::Event& e : events) {
       if (ended) break;
@@ -272,23 +273,15 @@ asio::awaitable<AttemptResult> Dispatcher::attempt_translated(
           }
           break;
         case canonical::EventKind::error:
-          encoder->fail(e.status > 0 ? e.status : 502, e.text, out);
           ctx.trace->stream_error = true;
-          responder.note_error("upstream_stream_error");
           ended = true;
-          continue;
-        case canonical::EventKind::message_stop:
-          encoder->on_event(e, out);
-          encoder->finish(out);
-          ended = true;
-          continue;
+          break;
+        case canonical::EventKind::message_stop: ended = true; break;
         default: break;
       }
-      encoder->on_event(e, out);
     }
     ctx.stream_events += static_cast<int64_t>(content);
     telemetry_.on_stream_events(*ctx.trace, content);
-    events.clear();
   };
   // An error event before anything reached the client: the attempt failed (retryable when
   // the upstream said it is overloaded or failing).
@@ -313,21 +306,21 @@ asio::awaitable<AttemptResult> Dispatcher::attempt_translated(
     ctx.succeeded = true;
     responder.add_header("x-sluice-attempts", std::to_string(ctx.attempts));
     if (telemetry_.metrics_on()) open_stream.hold(telemetry_.open_streams);
-    co_return co_await responder.begin_stream(200, "text/event-stream", kStreamHeaders);
+    co_return co_await sink.begin_stream();
   };
   for (;;) {
     auto read_at = Clock::now();
     auto piece = co_await call.read_some();
     ctx.waited_since(read_at);
     if (!piece) {
-      if (responder.client_gone()) {
-        check.abandon();
+      if (sink.gone()) {
+        sink.abandon();
         result.responded = begun;
         co_return result;
       }
       Error err = std::move(piece.error());
       if (!begun) {
-        check.abandon();
+        sink.abandon();
         fail(std::move(err), err.code == Errc::upstream_protocol);
         co_return result;
       }
@@ -335,14 +328,10 @@ asio::awaitable<AttemptResult> Dispatcher::attempt_translated(
       verdict.failure();
       spdlog::warn("request {}: stream from {} failed: {}", ctx.request->request_id,
                    runtime.origin.key, err.message);
-      out.clear();
-      encoder->fail(err.code == Errc::upstream_timeout ? 504 : 502,
-                    "The upstream stream failed before it finished: " + err.message, out);
       ctx.trace->stream_error = true;
-      responder.note_error(err.code == Errc::upstream_timeout ? "upstream_timeout"
-                                                              : "upstream_stream_error");
-      co_await send(out);
-      co_await responder.end_stream();
+      co_await sink.fail_stream(err.code == Errc::upstream_timeout ? 504 : 502,
+                                "The upstream stream failed before it finished: " + err.message);
+      co_await sink.end_stream();
       result.responded = true;
       co_return result;
     }
@@ -354,20 +343,21 @@ asio::awaitable<AttemptResult> Dispatcher::attempt_translated(
         call.finish();
         state.count(AttemptOutcome::upstream_error);
         verdict.failure();
-        result.retryable = err->retryable && !responder.client_gone();
+        result.retryable = err->retryable && !sink.gone();
         result.error = std::move(*err);
         co_return result;
       }
       if (!co_await begin()) break;
     }
     if (!events.empty()) {
-      out.clear();
-      encode();
-      if (!out.empty() && !co_await send(out)) break;
+      observe_events();
+      const bool sent = co_await sink.events(events);
+      events.clear();
+      if (!sent) break;
     }
     if (complete || ended) {
       call.finish();
-      co_await responder.end_stream();
+      co_await sink.end_stream();
       if (responder.error_kind().empty()) {
         state.count(AttemptOutcome::success);
         verdict.success();
@@ -380,7 +370,7 @@ asio::awaitable<AttemptResult> Dispatcher::attempt_translated(
     }
   }
   // The client went away mid-stream: not the target's fault.
-  check.abandon();
+  sink.abandon();
   verdict.success();
   result.responded = true;
   co_return result;

@@ -43,6 +43,7 @@ class StreamDecoder {
 struct FrontendContext {
   std::string model;   // Gemini: from /v1beta/models/{model}:...; others ignore it
   bool stream = false; // Gemini: streamGenerateContent; others read `stream` from the body
+  bool count = false;  // a token-count request: Anthropic's max_tokens is not required
 };
 
 /// An error body in one protocol's shape.
@@ -92,5 +93,23 @@ UpstreamError decode_error(Protocol p, int status, std::string_view body);
 ///   openai "/chat/completions"; anthropic "/v1/messages";
 ///   gemini "/models/{model}:generateContent" or ":streamGenerateContent?alt=sse".
 std::string upstream_path(Protocol p, std::string_view upstream_model, bool stream);
+
+// ---- token counting (count.cc) ---------------------------------------------------------------
+// Anthropic POST /v1/messages/count_tokens {model, messages, system, tools, ...} → {"input_tokens":N};
+// Gemini POST /models/{m}:countTokens {"contents":[...]} or {"generateContentRequest":{...}} →
+// {"totalTokens":N}. OpenAI has no counting endpoint.
+
+/// Whether upstreams of protocol `p` can count tokens.
+bool counts_tokens(Protocol p);
+/// A client's count request (Anthropic or Gemini) as a canonical request.
+Result<Request> decode_count_request(Protocol p, std::string_view body, const FrontendContext& ctx);
+/// The count request for an upstream of protocol `p` (counts_tokens(p) must hold).
+std::string encode_count_request(Protocol p, const Request& req, std::string_view upstream_model);
+/// The upstream path of a count request (after the target's base URL), as upstream_path.
+std::string count_path(Protocol p, std::string_view upstream_model);
+/// The input token count in an upstream's count answer; upstream_protocol when there is none.
+Result<int64_t> decode_count(Protocol p, std::string_view body);
+/// A count answer in a client's protocol.
+std::string encode_count(Protocol p, int64_t tokens);
 
 }  // namespace sluice::canonical

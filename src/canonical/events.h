@@ -55,4 +55,31 @@ inline void emit_message_end(std::vector<Event>& out, StopReason reason,
 /// a unary upstream answer, or by the demo model).
 std::vector<Event> events_of(const Response& r);
 
+/// The inverse of events_of: assembles the whole answer a stream carried, as its events arrive
+/// (a job's result, a cache entry, a session's assistant turn from a streamed answer).
+/// Usage is merged as the stream reports it: input (and cache) counts from message_start unless
+/// message_delta carries them, output from message_delta.
+class ResponseBuilder {
+ public:
+  void add(const Event& e);
+  void add(const std::vector<Event>& events) {
+    for (const Event& e : events) add(e);
+  }
+  /// message_stop arrived (and no error before it).
+  bool complete() const { return complete_; }
+  /// An error event arrived: its status and message (the answer is incomplete).
+  bool failed() const { return error_status_ != 0; }
+  int error_status() const { return error_status_; }
+  const std::string& error_message() const { return error_message_; }
+  /// The answer so far (blocks still open included); the builder is left empty.
+  Response take();
+
+ private:
+  Response r_;
+  bool complete_ = false;
+  int error_status_ = 0;
+  std::string error_message_;
+  bool input_from_start_ = false;
+};
+
 }  // namespace sluice::canonical

@@ -216,6 +216,14 @@ struct RateLimitConfig {
   std::vector<std::pair<std::string, RateLimits>> per_model;  // model glob → limits, in order
 };
 
+/// `pipeline`: the stages every routed request passes through, in order (their on_finish runs
+/// in reverse). The names the gateway knows (api/gateway.cc builds them).
+inline constexpr std::string_view kStageNames[] = {"authorize_model", "budget", "rate_limit",
+                                                   "usage"};
+struct PipelineConfig {
+  std::vector<std::string> stages{"authorize_model", "budget", "rate_limit", "usage"};
+};
+
 struct MetricsConfig {
   bool enabled = true;                // GET <path> in the Prometheus text format
   std::string path = "/metrics";
@@ -265,6 +273,7 @@ struct Config {
   std::map<std::string, Budget> budget_per_tenant;  // budgets.per_tenant ("*" = each tenant)
   std::string usage_db;                        // usage.db: SQLite file ("" = in memory only)
   bool budget_spend_in_redis = false;          // budgets.backend: redis (spend shared, ~1 s lag)
+  PipelineConfig pipeline;
   MetricsConfig metrics;
   bool expose_upstream_errors = false;         // errors.expose_upstream: origins and bodies in 5xx
   AccessLogConfig access_log;

@@ -108,6 +108,7 @@ Config build(const std::string& text, const std::string& source, const std::stri
   if (const auto* n = top.find("prices")) parse_prices(*n, config.prices);
   if (const auto* n = top.find("budgets")) parse_budgets(*n, config);
   if (const auto* n = top.find("usage")) parse_usage(*n, base_dir, config);
+  if (const auto* n = top.find("pipeline")) parse_pipeline(*n, config.pipeline);
   parse_routes(top.find("routes"), config);
   if (const auto* n = top.find("metrics")) parse_metrics(*n, config.metrics);
   if (const auto* n = top.find("errors")) parse_errors(*n, config);

@@ -2,6 +2,7 @@
 // `budgets` and `usage`, plus the limit and budget maps that auth.keys[] reuses.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -230,4 +231,40 @@ void parse_usage(const YAML::Node& node, const std::string& base_dir, Config& co
     config.usage_db = db;
   }
 }
+void parse_pipeline(const YAML::Node& node, PipelineConfig& pipeline) {
+  const Section s(node, "pipeline", "pipeline");
+  const YAML::Node* n = s.find("stages");
+  if (n == nullptr) return;
+  const std::string path = s.path("stages");
+  if (!n->IsSequence()) fail(path, fmt::format("expected a sequence, got {}", describe(*n)));
+  std::vector<std::string> stages;
+  auto position = [&](std::string_view name) {
+    return std::find(stages.begin(), stages.end(), name) - stages.begin();
+  };
+  for (size_t i = 0; i < n->size(); ++i) {
+    const std::string entry = index_path(path, i);
+    std::string name = read_string((*n)[i], entry);
+    if (std::find(std::begin(kStageNames), std::end(kStageNames), name) == std::end(kStageNames)) {
+      std::string known;
+      for (std::string_view k : kStageNames) known += (known.empty() ? "" : ", ") + std::string(k);
+      fail(entry, fmt::format("unknown stage {} (known: {})", quote_value(name), known));
+    }
+    if (position(name) < static_cast<ptrdiff_t>(stages.size())) {
+      fail(entry, fmt::format("{} is listed twice", quote_value(name)));
+    }
+    stages.push_back(std::move(name));
+  }
+  const auto end = static_cast<ptrdiff_t>(stages.size());
+  if (position("budget") < end && position("rate_limit") < end &&
+      position("budget") > position("rate_limit")) {
+    fail(path, "budget must come before rate_limit (a request over its budget would reserve "
+               "rate-limit tokens first)");
+  }
+  if (position("budget") < end && position("usage") == end) {
+    fail(path, "budget needs usage in the pipeline (budgets are checked against the spend "
+               "that usage records)");
+  }
+  pipeline.stages = std::move(stages);
+}
+
 }  // namespace sluice::config::detail

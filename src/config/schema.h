@@ -33,8 +33,8 @@ struct Entry {
 
 // clang-format off
 inline constexpr Entry kEntries[] = {
-    {"", "server upstream admin auth redis rate_limits prices budgets usage routes metrics "
-         "errors access_log logging reload"},
+    {"", "server upstream admin auth redis rate_limits prices budgets usage pipeline routes "
+         "metrics errors access_log logging reload"},
     {"server", "listen threads max_header_bytes max_body_bytes header_timeout_ms body_timeout_ms "
                "idle_timeout_ms max_connections drain_timeout_ms max_buffered_body_bytes"},
     {"upstream", "max_idle_per_host idle_timeout_ms max_connections_per_host dns_ttl_ms ca_file "
@@ -58,6 +58,7 @@ inline constexpr Entry kEntries[] = {
     {"budgets.per_key", "usd period"},
     {"budgets.per_tenant.*", "usd period"},
     {"usage", "db"},
+    {"pipeline", "stages"},
     {"routes[]", "model description when_env targets balancer retry fallbacks context_fallback "
                  "fail_fast context_window default_max_tokens"},
     {"routes[].retry", "max_attempts backoff_base_ms backoff_cap_ms jitter deadline_ms "

@@ -48,6 +48,7 @@ void parse_redis(const YAML::Node& node, const YAML::Node* rate_limits, RateLimi
 void parse_prices(const YAML::Node& node, std::vector<Price>& prices);
 void parse_budgets(const YAML::Node& node, Config& config);
 void parse_usage(const YAML::Node& node, const std::string& base_dir, Config& config);
+void parse_pipeline(const YAML::Node& node, PipelineConfig& pipeline);
 // Shared with auth.keys[]: a `limits:` map and a `{usd, period}` budget.
 RateLimits parse_limits(const YAML::Node& node, const std::string& path, SchemaRef schema);
 Budget parse_budget(const YAML::Node& node, const std::string& path, SchemaRef schema);

@@ -108,7 +108,15 @@ bool parse_request(std::string_view body, bool count, Request& out, std::string&
     error = "messages: Field required";
     return false;
   }
-  if (!count) {
+  if (count) {
+    // Anthropic's count_tokens refuses what only a generation takes.
+    for (const char* extra : {"max_tokens", "stream", "temperature", "stop_sequences"}) {
+      if (o.if_contains(extra) != nullptr) {
+        error = std::string(extra) + ": Extra inputs are not permitted";
+        return false;
+      }
+    }
+  } else {
     const json::value* max_tokens = o.if_contains("max_tokens");
     if (max_tokens == nullptr || !max_tokens->is_int64() || max_tokens->get_int64() < 1) {
       error = "max_tokens: Field required";

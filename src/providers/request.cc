@@ -28,6 +28,7 @@ std::string_view operation_path(Operation op) {
     case Operation::chat: return "/chat/completions";
     case Operation::completions: return "/completions";
     case Operation::embeddings: return "/embeddings";
+    case Operation::count_tokens: return "/messages/count_tokens";
   }
   return "/chat/completions";
 }

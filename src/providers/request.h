@@ -12,7 +12,12 @@
 
 namespace sluice::providers {
 
-enum class Operation { chat, completions, embeddings };
+enum class Operation {
+  chat,
+  completions,
+  embeddings,
+  count_tokens,  // Anthropic /v1/messages/count_tokens, Gemini :countTokens (translated only)
+};
 
 std::string_view operation_path(Operation op);  // "/chat/completions", ...
 

@@ -220,3 +220,49 @@ routes:
         assert ok >= 4, ok  # without reconciliation only two would fit
     finally:
         gw.stop()
+
+
+# ---- the configured pipeline ----------------------------------------------------------------
+
+
+def test_pipeline_runs_the_configured_stages_only(tmp_path, mock):
+    # Without rate_limit in the pipeline, team-b's 5 requests per minute are not enforced;
+    # authorize_model still is.
+    gw = start(tmp_path, mock, limits="pipeline: {stages: [authorize_model, usage]}\n")
+    try:
+        statuses = [call(gw, KEY_B, model="demo").status for _ in range(8)]
+        assert statuses == [200] * 8, statuses
+        assert call(gw, KEY_B, model="mock-model").status == 403
+    finally:
+        gw.stop()
+
+
+def test_pipeline_without_authorize_model_serves_any_model(tmp_path, mock):
+    gw = start(tmp_path, mock, limits="pipeline: {stages: [rate_limit]}\n")
+    try:
+        assert call(gw, KEY_B, model="mock-model").status == 200
+        assert call(gw, "sk-unknown", model="mock-model").status == 401  # auth is not a stage
+    finally:
+        gw.stop()
+
+
+def test_token_counting_is_authorized_but_not_rate_limited(tmp_path, mock):
+    gw = start(tmp_path, mock)
+    try:
+        body = {"model": "mock-model", "messages": [{"role": "user", "content": "hello"}]}
+        r = http_call(gw, "POST", "/v1/messages/count_tokens", json_body=body,
+                      headers={"x-api-key": KEY_B})
+        assert r.status == 403, r  # team-b may not use mock-model, nor count for it
+        assert r.json()["type"] == "error", r  # in Anthropic's shape
+        body["model"] = "demo"
+        for _ in range(8):  # more than team-b's 5 requests per minute
+            r = http_call(gw, "POST", "/v1/messages/count_tokens", json_body=body,
+                          headers={"x-api-key": KEY_B})
+            assert r.status == 200 and r.header("x-sluice-token-count") == "estimate", r
+        assert http_call(gw, "POST", "/v1/messages/count_tokens", json_body=body).status == 401
+        # ...and counting used none of team-b's request budget.
+        assert call(gw, KEY_B, model="demo").status == 200
+        r = call(gw, KEY_B, model="demo")
+        assert r.header("x-ratelimit-remaining-requests") == "3", r
+    finally:
+        gw.stop()

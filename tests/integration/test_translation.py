@@ -356,16 +356,91 @@ def test_error_mid_stream_ends_the_stream_in_the_clients_shape(gw, client):
         assert "error" in last.json(), last.raw
 
 
-def test_count_tokens_is_an_estimate_marked_as_such(gw):
+COUNT_BODY = {"model": "claude-up", "system": "Be brief.",
+              "messages": [{"role": "user", "content": "hello " * 40}]}
+GEMINI_COUNT = {"contents": [{"role": "user", "parts": [{"text": "hello " * 40}]}]}
+
+
+def mock_count(mock, path, body):
+    """What the mock itself answers for a count request (the exact count behind the gateway)."""
+    return http_call(mock, "POST", path, json_body=body).json()
+
+
+@pytest.mark.parametrize("client,upstream", [("anthropic", "anthropic"), ("anthropic", "gemini"),
+                                             ("gemini", "anthropic"), ("gemini", "gemini")])
+def test_count_tokens_asks_upstreams_that_count(gw, mock, client, upstream):
+    model = UPSTREAMS[upstream]
+    if client == "anthropic":
+        r = http_call(gw, "POST", "/v1/messages/count_tokens",
+                      json_body={**COUNT_BODY, "model": model},
+                      headers={"anthropic-version": "2023-06-01"})
+        key = "input_tokens"
+    else:
+        r = http_call(gw, "POST", f"/v1beta/models/{model}:countTokens", json_body=GEMINI_COUNT)
+        key = "totalTokens"
+    assert r.status == 200, r
+    assert r.header("x-sluice-token-count") == "exact", r
+    # The upstream's own number (the mock counts text bytes), in the client's shape.
+    text = ("Be brief." if client == "anthropic" else "") + "hello " * 40
+    if upstream == "anthropic":
+        expect = mock_count(mock, "/v1/messages/count_tokens",
+                            {"model": "m", "messages": [{"role": "user", "content": text}]})
+        assert r.json() == {key: expect["input_tokens"]}, r
+    else:
+        expect = mock_count(mock, "/v1beta/models/m:countTokens",
+                            {"contents": [{"parts": [{"text": text}]}]})
+        assert r.json() == {key: expect["totalTokens"]}, r
+
+
+def test_count_tokens_with_a_whole_gemini_request_counts_its_system_instruction(gw):
+    body = {"generateContentRequest": {"model": "models/claude-up",
+                                       "systemInstruction": {"parts": [{"text": "x" * 400}]},
+                                       **GEMINI_COUNT}}
+    with_system = http_call(gw, "POST", "/v1beta/models/claude-up:countTokens", json_body=body)
+    without = http_call(gw, "POST", "/v1beta/models/claude-up:countTokens", json_body=GEMINI_COUNT)
+    assert with_system.status == 200 and without.status == 200, (with_system, without)
+    assert with_system.json()["totalTokens"] > without.json()["totalTokens"] + 50
+
+
+def test_count_tokens_is_an_estimate_for_upstreams_that_cannot_count(gw):
     r = http_call(gw, "POST", "/v1/messages/count_tokens",
-                  json_body={"model": "claude-up", "messages": [{"role": "user",
-                                                                  "content": "hello " * 40}]})
+                  json_body={**COUNT_BODY, "model": "mock-model"})
     assert r.status == 200, r
     assert r.json()["input_tokens"] > 10, r
     assert r.header("x-sluice-token-count") == "estimate"
-    r = http_call(gw, "POST", "/v1beta/models/gemini-up:countTokens",
-                  json_body={"contents": [{"parts": [{"text": "hi"}]}]})
+    assert "cannot count" in r.header("x-sluice-token-count-reason")
+    r = http_call(gw, "POST", "/v1beta/models/demo:countTokens", json_body=GEMINI_COUNT)
     assert r.status == 200 and r.json()["totalTokens"] >= 1, r
+    assert r.header("x-sluice-token-count") == "estimate"
+
+
+def test_count_tokens_falls_back_to_the_estimate_when_the_upstream_fails(gw):
+    r = http_call(gw, "POST", "/v1/messages/count_tokens", json_body=COUNT_BODY,
+                  headers={"x-mock-status": "503"})
+    assert r.status == 200, r
+    assert r.header("x-sluice-token-count") == "estimate"
+    assert r.header("x-sluice-token-count-reason") == "no upstream could count"
+
+
+def test_count_tokens_relays_an_upstream_refusal_in_the_clients_shape(gw):
+    r = http_call(gw, "POST", "/v1/messages/count_tokens", json_body=COUNT_BODY,
+                  headers={"x-mock-status": "400"})
+    assert r.status == 400, r
+    assert r.json()["type"] == "error" and r.json()["error"]["type"] == "invalid_request_error", r
+    r = http_call(gw, "POST", "/v1beta/models/claude-up:countTokens", json_body=GEMINI_COUNT,
+                  headers={"x-mock-status": "400"})
+    assert r.status == 400 and r.json()["error"]["status"] == "INVALID_ARGUMENT", r
+
+
+@pytest.mark.parametrize("path,body,status", [
+    ("/v1/messages/count_tokens", {"messages": [{"role": "user", "content": "hi"}]}, 400),
+    ("/v1/messages/count_tokens", {"model": "claude-up"}, 400),
+    ("/v1/messages/count_tokens", {"model": "nope", "messages": []}, 404),
+    ("/v1beta/models/claude-up:countTokens", {"contents": [], "generateContentRequest": {}}, 400),
+])
+def test_count_tokens_refuses_bad_requests(gw, path, body, status):
+    r = http_call(gw, "POST", path, json_body=body)
+    assert r.status == status, r
 
 
 def test_demo_model_answers_anthropic_and_gemini_clients(gw):

@@ -670,5 +670,40 @@ TEST(ConfigBudgets, RejectsBadBudgetsAndPricesWithTheirPaths) {
             std::string::npos);
 }
 
+// ---- pipeline --------------------------------------------------------------------------------
+
+TEST(ConfigPipeline, DefaultsToTheGovernanceStagesInOrder) {
+  const auto config = parse_config(kDemoRoute);
+  EXPECT_EQ(config->pipeline.stages,
+            (std::vector<std::string>{"authorize_model", "budget", "rate_limit", "usage"}));
+}
+
+TEST(ConfigPipeline, TakesAnOrderAndAStageLeftOut) {
+  const auto config =
+      parse_config(std::string("pipeline: {stages: [rate_limit, authorize_model]}\n") + kDemoRoute);
+  EXPECT_EQ(config->pipeline.stages, (std::vector<std::string>{"rate_limit", "authorize_model"}));
+  const auto none = parse_config(std::string("pipeline: {stages: []}\n") + kDemoRoute);
+  EXPECT_TRUE(none->pipeline.stages.empty());
+}
+
+TEST(ConfigPipeline, RefusesWhatCannotWork) {
+  auto err = [](const std::string& stages) {
+    return error_of("pipeline:\n  stages: " + stages + "\n" + kDemoRoute);
+  };
+  EXPECT_EQ(err("[authorize_model, cache]"),
+            "pipeline.stages[1]: unknown stage \"cache\" (known: authorize_model, budget, "
+            "rate_limit, usage)");
+  EXPECT_EQ(err("[usage, usage]"), "pipeline.stages[1]: \"usage\" is listed twice");
+  EXPECT_EQ(err("[rate_limit, budget, usage]"),
+            "pipeline.stages: budget must come before rate_limit (a request over its budget "
+            "would reserve rate-limit tokens first)");
+  EXPECT_EQ(err("[budget]"),
+            "pipeline.stages: budget needs usage in the pipeline (budgets are checked against "
+            "the spend that usage records)");
+  EXPECT_EQ(err("usage"), "pipeline.stages: expected a sequence, got \"usage\"");
+  EXPECT_EQ(error_of(std::string("pipeline: {order: []}\n") + kDemoRoute),
+            "pipeline.order: unknown key");
+}
+
 }  // namespace
 }  // namespace sluice::config

@@ -109,6 +109,47 @@ TEST(StageChain, AnsweredStopsTheChainWithoutAnError) {
   EXPECT_EQ(log, (std::vector<std::string>{"request a"}));
 }
 
+// A stage that keeps to generations (the default applies_to): token counting skips it, and it
+// gets no on_finish either; a stage that decides access runs for every operation.
+class AccessRecorder final : public Stage {
+ public:
+  explicit AccessRecorder(std::vector<std::string>* log) : log_(log) {}
+  bool applies_to(providers::Operation) const override { return true; }
+  asio::awaitable<Verdict> on_request(RequestContext&) const override {
+    log_->push_back("request access");
+    co_return Verdict::proceed();
+  }
+  void on_finish(RequestContext&, const DispatchOutcome&) const override {
+    log_->push_back("finish access");
+  }
+
+ private:
+  std::vector<std::string>* log_;
+};
+
+TEST(StageChain, TokenCountingRunsOnlyTheStagesThatApplyToIt) {
+  std::vector<std::string> log;
+  Stages stages;
+  stages.push_back(std::make_unique<AccessRecorder>(&log));
+  stages.push_back(std::make_unique<Recorder>(&log, "limits"));
+  {
+    StageChain chain(stages);
+    RequestContext ctx;
+    ctx.parsed.op = providers::Operation::count_tokens;
+    EXPECT_TRUE(run(chain, ctx).proceeds());
+    chain.finish(ctx);
+  }
+  EXPECT_EQ(log, (std::vector<std::string>{"request access", "finish access"}));
+  log.clear();
+  StageChain chain(stages);
+  RequestContext ctx;
+  ctx.parsed.op = providers::Operation::chat;
+  EXPECT_TRUE(run(chain, ctx).proceeds());
+  chain.finish(ctx);
+  EXPECT_EQ(log.size(), 4u);
+  EXPECT_EQ(log[1], "request limits");
+}
+
 TEST(StageChain, SettleWithoutStagesDoesNothing) {
   RequestContext ctx;
   ctx.settle();  // a request answered before the stages (unknown model): no chain yet

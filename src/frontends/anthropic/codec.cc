@@ -190,7 +190,7 @@ Result<void> decode_sampling(const json::object& o, Request& req) {
   return {};
 }
 
-Result<Request> decode_request_impl(std::string_view body) {
+Result<Request> decode_request_impl(std::string_view body, bool count) {
   auto parsed = parse_json(body);
   if (!parsed) return parsed.error();
   const json::object* o = parsed->if_object();
@@ -203,11 +203,15 @@ Result<Request> decode_request_impl(std::string_view body) {
     return invalid("model: Input should be a non-empty string", "model");
   }
   req.model = std::string(model->get_string());
-  if (!field(*o, "max_tokens")) return invalid("max_tokens: Field required", "max_tokens");
-  req.max_tokens = integer(*o, "max_tokens");
-  if (!req.max_tokens) return invalid("max_tokens: Input should be a valid integer", "max_tokens");
-  if (*req.max_tokens < 1) {
-    return invalid("max_tokens: Input should be greater than or equal to 1", "max_tokens");
+  if (!count) {  // (count_tokens takes no max_tokens)
+    if (!field(*o, "max_tokens")) return invalid("max_tokens: Field required", "max_tokens");
+    req.max_tokens = integer(*o, "max_tokens");
+    if (!req.max_tokens) {
+      return invalid("max_tokens: Input should be a valid integer", "max_tokens");
+    }
+    if (*req.max_tokens < 1) {
+      return invalid("max_tokens: Input should be greater than or equal to 1", "max_tokens");
+    }
   }
   const json::value* messages = field(*o, "messages");
   if (!messages) return invalid("messages: Field required", "messages");
@@ -233,9 +237,9 @@ Result<Request> decode_request_impl(std::string_view body) {
 
 }  // namespace
 
-Result<Request> decode_request(std::string_view body, const FrontendContext& /*ctx*/) {
+Result<Request> decode_request(std::string_view body, const FrontendContext& ctx) {
   try {
-    return decode_request_impl(body);
+    return decode_request_impl(body, ctx.count);
   } catch (const std::exception& e) {
     return invalid(std::string("The request body could not be read: ") + e.what());
   }
