@@ -10,45 +10,41 @@
 
 namespace sluice::canonical {
 
+// (Each event is built in place: an Event is large, and a temporary moved in cost as much as
+// the rest of a text delta's decoding.)
 inline void emit_block_start(std::vector<Event>& out, int index, BlockKind kind,
                              std::string tool_id = {}, std::string tool_name = {}) {
-  Event e;
+  Event& e = out.emplace_back();
   e.kind = EventKind::block_start;
   e.index = index;
   e.block = kind;
   e.tool_id = std::move(tool_id);
   e.tool_name = std::move(tool_name);
-  out.push_back(std::move(e));
 }
 
-inline void emit_delta(std::vector<Event>& out, int index, DeltaKind kind, std::string text) {
-  Event e;
+inline void emit_delta(std::vector<Event>& out, int index, DeltaKind kind, std::string_view text) {
+  Event& e = out.emplace_back();
   e.kind = EventKind::block_delta;
   e.index = index;
   e.delta = kind;
-  e.text = std::move(text);
-  out.push_back(std::move(e));
+  e.text.assign(text);
 }
 
 inline void emit_block_stop(std::vector<Event>& out, int index) {
-  Event e;
+  Event& e = out.emplace_back();
   e.kind = EventKind::block_stop;
   e.index = index;
-  out.push_back(std::move(e));
 }
 
 /// The end of a message: message_delta (stop reason, final usage) then message_stop.
 inline void emit_message_end(std::vector<Event>& out, StopReason reason,
                              std::string stop_sequence, const Usage& usage) {
-  Event d;
+  Event& d = out.emplace_back();
   d.kind = EventKind::message_delta;
   d.stop_reason = reason;
   d.stop_sequence = std::move(stop_sequence);
   d.usage = usage;
-  out.push_back(std::move(d));
-  Event s;
-  s.kind = EventKind::message_stop;
-  out.push_back(std::move(s));
+  out.emplace_back().kind = EventKind::message_stop;
 }
 
 /// A whole answer as the canonical stream that would have carried it (a stream answered from

@@ -31,7 +31,7 @@ class AnthropicStreamEncoder final : public StreamEncoder {
         start(e, out);
         break;
       case EventKind::block_start:
-        start(Event{}, out);
+        ensure_started(out);
         block_start(e, out);
         break;
       case EventKind::block_delta:
@@ -41,16 +41,16 @@ class AnthropicStreamEncoder final : public StreamEncoder {
         if (open_ && e.index == canonical_index_) close_block(out);
         break;
       case EventKind::message_delta:
-        start(Event{}, out);
+        ensure_started(out);
         close_block(out);
         message_delta(e.stop_reason, e.stop_sequence, e.usage, out);
         break;
       case EventKind::message_stop:
-        start(Event{}, out);
+        ensure_started(out);
         close_block(out);
         // The SDK reads stop_reason from message_delta only: never end without one.
         if (!delta_sent_) message_delta(StopReason::end_turn, {}, Usage{}, out);
-        append_event(out, "message_stop", json::object{{"type", "message_stop"}});
+        out += "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
         closed_ = true;
         break;
       case EventKind::error: {
@@ -71,64 +71,61 @@ class AnthropicStreamEncoder final : public StreamEncoder {
 
  private:
   // message_start, once; a stream that begins with something else gets one first.
+  void ensure_started(std::string& out) {
+    if (!started_) start(Event{}, out);
+  }
+
+  // The events below are written directly (no JSON tree), byte-identical to serialising the
+  // objects in the order Anthropic sends them: they are once per message or per block, but a
+  // tree per event cost as much as the text deltas themselves.
   void start(const Event& e, std::string& out) {
     if (started_) return;
     started_ = true;
-    json::object usage;
-    usage["input_tokens"] = e.usage.input;
-    usage["output_tokens"] = e.usage.output;
-    usage["cache_creation_input_tokens"] = e.usage.cache_creation;
-    usage["cache_read_input_tokens"] = e.usage.cache_read;
-    json::object message;
-    message["id"] = e.id.empty() ? new_id("msg_") : e.id;
-    message["type"] = "message";
-    message["role"] = "assistant";
-    message["model"] = !model_.empty() ? model_ : e.model;
-    message["content"] = json::array{};
-    message["stop_reason"] = nullptr;
-    message["stop_sequence"] = nullptr;
-    message["usage"] = std::move(usage);
-    json::object data;
-    data["type"] = "message_start";
-    data["message"] = std::move(message);
-    append_event(out, "message_start", data);
+    out += "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"";
+    append_json_escaped(out, e.id.empty() ? new_id("msg_") : e.id);
+    out += "\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"";
+    append_json_escaped(out, !model_.empty() ? model_ : e.model);
+    out += "\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{"
+           "\"input_tokens\":";
+    out += std::to_string(e.usage.input);
+    out += ",\"output_tokens\":";
+    out += std::to_string(e.usage.output);
+    out += ",\"cache_creation_input_tokens\":";
+    out += std::to_string(e.usage.cache_creation);
+    out += ",\"cache_read_input_tokens\":";
+    out += std::to_string(e.usage.cache_read);
+    out += "}}}\n\n";
   }
 
   void block_start(const Event& e, std::string& out) {
     close_block(out);  // blocks never interleave; a missing stop is supplied
-    json::object block;
-    switch (e.block) {
-      case BlockKind::text:
-        block["type"] = "text";
-        block["text"] = "";
-        break;
-      case BlockKind::tool_use:
-        block["type"] = "tool_use";
-        block["id"] = e.tool_id.empty() ? new_id("toolu_") : e.tool_id;
-        block["name"] = e.tool_name;
-        block["input"] = json::object{};
-        break;
-      case BlockKind::thinking:
-        block["type"] = "thinking";
-        block["thinking"] = "";
-        block["signature"] = "";
-        break;
-      case BlockKind::redacted_thinking:
-        block["type"] = "redacted_thinking";
-        block["data"] = e.text;
-        break;
-      case BlockKind::image:
-      case BlockKind::tool_result:
-        return;  // no Anthropic answer form: dropped (lossy)
+    if (e.block == BlockKind::image || e.block == BlockKind::tool_result) {
+      return;  // no Anthropic answer form: dropped (lossy)
     }
     open_ = true;
     open_kind_ = e.block;
     canonical_index_ = e.index;
-    json::object data;
-    data["type"] = "content_block_start";
-    data["index"] = next_index_;
-    data["content_block"] = std::move(block);
-    append_event(out, "content_block_start", data);
+    out += "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":";
+    out += std::to_string(next_index_);
+    out += ",\"content_block\":{\"type\":";
+    switch (e.block) {
+      case BlockKind::text: out += "\"text\",\"text\":\"\""; break;
+      case BlockKind::tool_use:
+        out += "\"tool_use\",\"id\":\"";
+        append_json_escaped(out, e.tool_id.empty() ? new_id("toolu_") : e.tool_id);
+        out += "\",\"name\":\"";
+        append_json_escaped(out, e.tool_name);
+        out += "\",\"input\":{}";
+        break;
+      case BlockKind::thinking: out += "\"thinking\",\"thinking\":\"\",\"signature\":\"\""; break;
+      case BlockKind::redacted_thinking:
+        out += "\"redacted_thinking\",\"data\":\"";
+        append_json_escaped(out, e.text);
+        out += "\"";
+        break;
+      default: break;
+    }
+    out += "}}\n\n";
   }
 
   // The per-event hot path: written directly (no JSON tree), byte-identical to serialising
@@ -161,34 +158,34 @@ class AnthropicStreamEncoder final : public StreamEncoder {
   void close_block(std::string& out) {
     if (!open_) return;
     open_ = false;
-    json::object data;
-    data["type"] = "content_block_stop";
-    data["index"] = next_index_;
-    append_event(out, "content_block_stop", data);
+    out += "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":";
+    out += std::to_string(next_index_);
+    out += "}\n\n";
     ++next_index_;
   }
 
   void message_delta(StopReason reason, std::string_view stop_sequence, const Usage& u,
                      std::string& out) {
     delta_sent_ = true;
-    json::object delta;
-    delta["stop_reason"] = stop_row(reason).anthropic;
+    out += "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"";
+    append_json_escaped(out, stop_row(reason).anthropic);
+    out += "\",\"stop_sequence\":";
     if (stop_sequence.empty()) {
-      delta["stop_sequence"] = nullptr;
+      out += "null";
     } else {
-      delta["stop_sequence"] = stop_sequence;
+      out += '"';
+      append_json_escaped(out, stop_sequence);
+      out += '"';
     }
     // The SDK overwrites message_start's counts with any present here: only real values.
-    json::object usage;
-    usage["output_tokens"] = u.output;
-    if (u.input > 0) usage["input_tokens"] = u.input;
-    if (u.cache_creation > 0) usage["cache_creation_input_tokens"] = u.cache_creation;
-    if (u.cache_read > 0) usage["cache_read_input_tokens"] = u.cache_read;
-    json::object data;
-    data["type"] = "message_delta";
-    data["delta"] = std::move(delta);
-    data["usage"] = std::move(usage);
-    append_event(out, "message_delta", data);
+    out += "},\"usage\":{\"output_tokens\":";
+    out += std::to_string(u.output);
+    if (u.input > 0) out += ",\"input_tokens\":" + std::to_string(u.input);
+    if (u.cache_creation > 0) {
+      out += ",\"cache_creation_input_tokens\":" + std::to_string(u.cache_creation);
+    }
+    if (u.cache_read > 0) out += ",\"cache_read_input_tokens\":" + std::to_string(u.cache_read);
+    out += "}}\n\n";
   }
 
   void error(std::string_view type, std::string_view message, std::string& out) {

@@ -175,7 +175,7 @@ class AnthropicStreamDecoder final : public StreamDecoder {
 
   void delta(DeltaKind kind, std::string_view text, std::vector<Event>& out) {
     if (text.empty()) return;
-    emit_delta(out, next_index_, kind, std::string(text));
+    emit_delta(out, next_index_, kind, text);
   }
 
   void close_block(std::vector<Event>& out) {

@@ -6,6 +6,8 @@
 //   interleaves parallel tool calls) is dropped and counted in dropped_deltas().
 // - reasoning arriving after the open thinking block's signature starts a new thinking block.
 // - choices other than index 0 are ignored; the stop sequence is never known.
+#include <simdjson.h>
+
 #include <string>
 
 #include "canonical/events.h"
@@ -62,6 +64,7 @@ void ChunkDecoder::on_data(std::string_view data, std::vector<Event>& out) {
     end(out);
     return;
   }
+  if (fast_ && fast_chunk(data, out)) return;
   boost::system::error_code ec;
   ChunkArena arena;
   json::value v = json::parse(data, ec, arena.storage());
@@ -70,6 +73,164 @@ void ChunkDecoder::on_data(std::string_view data, std::vector<Event>& out) {
     return;
   }
   on_chunk(v.get_object(), out);
+}
+
+namespace {
+
+namespace od = simdjson::ondemand;
+
+od::parser& chunk_parser() {
+  thread_local od::parser parser;
+  return parser;
+}
+
+// Reads a scalar the pass does not use, so that what it accepts is valid JSON (on-demand
+// parsing checks only what it reads); false for objects, arrays and anything invalid.
+bool skip_scalar(od::value v) {
+  od::json_type t;
+  if (v.type().get(t)) return false;
+  switch (t) {
+    case od::json_type::string: {
+      std::string_view s;
+      return !v.get_string().get(s);
+    }
+    case od::json_type::number: {
+      od::number n;
+      return !v.get_number().get(n);
+    }
+    case od::json_type::boolean: {
+      bool b;
+      return !v.get_bool().get(b);
+    }
+    case od::json_type::null: {
+      bool null = false;
+      return !v.is_null().get(null) && null;
+    }
+    default: return false;
+  }
+}
+
+// A string or null ("" for null); false for anything else.
+bool string_or_null(od::value v, std::string_view& out) {
+  bool null = false;
+  if (!v.is_null().get(null) && null) {
+    out = {};
+    return true;
+  }
+  return !v.get_string().get(out);
+}
+
+}  // namespace
+
+// The common chunk in one pass: {"id","model",...,"choices":[{"index":0,"delta":{"role"?,
+// "content"},"finish_reason"}]} with usage absent or null. Anything else (usage, tool calls,
+// reasoning, refusals, errors, several choices, nested unknown values, a key twice) is left to
+// the DOM path, which sees the chunk from the start: nothing is emitted before the pass is
+// sure.
+bool ChunkDecoder::fast_chunk(std::string_view data, std::vector<Event>& out) {
+  padded_.assign(data);
+  padded_.resize(data.size() + simdjson::SIMDJSON_PADDING);
+  simdjson::padded_string_view input(padded_.data(), data.size(), padded_.size());
+  od::document doc;
+  if (chunk_parser().iterate(input).get(doc)) return false;
+  od::object chunk;
+  if (doc.get_object().get(chunk)) return false;
+  std::string_view id, model, content, finish;
+  bool seen_id = false, seen_model = false, seen_choices = false;
+  for (auto field : chunk) {
+    std::string_view key;
+    if (field.unescaped_key().get(key)) return false;
+    od::value v;
+    if (field.value().get(v)) return false;
+    if (key == "choices") {
+      if (seen_choices) return false;
+      seen_choices = true;
+      od::array choices;
+      if (v.get_array().get(choices)) return false;
+      size_t n = 0;
+      for (auto cv : choices) {
+        if (++n > 1) return false;
+        od::object choice;
+        if (cv.get_object().get(choice)) return false;
+        bool seen_index = false, seen_delta = false, seen_finish = false;
+        for (auto cf : choice) {
+          std::string_view ck;
+          if (cf.unescaped_key().get(ck)) return false;
+          od::value cvv;
+          if (cf.value().get(cvv)) return false;
+          if (ck == "index") {
+            int64_t index = 0;
+            if (seen_index || cvv.get_int64().get(index) || index != 0) return false;
+            seen_index = true;
+          } else if (ck == "delta") {
+            if (seen_delta) return false;
+            seen_delta = true;
+            od::object delta;
+            if (cvv.get_object().get(delta)) return false;
+            bool seen_role = false, seen_content = false;
+            for (auto df : delta) {
+              std::string_view dk;
+              if (df.unescaped_key().get(dk)) return false;
+              od::value dv;
+              if (df.value().get(dv)) return false;
+              if (dk == "content") {
+                if (seen_content || !string_or_null(dv, content)) return false;
+                seen_content = true;
+              } else if (dk == "role") {
+                if (seen_role || !skip_scalar(dv)) return false;
+                seen_role = true;
+              } else {
+                bool null = false;
+                if (dv.is_null().get(null) || !null) return false;  // tools, reasoning, ...
+              }
+            }
+          } else if (ck == "finish_reason") {
+            if (seen_finish || !string_or_null(cvv, finish)) return false;
+            seen_finish = true;
+          } else if (!skip_scalar(cvv)) {
+            return false;  // logprobs and the like, when not null
+          }
+        }
+      }
+    } else if (key == "id" || key == "model") {
+      bool& seen = key == "id" ? seen_id : seen_model;
+      std::string_view& into = key == "id" ? id : model;
+      if (seen) return false;
+      seen = true;
+      // (A non-string id or model reads as "", as on the DOM path.)
+      od::json_type t;
+      if (v.type().get(t)) return false;
+      if (t == od::json_type::string) {
+        if (v.get_string().get(into)) return false;
+      } else if (!skip_scalar(v)) {
+        return false;
+      }
+    } else if (key == "usage" || key == "error") {
+      bool null = false;
+      if (v.is_null().get(null) || !null) return false;
+    } else if (!skip_scalar(v)) {
+      return false;
+    }
+  }
+  if (doc.current_location().error() != simdjson::OUT_OF_BOUNDS) return false;  // trailing bytes
+  // The pass is sure: act as on_chunk would.
+  if (!started_) {
+    id_ = std::string(id);
+    model_ = std::string(model);
+    start(out);
+  }
+  if (!content.empty()) text_delta(content, out);
+  if (!finish.empty()) finish_reason_ = std::string(finish);
+  ++fast_chunks_;
+  return true;
+}
+
+void ChunkDecoder::text_delta(std::string_view text, std::vector<Event>& out) {
+  if (!(open_ && kind_ == BlockKind::text)) {
+    close(out);
+    open(BlockKind::text, out);
+  }
+  emit_delta(DeltaKind::text, text, out);
 }
 
 void ChunkDecoder::on_chunk(const json::object& chunk, std::vector<Event>& out) {
@@ -114,7 +275,7 @@ void ChunkDecoder::on_delta(const json::object& delta, std::vector<Event>& out) 
       close(out);
       open(BlockKind::thinking, out);
     }
-    emit_delta(DeltaKind::thinking, std::string(text), out);
+    emit_delta(DeltaKind::thinking, text, out);
   };
   if (const json::array* tb = arr(delta, "thinking_blocks"); tb && !tb->empty()) {
     // LiteLLM repeats the text in reasoning_content: thinking_blocks alone is read.
@@ -133,7 +294,7 @@ void ChunkDecoder::on_delta(const json::object& delta, std::vector<Event>& out) 
           close(out);
           open(BlockKind::thinking, out);
         }
-        emit_delta(DeltaKind::signature, std::string(sig), out);
+        emit_delta(DeltaKind::signature, sig, out);
         signed_ = true;
       }
     }
@@ -146,11 +307,7 @@ void ChunkDecoder::on_delta(const json::object& delta, std::vector<Event>& out) 
     const std::string_view text = str(delta, key);
     if (text.empty()) continue;
     if (std::string_view(key) == "refusal") refusal_ = true;
-    if (!(open_ && kind_ == BlockKind::text)) {
-      close(out);
-      open(BlockKind::text, out);
-    }
-    emit_delta(DeltaKind::text, std::string(text), out);
+    text_delta(text, out);
   }
   if (const json::array* calls = arr(delta, "tool_calls")) {
     for (const json::value& cv : *calls) {
@@ -219,8 +376,8 @@ void ChunkDecoder::close(std::vector<Event>& out) {
   tool_index_ = -1;
 }
 
-void ChunkDecoder::emit_delta(DeltaKind kind, std::string text, std::vector<Event>& out) {
-  canonical::emit_delta(out, next_index_, kind, std::move(text));
+void ChunkDecoder::emit_delta(DeltaKind kind, std::string_view text, std::vector<Event>& out) {
+  canonical::emit_delta(out, next_index_, kind, text);
 }
 
 void ChunkDecoder::end(std::vector<Event>& out) {

@@ -24,15 +24,24 @@ StopReason stop_from_finish(std::string_view finish_reason);
 
 class ChunkDecoder final : public StreamDecoder {
  public:
+  /// `fast`: the common chunk (text content, finish_reason, no usage, tools or reasoning) is
+  /// read in one on-demand pass (simdjson) instead of a DOM; every other chunk, and any chunk the
+  /// pass is not sure of, goes the DOM way. Off only to compare the two (tests, fuzzer).
+  explicit ChunkDecoder(bool fast = true) : fast_(fast) {}
   void feed(std::string_view bytes, std::vector<Event>& out) override;
   void finish(std::vector<Event>& out) override;
 
   /// Tool-argument deltas for a tool call whose block was already closed (the canonical stream
   /// never interleaves blocks, so they cannot be forwarded).
   size_t dropped_deltas() const { return dropped_; }
+  /// Chunks the on-demand pass handled (the rest went the DOM way).
+  size_t fast_chunks() const { return fast_chunks_; }
 
  private:
   void on_data(std::string_view data, std::vector<Event>& out);
+  // The on-demand pass: true when it handled the chunk (nothing emitted otherwise).
+  bool fast_chunk(std::string_view data, std::vector<Event>& out);
+  void text_delta(std::string_view text, std::vector<Event>& out);
   void on_chunk(const json::object& chunk, std::vector<Event>& out);
   void on_delta(const json::object& delta, std::vector<Event>& out);
   void on_tool_call(const json::object& tc, std::vector<Event>& out);
@@ -40,10 +49,12 @@ class ChunkDecoder final : public StreamDecoder {
   void open(BlockKind kind, std::vector<Event>& out, std::string tool_id = {},
             std::string tool_name = {});
   void close(std::vector<Event>& out);
-  void emit_delta(DeltaKind kind, std::string text, std::vector<Event>& out);
+  void emit_delta(DeltaKind kind, std::string_view text, std::vector<Event>& out);
   void end(std::vector<Event>& out);
   void error(int status, std::string type, std::string message, std::vector<Event>& out);
 
+  const bool fast_;
+  std::string padded_;  // the chunk with simdjson's padding after it
   http::SseParser sse_;
   bool started_ = false;
   bool done_ = false;       // [DONE], EOF or an error: nothing more is emitted
@@ -58,6 +69,7 @@ class ChunkDecoder final : public StreamDecoder {
   bool refusal_ = false;
   Usage usage_;
   size_t dropped_ = 0;
+  size_t fast_chunks_ = 0;
   std::string id_, model_;
 };
 

@@ -1,0 +1,129 @@
+// The OpenAI stream decoder's on-demand pass for common chunks (ChunkDecoder::fast_chunk) against
+// its DOM path: every recorded OpenAI stream, and chunks that sit on the edge of what the pass
+// takes, decode to exactly the same events either way — and the pass does take the common ones.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "openai_codec_test_util.h"
+
+namespace sluice::canonical {
+namespace {
+
+using namespace openai_test;
+
+struct Decoded {
+  std::vector<std::string> events;
+  size_t fast = 0;
+};
+
+Decoded decode(std::string_view body, bool fast, size_t piece = 0) {
+  openai::ChunkDecoder dec(fast);
+  std::vector<Event> events;
+  if (piece == 0) {
+    dec.feed(body, events);
+  } else {
+    for (size_t i = 0; i < body.size(); i += piece) dec.feed(body.substr(i, piece), events);
+  }
+  dec.finish(events);
+  Decoded d;
+  for (const Event& e : events) d.events.push_back(show(e));
+  d.fast = dec.fast_chunks();
+  return d;
+}
+
+std::string read(const std::filesystem::path& f) {
+  std::ifstream in(f, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST(OpenaiFastChunk, RecordedStreamsDecodeTheSameBothWays) {
+  const std::filesystem::path root(SLUICE_TESTDATA);
+  size_t streams = 0, fast = 0;
+  for (const auto& dir : {root / "conformance" / "openai", root / "openai"}) {
+    if (!std::filesystem::exists(dir)) continue;
+    for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+      if (entry.path().extension() != ".sse") continue;
+      const std::string body = read(entry.path());
+      SCOPED_TRACE(entry.path().string());
+      const Decoded dom = decode(body, false);
+      EXPECT_EQ(dom.fast, 0u);
+      for (size_t piece : {0, 1, 7}) {
+        const Decoded on_demand = decode(body, true, piece);
+        EXPECT_EQ(on_demand.events, dom.events);
+        fast += on_demand.fast;
+      }
+      ++streams;
+    }
+  }
+  EXPECT_GE(streams, 9u);
+  EXPECT_GT(fast, 0u);  // the pass is taken, not silently bypassed
+}
+
+std::string data(std::string_view json) { return "data: " + std::string(json) + "\n\n"; }
+
+// Each case: one chunk after a common first one, then a finish and [DONE]; whether the pass
+// should take it.
+TEST(OpenaiFastChunk, EdgeChunksDecodeTheSameAndOnlyCommonOnesTakeThePass) {
+  const std::string first =
+      data(R"({"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]})");
+  const std::string last =
+      data(R"({"id":"c1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})") +
+      "data: [DONE]\n\n";
+  struct Case {
+    const char* chunk;
+    bool fast;
+    bool fails = false;  // the chunk ends the stream with an error: the last one is not read
+  };
+  const Case cases[] = {
+      {R"({"id":"c1","choices":[{"index":0,"delta":{"content":"plain"},"finish_reason":null}]})", true},
+      {R"({"id":"c1","choices":[{"index":0,"delta":{"content":"esc \"q\" \\ \n \u00e9 \ud83d\ude00"}}]})", true},
+      {R"({"choices":[{"index":0,"delta":{"content":null,"tool_calls":null,"refusal":null}}],"usage":null})", true},
+      {R"({"choices":[{"index":0,"delta":{"content":"x"},"logprobs":null}],"system_fingerprint":"fp","service_tier":"default"})", true},
+      {R"({"choices":[]})", true},
+      {R"({"choices":[{"index":1,"delta":{"content":"other choice"}}]})", false},
+      {R"({"choices":[{"index":0,"delta":{"content":"a"}},{"index":1,"delta":{"content":"b"}}]})", false},
+      {R"({"choices":[{"index":0,"delta":{"content":"x"}}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}})", false},
+      {R"({"choices":[{"index":0,"delta":{"reasoning_content":"think"}}]})", false},
+      {R"({"choices":[{"index":0,"delta":{"refusal":"no"}}]})", false},
+      {R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"t","function":{"name":"f","arguments":"{}"}}]}}]})", false},
+      {R"({"choices":[{"index":0,"delta":{"content":"a","content":"b"}}]})", false},
+      {R"({"choices":[{"index":0,"delta":{"content":5}}]})", false},
+      {R"({"choices":[{"index":0.0,"delta":{"content":"float index"}}]})", false},
+      {R"({"choices":[{"index":0,"delta":{"content":"x"},"logprobs":{"content":[]}}]})", false},
+      {R"({"error":{"message":"boom","code":500}})", false, true},
+      {R"({"choices":[{"index":0,"delta":{"content":"x"}}]} trailing)", false, true},
+      {R"({"choices":[{"index":0,"delta":{"content":"x"}}],"created":12x})", false, true},
+      {R"({"choices":{"index":0}})", false},
+      {R"([1,2])", false, true},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.chunk);
+    const std::string body = first + data(c.chunk) + last;
+    const Decoded dom = decode(body, false);
+    const Decoded on_demand = decode(body, true);
+    EXPECT_EQ(on_demand.events, dom.events);
+    // The first and the last chunk are common ones; the case's own chunk is or is not.
+    EXPECT_EQ(on_demand.fast, (c.fast ? 1u : 0u) + (c.fails ? 1u : 2u));
+    if (c.fails) {
+      EXPECT_EQ(dom.events.back().substr(0, 5), "error");
+    }
+  }
+}
+
+TEST(OpenaiFastChunk, TheFirstChunkCarriesIdAndModelEitherWay) {
+  const std::string body =
+      data(R"({"id":"chatcmpl-1","model":"gpt-x","choices":[{"index":0,"delta":{"content":"hi"}}]})") +
+      data(R"({"id":"chatcmpl-1","model":"gpt-x","choices":[{"index":0,"delta":{},"finish_reason":"length"}]})") +
+      "data: [DONE]\n\n";
+  const Decoded d = decode(body, true);
+  EXPECT_EQ(d.fast, 2u);
+  EXPECT_EQ(d.events, (std::vector<std::string>{"start chatcmpl-1 gpt-x", "block_start 0 text",
+                                                "delta 0 text hi", "block_stop 0",
+                                                "message_delta 2 in=0 cr=0 out=0 rs=0", "stop"}));
+}
+
+}  // namespace
+}  // namespace sluice::canonical
