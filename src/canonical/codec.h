@@ -37,6 +37,9 @@ class StreamDecoder {
   /// The body ended. A stream that ended without its terminal event yields an error event
   /// (status 502, "upstream stream ended early") unless one was already emitted.
   virtual void finish(std::vector<Event>& out) = 0;
+  /// Events read by the decoder's on-demand pass (the rest went the DOM way); 0 for decoders
+  /// without one. For tests: the pass must be taken, and agree with the DOM path.
+  virtual size_t fast_events() const { return 0; }
 };
 
 /// What the client asked for besides the body (Gemini puts model and stream in the URL).
@@ -74,8 +77,15 @@ struct UpstreamError {
   UpstreamError decode_error(int status, std::string_view body);
 
 namespace openai { SLUICE_CODEC_DECLS }
-namespace anthropic { SLUICE_CODEC_DECLS }
-namespace gemini { SLUICE_CODEC_DECLS }
+namespace anthropic {
+SLUICE_CODEC_DECLS
+/// The stream decoder with its on-demand pass off: every event the DOM way (tests, fuzzer).
+std::unique_ptr<StreamDecoder> stream_decoder_without_fast_pass();
+}
+namespace gemini {
+SLUICE_CODEC_DECLS
+std::unique_ptr<StreamDecoder> stream_decoder_without_fast_pass();  // as anthropic's
+}
 #undef SLUICE_CODEC_DECLS
 
 // ---- dispatch ---------------------------------------------------------------------------------

@@ -46,8 +46,9 @@ std::vector<Ev> flat(const std::vector<canonical::Event>& events) {
   return out;
 }
 
-std::vector<canonical::Event> decode_stream(std::string_view body, uint8_t seed) {
-  auto d = anthropic::stream_decoder();
+std::vector<canonical::Event> decode_stream(std::string_view body, uint8_t seed,
+                                           bool fast = true) {
+  auto d = fast ? anthropic::stream_decoder() : anthropic::stream_decoder_without_fast_pass();
   std::vector<canonical::Event> out;
   if (seed == 0) {
     d->feed(body, out);
@@ -134,6 +135,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   check_shape(whole);
   const std::vector<canonical::Event> split = decode_stream(body, seed);
   CHECK(flat(split) == flat(whole));
+  // The on-demand pass for text/argument deltas says exactly what the DOM path says.
+  CHECK(flat(decode_stream(body, seed, false)) == flat(whole));
 
   // The client side re-encodes it; decoding that gives the same blocks back.
   canonical::Request client;

@@ -20,8 +20,8 @@ namespace c = sluice::canonical;
     if (!(cond)) abort(); \
   } while (0)
 
-std::vector<c::Event> run(std::string_view body, uint8_t seed) {
-  auto d = c::gemini::stream_decoder();
+std::vector<c::Event> run(std::string_view body, uint8_t seed, bool fast = true) {
+  auto d = fast ? c::gemini::stream_decoder() : c::gemini::stream_decoder_without_fast_pass();
   std::vector<c::Event> out;
   if (seed == 0) {
     d->feed(body, out);
@@ -46,7 +46,9 @@ bool same(const c::Event& a, const c::Event& b) {
          a.text == b.text && a.tool_id == b.tool_id && a.tool_name == b.tool_name &&
          a.id == b.id && a.model == b.model && a.stop_reason == b.stop_reason &&
          a.status == b.status && a.error_type == b.error_type &&
-         a.usage.input == b.usage.input && a.usage.output == b.usage.output;
+         a.usage.input == b.usage.input && a.usage.output == b.usage.output &&
+         a.usage.cache_read == b.usage.cache_read && a.usage.reasoning == b.usage.reasoning &&
+         a.usage.reported == b.usage.reported && a.stop_sequence == b.stop_sequence;
 }
 
 void check_shape(const std::vector<c::Event>& events) {
@@ -120,6 +122,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   CHECK(whole.size() == split.size());
   for (size_t i = 0; i < whole.size(); ++i) CHECK(same(whole[i], split[i]));
   check_shape(whole);
+  // The on-demand pass for plain text chunks says exactly what the DOM path says.
+  const std::vector<c::Event> dom = run(body, seed, false);
+  CHECK(dom.size() == whole.size());
+  for (size_t i = 0; i < whole.size(); ++i) CHECK(same(whole[i], dom[i]));
 
   // The events re-encode as Gemini SSE without trouble.
   c::Request r;

@@ -73,14 +73,14 @@ class Encoder final : public StreamEncoder {
         if (!e.model.empty()) model_ = e.model;
         prefix_.clear();  // rendered again with this id and model
         started_ = true;
-        out += chunk(json::object{{"role", "assistant"}, {"content", ""}});
+        raw_chunk(kRoleDelta, out);
         break;
       case EventKind::block_start: start_block(e, out); break;
       case EventKind::block_delta: delta(e, out); break;
       case EventKind::block_stop: break;
       case EventKind::message_delta: {
         ensure_started(out);
-        out += chunk(json::object{}, stop_row(e.stop_reason).openai);
+        raw_chunk("{}", out, stop_row(e.stop_reason).openai);
         if (include_usage_) {
           json::object o = head();
           o["choices"] = json::array{};
@@ -130,7 +130,7 @@ class Encoder final : public StreamEncoder {
   void ensure_started(std::string& out) {
     if (started_) return;
     started_ = true;
-    out += chunk(json::object{{"role", "assistant"}, {"content", ""}});
+    raw_chunk(kRoleDelta, out);
   }
 
   void start_block(const Event& e, std::string& out) {
@@ -184,9 +184,11 @@ class Encoder final : public StreamEncoder {
     }
   }
 
+  static constexpr std::string_view kRoleDelta = R"({"role":"assistant","content":""})";
+
   // The per-event hot path: chunks written directly around a prefix rendered once, byte-
   // identical to chunk() (same key order).
-  void raw_chunk(std::string_view delta_json, std::string& out) {
+  void raw_chunk(std::string_view delta_json, std::string& out, std::string_view finish = {}) {
     if (prefix_.empty()) {
       prefix_ = "data: {\"id\":\"";
       append_json_escaped(prefix_, id_);
@@ -198,7 +200,13 @@ class Encoder final : public StreamEncoder {
     }
     out += prefix_;
     out += delta_json;
-    out += ",\"logprobs\":null,\"finish_reason\":null}]}\n\n";
+    if (finish.empty()) {
+      out += ",\"logprobs\":null,\"finish_reason\":null}]}\n\n";
+    } else {
+      out += ",\"logprobs\":null,\"finish_reason\":\"";
+      append_json_escaped(out, finish);
+      out += "\"}]}\n\n";
+    }
   }
 
   void text_chunk(std::string_view key, std::string_view text, std::string& out) {

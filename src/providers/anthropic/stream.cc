@@ -10,6 +10,7 @@
 #include "canonical/codec.h"
 #include "canonical/events.h"
 #include "canonical/json.h"
+#include "canonical/ondemand.h"
 #include "frontends/anthropic/blocks.h"
 #include "http/parse/sse_parser.h"
 
@@ -43,6 +44,8 @@ void merge_usage(const json::object& usage, Usage& into) {
 
 class AnthropicStreamDecoder final : public StreamDecoder {
  public:
+  explicit AnthropicStreamDecoder(bool fast) : fast_(fast) {}
+  size_t fast_events() const override { return fast_events_; }
   void feed(std::string_view bytes, std::vector<Event>& out) override {
     if (done_) return;
     try {
@@ -61,6 +64,7 @@ class AnthropicStreamDecoder final : public StreamDecoder {
  private:
   void on_sse(const http::SseEvent& sse, std::vector<Event>& out) {
     if (done_) return;
+    if (fast_ && sse.event == "content_block_delta" && fast_delta(sse.data, out)) return;
     boost::system::error_code ec;
     ChunkArena arena;
     const json::value v = json::parse(sse.data, ec, arena.storage());
@@ -157,6 +161,78 @@ class AnthropicStreamDecoder final : public StreamDecoder {
     }
   }
 
+  // The per-token event in one on-demand pass: {"type":"content_block_delta","index":N,
+  // "delta":{"type":T,KEY:"..."}} for the four delta types the model has. Anything else
+  // (another delta type, a nested or invalid value, a key twice) goes the DOM way; nothing is
+  // emitted before the pass is sure. Same rules as block_delta.
+  bool fast_delta(std::string_view data, std::vector<Event>& out) {
+    using namespace ondemand;
+    od::document doc;
+    if (thread_parser().iterate(padded(data, padded_)).get(doc)) return false;
+    od::object o;
+    if (doc.get_object().get(o)) return false;
+    std::string_view type, delta_type, text, text_key;
+    int64_t index = -1;
+    bool seen_type = false, seen_index = false, seen_delta = false;
+    for (auto field : o) {
+      std::string_view key;
+      od::value v;
+      if (field.unescaped_key().get(key) || field.value().get(v)) return false;
+      if (key == "type") {
+        if (seen_type || v.get_string().get(type)) return false;
+        seen_type = true;
+      } else if (key == "index") {
+        if (seen_index || v.get_int64().get(index)) return false;
+        seen_index = true;
+      } else if (key == "delta") {
+        od::object d;
+        if (seen_delta || v.get_object().get(d)) return false;
+        seen_delta = true;
+        bool seen_dtype = false, seen_text = false;
+        text_key = {};
+        for (auto df : d) {
+          std::string_view dk;
+          od::value dv;
+          if (df.unescaped_key().get(dk) || df.value().get(dv)) return false;
+          if (dk == "type") {
+            if (seen_dtype || dv.get_string().get(delta_type)) return false;
+            seen_dtype = true;
+          } else if (dk == "text" || dk == "partial_json" || dk == "thinking" ||
+                     dk == "signature") {
+            // (A delta carries one of these; which one must match its type, checked below.)
+            if (seen_text || dv.get_string().get(text)) return false;
+            seen_text = true;
+            text_key = dk;
+          } else if (!skip_scalar(dv)) {
+            return false;
+          }
+        }
+      } else if (!skip_scalar(v)) {
+        return false;
+      }
+    }
+    if (!at_end(doc) || type != "content_block_delta" || !seen_index || !seen_delta) {
+      return false;
+    }
+    DeltaKind kind;
+    std::string_view key;
+    if (delta_type == "text_delta") {
+      kind = DeltaKind::text, key = "text";
+    } else if (delta_type == "input_json_delta") {
+      kind = DeltaKind::input_json, key = "partial_json";
+    } else if (delta_type == "thinking_delta") {
+      kind = DeltaKind::thinking, key = "thinking";
+    } else if (delta_type == "signature_delta") {
+      kind = DeltaKind::signature, key = "signature";
+    } else {
+      return false;
+    }
+    if (text_key != key) text = {};  // the field its type names is absent: an empty delta
+    if (open_ && index == wire_index_) delta(kind, text, out);
+    ++fast_events_;
+    return true;
+  }
+
   void block_delta(const json::object& o, std::vector<Event>& out) {
     if (!open_ || integer(o, "index") != wire_index_) return;
     const json::object* d = obj(o, "delta");
@@ -195,7 +271,10 @@ class AnthropicStreamDecoder final : public StreamDecoder {
     out.push_back(std::move(e));
   }
 
+  const bool fast_;
   http::SseParser parser_;
+  std::string padded_;          // the event's data with simdjson's padding (fast_delta)
+  size_t fast_events_ = 0;
   bool started_ = false;
   bool done_ = false;  // message_stop or an error was emitted: nothing more follows
   bool open_ = false;
@@ -209,7 +288,11 @@ class AnthropicStreamDecoder final : public StreamDecoder {
 }  // namespace
 
 std::unique_ptr<StreamDecoder> stream_decoder() {
-  return std::make_unique<AnthropicStreamDecoder>();
+  return std::make_unique<AnthropicStreamDecoder>(true);
+}
+
+std::unique_ptr<StreamDecoder> stream_decoder_without_fast_pass() {
+  return std::make_unique<AnthropicStreamDecoder>(false);
 }
 
 }  // namespace sluice::canonical::anthropic

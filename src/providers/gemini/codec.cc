@@ -14,11 +14,13 @@
 // - Answers: inlineData (generated images), executableCode, codeExecutionResult parts and
 //   groundingMetadata / safetyRatings / citationMetadata: dropped.
 // - Generated tool ids ("call_<n>") restart at 0 in every answer.
+#include <algorithm>
 #include <unordered_map>
 
 #include "canonical/codec.h"
 #include "canonical/events.h"
 #include "canonical/json.h"
+#include "canonical/ondemand.h"
 #include "canonical/tables.h"
 #include "http/parse/sse_parser.h"
 #include "providers/gemini/parts.h"
@@ -215,6 +217,8 @@ Result<Response> decode(std::string_view body) {
 
 class Decoder final : public StreamDecoder {
  public:
+  explicit Decoder(bool fast) : fast_(fast) {}
+  size_t fast_events() const override { return fast_events_; }
   void feed(std::string_view bytes, std::vector<Event>& out) override {
     if (done_) return;
     sse_.feed(bytes, [&](const http::SseEvent& ev) { on_sse(ev, out); });
@@ -244,6 +248,7 @@ class Decoder final : public StreamDecoder {
 
   void on_data(std::string_view data, std::vector<Event>& out) {
     if (data.empty()) return;
+    if (fast_ && fast_chunk(data, out)) return;
     boost::system::error_code ec;
     ChunkArena arena;
     json::value v = json::parse(data, ec, arena.storage());
@@ -298,6 +303,147 @@ class Decoder final : public StreamDecoder {
     }
   }
 
+  // The common chunk in one on-demand pass: {"candidates":[{"content":{"parts":[{"text":..}],
+  // "role":..},"finishReason"?,...}],"usageMetadata"?:{...},"modelVersion","responseId"} whose
+  // parts are plain text. Anything else (thoughts, signatures, calls, prompt feedback, errors,
+  // several candidates, a key twice, a count that is not an integer) goes the DOM way; nothing
+  // is emitted before the pass is sure. Same rules as on_data.
+  bool fast_chunk(std::string_view data, std::vector<Event>& out) {
+    using namespace ondemand;
+    od::document doc;
+    if (thread_parser().iterate(padded(data, padded_)).get(doc)) return false;
+    od::object root;
+    if (doc.get_object().get(root)) return false;
+    std::string_view id, model, finish;
+    texts_.clear();
+    bool seen_candidates = false, seen_usage = false, seen_id = false, seen_model = false;
+    Usage usage;
+    for (auto field : root) {
+      std::string_view key;
+      od::value v;
+      if (field.unescaped_key().get(key) || field.value().get(v)) return false;
+      if (key == "candidates") {
+        od::array cands;
+        if (seen_candidates || v.get_array().get(cands)) return false;
+        seen_candidates = true;
+        size_t n = 0;
+        for (auto cv : cands) {
+          od::object cand;
+          if (++n > 1 || cv.get_object().get(cand)) return false;
+          bool seen_content = false, seen_finish = false;
+          for (auto cf : cand) {
+            std::string_view ck;
+            od::value cvv;
+            if (cf.unescaped_key().get(ck) || cf.value().get(cvv)) return false;
+            if (ck == "content") {
+              od::object content;
+              if (seen_content || cvv.get_object().get(content)) return false;
+              seen_content = true;
+              bool seen_parts = false;
+              for (auto pf : content) {
+                std::string_view pk;
+                od::value pv;
+                if (pf.unescaped_key().get(pk) || pf.value().get(pv)) return false;
+                if (pk == "parts") {
+                  od::array parts;
+                  if (seen_parts || pv.get_array().get(parts)) return false;
+                  seen_parts = true;
+                  for (auto part : parts) {
+                    od::object po;
+                    if (part.get_object().get(po)) return false;
+                    size_t keys = 0;
+                    for (auto tf : po) {
+                      std::string_view tk, text;
+                      od::value tv;
+                      if (tf.unescaped_key().get(tk) || tf.value().get(tv)) return false;
+                      if (++keys > 1 || tk != "text" || tv.get_string().get(text)) return false;
+                      texts_.push_back(text);
+                    }
+                    if (keys == 0) return false;
+                  }
+                } else if (!skip_value(pv)) {
+                  return false;
+                }
+              }
+            } else if (ck == "finishReason") {
+              if (seen_finish || !string_or_null(cvv, finish)) return false;
+              seen_finish = true;
+            } else if (!skip_value(cvv)) {
+              return false;
+            }
+          }
+        }
+        if (n == 0) return false;
+      } else if (key == "usageMetadata") {
+        od::object um;
+        if (seen_usage || v.get_object().get(um)) return false;
+        seen_usage = true;
+        int64_t prompt = 0, tool_prompt = 0, cached = 0, thoughts = 0, candidates = 0;
+        for (auto uf : um) {
+          std::string_view uk;
+          od::value uv;
+          if (uf.unescaped_key().get(uk) || uf.value().get(uv)) return false;
+          int64_t* into = uk == "promptTokenCount"          ? &prompt
+                          : uk == "toolUsePromptTokenCount" ? &tool_prompt
+                          : uk == "cachedContentTokenCount" ? &cached
+                          : uk == "thoughtsTokenCount"      ? &thoughts
+                          : uk == "candidatesTokenCount"    ? &candidates
+                                                            : nullptr;
+          if (into == nullptr) {
+            if (!skip_value(uv)) return false;
+          } else if (uv.get_int64().get(*into)) {
+            return false;
+          }
+        }
+        // As read_usage: negative counts read as 0.
+        auto floor0 = [](int64_t x) { return std::max<int64_t>(x, 0); };
+        const int64_t total_prompt = sat_add(floor0(prompt), floor0(tool_prompt));
+        usage.cache_read = floor0(cached);
+        usage.input = std::max<int64_t>(sat_sub(total_prompt, usage.cache_read), 0);
+        usage.reasoning = floor0(thoughts);
+        usage.output = sat_add(floor0(candidates), usage.reasoning);
+        usage.reported = true;
+      } else if (key == "responseId" || key == "modelVersion") {
+        bool& seen = key == "responseId" ? seen_id : seen_model;
+        std::string_view& into = key == "responseId" ? id : model;
+        od::json_type t;
+        if (seen || v.type().get(t)) return false;
+        seen = true;
+        if (t == od::json_type::string) {
+          if (v.get_string().get(into)) return false;
+        } else if (!skip_value(v)) {
+          return false;
+        }
+      } else if (key == "error" || key == "promptFeedback") {
+        return false;
+      } else if (!skip_value(v)) {
+        return false;
+      }
+    }
+    if (!at_end(doc) || !seen_candidates) return false;
+    // The pass is sure: act as on_data would.
+    if (seen_usage) usage_ = usage;
+    if (!started_) {
+      started_ = true;
+      Event& s = out.emplace_back();
+      s.kind = EventKind::message_start;
+      s.id = std::string(id);
+      s.model = std::string(model);
+      s.usage = usage_;
+    }
+    for (std::string_view text : texts_) {
+      if (text.empty()) continue;
+      if (!open_ || open_kind_ != BlockKind::text) open(BlockKind::text, out);
+      delta(DeltaKind::text, text, out);
+    }
+    if (!finish.empty()) {
+      saw_finish_ = true;
+      finish_reason_ = std::string(finish);
+    }
+    ++fast_events_;
+    return true;
+  }
+
   void on_part(const json::object& p, std::vector<Event>& out) {
     const std::string_view sig = str(p, "thoughtSignature");
     const bool thought = boolean(p, "thought").value_or(false);
@@ -341,8 +487,8 @@ class Decoder final : public StreamDecoder {
     open_kind_ = k;
   }
 
-  void delta(DeltaKind k, std::string text, std::vector<Event>& out) {
-    emit_delta(out, index_, k, std::move(text));
+  void delta(DeltaKind k, std::string_view text, std::vector<Event>& out) {
+    emit_delta(out, index_, k, text);
   }
 
   void close_block(std::vector<Event>& out) {
@@ -361,6 +507,10 @@ class Decoder final : public StreamDecoder {
     done_ = true;
   }
 
+  const bool fast_;
+  std::string padded_;                  // the chunk with simdjson's padding (fast_chunk)
+  std::vector<std::string_view> texts_;  // fast_chunk's text parts (valid until the next parse)
+  size_t fast_events_ = 0;
   http::SseParser sse_;
   bool started_ = false, done_ = false, saw_finish_ = false, any_call_ = false;
   bool open_ = false;
@@ -386,7 +536,11 @@ Result<Response> decode_response(std::string_view body) {
   }
 }
 
-std::unique_ptr<StreamDecoder> stream_decoder() { return std::make_unique<Decoder>(); }
+std::unique_ptr<StreamDecoder> stream_decoder() { return std::make_unique<Decoder>(true); }
+
+std::unique_ptr<StreamDecoder> stream_decoder_without_fast_pass() {
+  return std::make_unique<Decoder>(false);
+}
 
 UpstreamError decode_error(int status, std::string_view body) {
   UpstreamError u;

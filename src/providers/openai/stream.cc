@@ -6,11 +6,10 @@
 //   interleaves parallel tool calls) is dropped and counted in dropped_deltas().
 // - reasoning arriving after the open thinking block's signature starts a new thinking block.
 // - choices other than index 0 are ignored; the stop sequence is never known.
-#include <simdjson.h>
-
 #include <string>
 
 #include "canonical/events.h"
+#include "canonical/ondemand.h"
 #include "canonical/tables.h"
 #include "providers/openai/stream_decoder.h"
 
@@ -75,52 +74,7 @@ void ChunkDecoder::on_data(std::string_view data, std::vector<Event>& out) {
   on_chunk(v.get_object(), out);
 }
 
-namespace {
-
-namespace od = simdjson::ondemand;
-
-od::parser& chunk_parser() {
-  thread_local od::parser parser;
-  return parser;
-}
-
-// Reads a scalar the pass does not use, so that what it accepts is valid JSON (on-demand
-// parsing checks only what it reads); false for objects, arrays and anything invalid.
-bool skip_scalar(od::value v) {
-  od::json_type t;
-  if (v.type().get(t)) return false;
-  switch (t) {
-    case od::json_type::string: {
-      std::string_view s;
-      return !v.get_string().get(s);
-    }
-    case od::json_type::number: {
-      od::number n;
-      return !v.get_number().get(n);
-    }
-    case od::json_type::boolean: {
-      bool b;
-      return !v.get_bool().get(b);
-    }
-    case od::json_type::null: {
-      bool null = false;
-      return !v.is_null().get(null) && null;
-    }
-    default: return false;
-  }
-}
-
-// A string or null ("" for null); false for anything else.
-bool string_or_null(od::value v, std::string_view& out) {
-  bool null = false;
-  if (!v.is_null().get(null) && null) {
-    out = {};
-    return true;
-  }
-  return !v.get_string().get(out);
-}
-
-}  // namespace
+using namespace ondemand;  // od, skip_scalar, string_or_null, ...
 
 // The common chunk in one pass: {"id","model",...,"choices":[{"index":0,"delta":{"role"?,
 // "content"},"finish_reason"}]} with usage absent or null. Anything else (usage, tool calls,
@@ -128,11 +82,8 @@ bool string_or_null(od::value v, std::string_view& out) {
 // the DOM path, which sees the chunk from the start: nothing is emitted before the pass is
 // sure.
 bool ChunkDecoder::fast_chunk(std::string_view data, std::vector<Event>& out) {
-  padded_.assign(data);
-  padded_.resize(data.size() + simdjson::SIMDJSON_PADDING);
-  simdjson::padded_string_view input(padded_.data(), data.size(), padded_.size());
   od::document doc;
-  if (chunk_parser().iterate(input).get(doc)) return false;
+  if (thread_parser().iterate(padded(data, padded_)).get(doc)) return false;
   od::object chunk;
   if (doc.get_object().get(chunk)) return false;
   std::string_view id, model, content, finish;
@@ -180,8 +131,7 @@ bool ChunkDecoder::fast_chunk(std::string_view data, std::vector<Event>& out) {
                 if (seen_role || !skip_scalar(dv)) return false;
                 seen_role = true;
               } else {
-                bool null = false;
-                if (dv.is_null().get(null) || !null) return false;  // tools, reasoning, ...
+                if (!is_null(dv)) return false;  // tools, reasoning, ...
               }
             }
           } else if (ck == "finish_reason") {
@@ -206,13 +156,12 @@ bool ChunkDecoder::fast_chunk(std::string_view data, std::vector<Event>& out) {
         return false;
       }
     } else if (key == "usage" || key == "error") {
-      bool null = false;
-      if (v.is_null().get(null) || !null) return false;
+      if (!is_null(v)) return false;
     } else if (!skip_scalar(v)) {
       return false;
     }
   }
-  if (doc.current_location().error() != simdjson::OUT_OF_BOUNDS) return false;  // trailing bytes
+  if (!at_end(doc)) return false;  // trailing bytes
   // The pass is sure: act as on_chunk would.
   if (!started_) {
     id_ = std::string(id);

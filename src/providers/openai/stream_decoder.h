@@ -36,6 +36,7 @@ class ChunkDecoder final : public StreamDecoder {
   size_t dropped_deltas() const { return dropped_; }
   /// Chunks the on-demand pass handled (the rest went the DOM way).
   size_t fast_chunks() const { return fast_chunks_; }
+  size_t fast_events() const override { return fast_chunks_; }
 
  private:
   void on_data(std::string_view data, std::vector<Event>& out);

@@ -1,0 +1,286 @@
+// The stream decoders' on-demand passes for their common events (OpenAI ChunkDecoder::fast_chunk,
+// Anthropic content_block_delta) against their DOM paths: every recorded stream, and events that
+// sit on the edge of what a pass takes, decode to exactly the same events either way — and the
+// pass does take the common ones.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "openai_codec_test_util.h"
+
+namespace sluice::canonical {
+namespace {
+
+using namespace openai_test;
+
+struct Decoded {
+  std::vector<std::string> events;
+  size_t fast = 0;
+};
+
+Decoded decode(std::string_view body, bool fast, size_t piece = 0) {
+  openai::ChunkDecoder dec(fast);
+  std::vector<Event> events;
+  if (piece == 0) {
+    dec.feed(body, events);
+  } else {
+    for (size_t i = 0; i < body.size(); i += piece) dec.feed(body.substr(i, piece), events);
+  }
+  dec.finish(events);
+  Decoded d;
+  for (const Event& e : events) d.events.push_back(show(e));
+  d.fast = dec.fast_chunks();
+  return d;
+}
+
+std::string read(const std::filesystem::path& f) {
+  std::ifstream in(f, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST(OpenaiFastChunk, RecordedStreamsDecodeTheSameBothWays) {
+  const std::filesystem::path root(SLUICE_TESTDATA);
+  size_t streams = 0, fast = 0;
+  for (const auto& dir : {root / "conformance" / "openai", root / "openai"}) {
+    if (!std::filesystem::exists(dir)) continue;
+    for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+      if (entry.path().extension() != ".sse") continue;
+      const std::string body = read(entry.path());
+      SCOPED_TRACE(entry.path().string());
+      const Decoded dom = decode(body, false);
+      EXPECT_EQ(dom.fast, 0u);
+      for (size_t piece : {0, 1, 7}) {
+        const Decoded on_demand = decode(body, true, piece);
+        EXPECT_EQ(on_demand.events, dom.events);
+        fast += on_demand.fast;
+      }
+      ++streams;
+    }
+  }
+  EXPECT_GE(streams, 9u);
+  EXPECT_GT(fast, 0u);  // the pass is taken, not silently bypassed
+}
+
+std::string data(std::string_view json) { return "data: " + std::string(json) + "\n\n"; }
+
+// Each case: one chunk after a common first one, then a finish and [DONE]; whether the pass
+// should take it.
+TEST(OpenaiFastChunk, EdgeChunksDecodeTheSameAndOnlyCommonOnesTakeThePass) {
+  const std::string first =
+      data(R"({"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]})");
+  const std::string last =
+      data(R"({"id":"c1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})") +
+      "data: [DONE]\n\n";
+  struct Case {
+    const char* chunk;
+    bool fast;
+    bool fails = false;  // the chunk ends the stream with an error: the last one is not read
+  };
+  const Case cases[] = {
+      {R"({"id":"c1","choices":[{"index":0,"delta":{"content":"plain"},"finish_reason":null}]})", true},
+      {R"({"id":"c1","choices":[{"index":0,"delta":{"content":"esc \"q\" \\ \n \u00e9 \ud83d\ude00"}}]})", true},
+      {R"({"choices":[{"index":0,"delta":{"content":null,"tool_calls":null,"refusal":null}}],"usage":null})", true},
+      {R"({"choices":[{"index":0,"delta":{"content":"x"},"logprobs":null}],"system_fingerprint":"fp","service_tier":"default"})", true},
+      {R"({"choices":[]})", true},
+      {R"({"choices":[{"index":1,"delta":{"content":"other choice"}}]})", false},
+      {R"({"choices":[{"index":0,"delta":{"content":"a"}},{"index":1,"delta":{"content":"b"}}]})", false},
+      {R"({"choices":[{"index":0,"delta":{"content":"x"}}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}})", false},
+      {R"({"choices":[{"index":0,"delta":{"reasoning_content":"think"}}]})", false},
+      {R"({"choices":[{"index":0,"delta":{"refusal":"no"}}]})", false},
+      {R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"t","function":{"name":"f","arguments":"{}"}}]}}]})", false},
+      {R"({"choices":[{"index":0,"delta":{"content":"a","content":"b"}}]})", false},
+      {R"({"choices":[{"index":0,"delta":{"content":5}}]})", false},
+      {R"({"choices":[{"index":0.0,"delta":{"content":"float index"}}]})", false},
+      {R"({"choices":[{"index":0,"delta":{"content":"x"},"logprobs":{"content":[]}}]})", false},
+      {R"({"error":{"message":"boom","code":500}})", false, true},
+      {R"({"choices":[{"index":0,"delta":{"content":"x"}}]} trailing)", false, true},
+      {R"({"choices":[{"index":0,"delta":{"content":"x"}}],"created":12x})", false, true},
+      {R"({"choices":{"index":0}})", false},
+      {R"([1,2])", false, true},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.chunk);
+    const std::string body = first + data(c.chunk) + last;
+    const Decoded dom = decode(body, false);
+    const Decoded on_demand = decode(body, true);
+    EXPECT_EQ(on_demand.events, dom.events);
+    // The first and the last chunk are common ones; the case's own chunk is or is not.
+    EXPECT_EQ(on_demand.fast, (c.fast ? 1u : 0u) + (c.fails ? 1u : 2u));
+    if (c.fails) {
+      EXPECT_EQ(dom.events.back().substr(0, 5), "error");
+    }
+  }
+}
+
+TEST(OpenaiFastChunk, TheFirstChunkCarriesIdAndModelEitherWay) {
+  const std::string body =
+      data(R"({"id":"chatcmpl-1","model":"gpt-x","choices":[{"index":0,"delta":{"content":"hi"}}]})") +
+      data(R"({"id":"chatcmpl-1","model":"gpt-x","choices":[{"index":0,"delta":{},"finish_reason":"length"}]})") +
+      "data: [DONE]\n\n";
+  const Decoded d = decode(body, true);
+  EXPECT_EQ(d.fast, 2u);
+  EXPECT_EQ(d.events, (std::vector<std::string>{"start chatcmpl-1 gpt-x", "block_start 0 text",
+                                                "delta 0 text hi", "block_stop 0",
+                                                "message_delta 2 in=0 cr=0 out=0 rs=0", "stop"}));
+}
+
+// ---- Anthropic ------------------------------------------------------------------------------
+
+Decoded decode_anthropic(std::string_view body, bool fast, size_t piece = 0) {
+  auto dec = fast ? anthropic::stream_decoder() : anthropic::stream_decoder_without_fast_pass();
+  std::vector<Event> events;
+  if (piece == 0) {
+    dec->feed(body, events);
+  } else {
+    for (size_t i = 0; i < body.size(); i += piece) dec->feed(body.substr(i, piece), events);
+  }
+  dec->finish(events);
+  Decoded d;
+  for (const Event& e : events) d.events.push_back(show(e));
+  d.fast = dec->fast_events();
+  return d;
+}
+
+TEST(AnthropicFastDelta, RecordedStreamsDecodeTheSameBothWays) {
+  const std::filesystem::path root(SLUICE_TESTDATA);
+  size_t streams = 0, fast = 0;
+  for (const auto& dir : {root / "conformance" / "anthropic", root / "anthropic"}) {
+    for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+      if (entry.path().extension() != ".sse") continue;
+      const std::string body = read(entry.path());
+      SCOPED_TRACE(entry.path().string());
+      const Decoded dom = decode_anthropic(body, false);
+      EXPECT_EQ(dom.fast, 0u);
+      for (size_t piece : {0, 1, 7}) {
+        const Decoded on_demand = decode_anthropic(body, true, piece);
+        EXPECT_EQ(on_demand.events, dom.events);
+        fast += on_demand.fast;
+      }
+      ++streams;
+    }
+  }
+  EXPECT_GE(streams, 9u);
+  EXPECT_GT(fast, 0u);
+}
+
+std::string sse(std::string_view event, std::string_view json) {
+  return "event: " + std::string(event) + "\ndata: " + std::string(json) + "\n\n";
+}
+
+TEST(AnthropicFastDelta, EdgeDeltasDecodeTheSameAndOnlyCommonOnesTakeThePass) {
+  const std::string head =
+      sse("message_start", R"({"type":"message_start","message":{"id":"msg_1","model":"c","usage":{"input_tokens":5,"output_tokens":1}}})") +
+      sse("content_block_start", R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})");
+  const std::string tail =
+      sse("content_block_stop", R"({"type":"content_block_stop","index":0})") +
+      sse("message_delta", R"({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":3}})") +
+      sse("message_stop", R"({"type":"message_stop"})");
+  struct Case {
+    const char* data;
+    bool fast;
+  };
+  const Case cases[] = {
+      {R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi"}})", true},
+      {R"({"index":0,"delta":{"text":"esc \"q\" \u00e9 \ud83d\ude00","type":"text_delta"},"type":"content_block_delta"})", true},
+      {R"({"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"other block"}})", true},
+      {R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta"}})", true},
+      {R"({"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{\"a\""}})", true},
+      {R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","partial_json":"wrong key"}})", true},
+      {R"({"type":"content_block_delta","index":0,"delta":{"type":"citations_delta","citation":{}}})", false},
+      {R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":5}})", false},
+      {R"({"type":"content_block_delta","index":0.0,"delta":{"type":"text_delta","text":"float"}})", false},
+      {R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a","text":"b"}})", false},
+      {R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"},"extra":{"n":1}})", false},
+      {R"({"type":"ping"})", false},
+      {R"({"index":0,"delta":{"type":"text_delta","text":"no type"}})", false},
+      {R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}} trailing)", false},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.data);
+    const std::string body = head + sse("content_block_delta", c.data) + tail;
+    const Decoded dom = decode_anthropic(body, false);
+    const Decoded on_demand = decode_anthropic(body, true);
+    EXPECT_EQ(on_demand.events, dom.events);
+    EXPECT_EQ(on_demand.fast, c.fast ? 1u : 0u);
+  }
+}
+
+// ---- Gemini ---------------------------------------------------------------------------------
+
+Decoded decode_gemini(std::string_view body, bool fast, size_t piece = 0) {
+  auto dec = fast ? gemini::stream_decoder() : gemini::stream_decoder_without_fast_pass();
+  std::vector<Event> events;
+  if (piece == 0) {
+    dec->feed(body, events);
+  } else {
+    for (size_t i = 0; i < body.size(); i += piece) dec->feed(body.substr(i, piece), events);
+  }
+  dec->finish(events);
+  Decoded d;
+  for (const Event& e : events) d.events.push_back(show(e));
+  d.fast = dec->fast_events();
+  return d;
+}
+
+TEST(GeminiFastChunk, RecordedStreamsDecodeTheSameBothWays) {
+  const std::filesystem::path root(SLUICE_TESTDATA);
+  size_t streams = 0, fast = 0;
+  for (const auto& dir : {root / "conformance" / "gemini", root / "gemini"}) {
+    for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+      if (entry.path().extension() != ".sse") continue;
+      const std::string body = read(entry.path());
+      SCOPED_TRACE(entry.path().string());
+      const Decoded dom = decode_gemini(body, false);
+      EXPECT_EQ(dom.fast, 0u);
+      for (size_t piece : {0, 1, 7}) {
+        const Decoded on_demand = decode_gemini(body, true, piece);
+        EXPECT_EQ(on_demand.events, dom.events);
+        fast += on_demand.fast;
+      }
+      ++streams;
+    }
+  }
+  EXPECT_GE(streams, 9u);
+  EXPECT_GT(fast, 0u);
+}
+
+TEST(GeminiFastChunk, EdgeChunksDecodeTheSameAndOnlyCommonOnesTakeThePass) {
+  const std::string first = data(R"({"candidates":[{"content":{"parts":[{"text":"a"}],"role":"model"},"index":0}],"usageMetadata":{"promptTokenCount":7,"totalTokenCount":7,"promptTokensDetails":[{"modality":"TEXT","tokenCount":7}]},"modelVersion":"g","responseId":"r1"})");
+  const std::string last = data(R"({"candidates":[{"content":{"parts":[{"text":"z"}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":7,"candidatesTokenCount":3,"totalTokenCount":10}})");
+  struct Case {
+    const char* chunk;
+    bool fast;
+    bool fails = false;
+  };
+  const Case cases[] = {
+      {R"({"candidates":[{"content":{"parts":[{"text":"plain"}],"role":"model"}}]})", true},
+      {R"({"candidates":[{"content":{"parts":[{"text":"one "},{"text":""},{"text":"two"}]}}]})", true},
+      {R"({"candidates":[{"content":{"parts":[{"text":"\u00e9 \"q\""}]},"safetyRatings":[{"category":"X","probability":"LOW"}]}],"usageMetadata":{"promptTokenCount":7,"cachedContentTokenCount":2,"thoughtsTokenCount":1,"candidatesTokenCount":-4}})", true},
+      {R"({"candidates":[{"content":{"parts":[{"text":"x"}]},"finishReason":null}],"modelVersion":5})", true},
+      {R"({"candidates":[{"content":{"parts":[{"text":"t","thought":true}]}}]})", false},
+      {R"({"candidates":[{"content":{"parts":[{"text":"s","thoughtSignature":"sig"}]}}]})", false},
+      {R"({"candidates":[{"content":{"parts":[{"functionCall":{"name":"f","args":{}}}]}}]})", false},
+      {R"({"candidates":[{"content":{"parts":[{"text":5}]}}]})", false},
+      {R"({"candidates":[{"content":{"parts":[{}]}}]})", false},
+      {R"({"candidates":[{"content":{"parts":[{"text":"a"}]}},{"content":{"parts":[{"text":"b"}]}}]})", false},
+      {R"({"candidates":[]})", false},
+      {R"({"promptFeedback":{"blockReason":"SAFETY"}})", false},
+      {R"({"candidates":[{"content":{"parts":[{"text":"x"}]}}],"usageMetadata":{"promptTokenCount":7.0}})", false},
+      {R"({"candidates":[{"content":{"parts":[{"text":"x"}]}}],"usageMetadata":{"promptTokenCount":"7"}})", false},
+      {R"({"candidates":[{"content":{"parts":[{"text":"x"}]}}],"extra":[1,{"a":tru}]})", false, true},
+      {R"({"error":{"code":503,"message":"overloaded","status":"UNAVAILABLE"}})", false, true},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.chunk);
+    const std::string body = first + data(c.chunk) + last;
+    const Decoded dom = decode_gemini(body, false);
+    const Decoded on_demand = decode_gemini(body, true);
+    EXPECT_EQ(on_demand.events, dom.events);
+    EXPECT_EQ(on_demand.fast, (c.fast ? 1u : 0u) + (c.fails ? 1u : 2u));
+  }
+}
+
+}  // namespace
+}  // namespace sluice::canonical
