@@ -54,7 +54,9 @@ def listen_addr(log: str, timeout: float = 60.0) -> tuple[str, int]:
             text = open(log).read()
         except FileNotFoundError:
             text = ""
-        m = re.search(r"127\.0\.0\.1:(\d+)", text)
+        # "sluice: listening on http://HOST:PORT" / "sluice-mock: listening on ..." (not the
+        # operations listener's "sluice admin listening on ..." line)
+        m = re.search(r"^[^ ]+: listening on http://127\.0\.0\.1:(\d+)", text, re.M)
         if m:
             return "127.0.0.1", int(m.group(1))
         time.sleep(0.1)
@@ -86,6 +88,9 @@ def main() -> None:
     ap.add_argument("--gw", default=os.path.join(root, "build/sluice"))
     ap.add_argument("--mock", default=os.path.join(root, "build/sluice-mock"))
     ap.add_argument("-n", type=int, default=400, help="responses counted per cell")
+    ap.add_argument("--openai-only", action="store_true",
+                    help="configure the OpenAI route only, without an admin section (for "
+                         "builds older than the translation work; oai>oai cells only)")
     ap.add_argument("--keep", metavar="DIR", help="keep each cell's callgrind dump in DIR "
                     "(for callgrind_annotate)")
     ap.add_argument("cells", nargs="*", default=["oai>oai/stream", "anth>oai/stream",
@@ -101,16 +106,19 @@ def main() -> None:
                                       stderr=subprocess.STDOUT))
         up = "%s:%d" % listen_addr(mock_log)
         cfg = os.path.join(tmp, "gw.yaml")
-        open(cfg, "w").write(f"""server: {{listen: "127.0.0.1:0", threads: 1}}
-admin: {{listen: off}}
+        text = f"""server: {{listen: "127.0.0.1:0", threads: 1}}
 routes:
   - model: mock-model
     targets: [{{provider: openai, base_url: "http://{up}/v1"}}]
+"""
+        if not a.openai_only:
+            text = text.replace("routes:", "admin: {listen: off}\nroutes:") + f"""\
   - model: claude-up
     targets: [{{provider: anthropic, base_url: "http://{up}", model: claude-mock}}]
   - model: gemini-up
     targets: [{{provider: gemini, base_url: "http://{up}/v1beta", model: gemini-mock}}]
-""")
+"""
+        open(cfg, "w").write(text)
         gw_log = os.path.join(tmp, "gw.log")
         out = os.path.join(tmp, "callgrind.out")
         gw = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",

@@ -62,17 +62,19 @@ Gateway::Gateway(std::shared_ptr<const routing::Router> router, const std::atomi
       admin_(router_, governance_, dispatcher_) {
   // The stages, in the configured order (pipeline.stages; on_finish in reverse). By default:
   // the model permission, the budget (before anything is reserved), the rate limits (which
-  // reserve tokens), the usage record. Authentication ran earlier, on the head.
+  // reserve tokens), the usage record. Authentication ran earlier, on the head. A stage that
+  // cannot change anything under this config (no auth, no limits, ...) is left out.
   if (governance_) {
+    const Governance& g = *governance_;
     for (const std::string& name : router_->config().pipeline.stages) {
       if (name == "authorize_model") {
-        stages_.push_back(std::make_unique<AuthorizeModelStage>(governance_));
+        if (g.restricts_models()) stages_.push_back(std::make_unique<AuthorizeModelStage>(governance_));
       } else if (name == "budget") {
-        stages_.push_back(std::make_unique<BudgetStage>(governance_));
+        if (g.has_budgets()) stages_.push_back(std::make_unique<BudgetStage>(governance_));
       } else if (name == "rate_limit") {
-        stages_.push_back(std::make_unique<AdmitStage>(governance_));
+        if (g.has_rate_limits()) stages_.push_back(std::make_unique<AdmitStage>(governance_));
       } else if (name == "usage") {
-        stages_.push_back(std::make_unique<UsageStage>(governance_));
+        if (g.accounts_usage()) stages_.push_back(std::make_unique<UsageStage>(governance_));
       } else {
         throw std::invalid_argument("pipeline.stages: no stage named '" + name + "'");
       }

@@ -122,6 +122,19 @@ class Governance : public std::enable_shared_from_this<Governance> {
   double cost(std::string_view model, const UsageTokens& tokens) const;
   /// 429 insufficient_quota when the caller's key or tenant budget is spent.
   Result<void> check_budget(const Identity& who) const;
+  /// Whether a stage can change anything under this config (Gateway leaves out the others: each
+  /// costs a coroutine frame per request). With auth on, every one can: keys carry their own
+  /// models, limits and budgets, also keys created later through the admin API.
+  bool restricts_models() const { return config_->auth.enabled; }
+  bool has_budgets() const {
+    const config::Config& c = *config_;
+    return c.auth.enabled || c.budget_per_key.any() || !c.budget_per_tenant.empty();
+  }
+  bool has_rate_limits() const {
+    const config::RateLimitConfig& r = config_->rate_limits;
+    return config_->auth.enabled || r.per_key.any() || !r.per_tenant.empty() ||
+           !r.per_model.empty();
+  }
   /// Usage is recorded when there is someone to bill or something to keep: auth on, prices,
   /// budgets or a usage database configured. The embedded default records nothing.
   bool accounts_usage() const {

@@ -60,9 +60,20 @@ std::optional<UsageTokens> parse_usage(std::string_view json) {
 }
 
 size_t SseStreamObserver::observe(std::string_view ready, std::optional<UsageTokens>& usage) {
-  if (!first_ && !http::sse_may_carry_usage(ready)) return http::count_sse_events(ready);
-  first_ = false;
   size_t events = 0;
+  // A BOM can start only the stream's first chunk: that chunk is parsed whole when it might.
+  const bool bom = first_ && !ready.empty() && static_cast<unsigned char>(ready[0]) == 0xEF;
+  if (first_ && !bom) parser_.past_start();  // the parser may see only later events
+  first_ = false;
+  if (!bom) {
+    // Whole events from a boundary: those before the first possible usage object are only
+    // counted; the parser reads from the event that holds it (typically the last one).
+    const size_t candidate = http::first_usage_candidate(ready);
+    if (candidate == std::string_view::npos) return http::count_sse_events(ready);
+    const size_t split = http::last_event_boundary(ready.substr(0, candidate));
+    events = http::count_sse_events(ready.substr(0, split));
+    ready.remove_prefix(split);
+  }
   parser_.feed(ready, [&events, &usage](const http::SseEvent& ev) {
     if (ev.data.find(kUsageKey) != std::string_view::npos) {
       if (auto u = parse_usage(ev.data)) usage = u;

@@ -147,6 +147,41 @@ TEST(SseStreamObserver, CountsLikeTheParserAndKeepsTheLastUsage) {
   EXPECT_EQ(usage->output, 4);
 }
 
+TEST(SseStreamObserver, AWholeStreamInOneChunkCountsEveryEventAndFindsTheUsage) {
+  // The relay's common case with a fast upstream: the first read holds the whole stream.
+  std::string stream;
+  for (int i = 0; i < 20; ++i) {
+    stream += "data: {\"choices\":[{\"delta\":{\"content\":\"w\"}}],\"usage\":null}\n\n";
+  }
+  stream += ": keep-alive\n\n";
+  stream += "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":20}}\n\n";
+  stream += "data: [DONE]\n\n";
+  SseStreamObserver obs(1 << 20);
+  std::optional<UsageTokens> usage;
+  EXPECT_EQ(obs.observe(stream, usage), 21u);
+  ASSERT_TRUE(usage);
+  EXPECT_EQ(usage->input, 9);
+  EXPECT_EQ(usage->output, 20);
+}
+
+TEST(SseStreamObserver, ABomIsStrippedOnlyAtTheStreamsStart) {
+  const std::string bom = "\xEF\xBB\xBF";
+  {
+    SseStreamObserver obs(1 << 20);
+    std::optional<UsageTokens> usage;
+    EXPECT_EQ(obs.observe(bom + "data: {\"usage\":{\"prompt_tokens\":1}}\n\n", usage), 1u);
+    ASSERT_TRUE(usage);
+    EXPECT_EQ(usage->input, 1);
+  }
+  // Not at the start, the bytes of a BOM are part of a field name ("\xEF\xBB\xBFdata" is no
+  // data field): that event is not counted, as SseParser would not dispatch it.
+  SseStreamObserver obs(1 << 20);
+  std::optional<UsageTokens> usage;
+  EXPECT_EQ(obs.observe("data: a\n\n", usage), 1u);
+  EXPECT_EQ(obs.observe(bom + "data: {\"usage\":{\"prompt_tokens\":2}}\n\n", usage), 0u);
+  EXPECT_FALSE(usage);
+}
+
 TEST(ParseUsage, OnlyAnObjectIsUsage) {
   EXPECT_FALSE(parse_usage("{\"usage\":null,\"x\":{\"prompt_tokens\":5}}"));
   auto u = parse_usage("{\"usage\" :\n {\"prompt_tokens\":5,\"completion_tokens\":2,"

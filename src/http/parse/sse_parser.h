@@ -28,6 +28,9 @@ class SseParser {
   /// and overflowed() becomes true).
   void feed(std::string_view bytes, const Sink& sink);
 
+  /// The stream's start was read elsewhere: no BOM is stripped from what is fed from now on.
+  void past_start() { bom_checked_ = true; }
+
   /// True if any event was larger than max_event_bytes.
   bool overflowed() const { return overflowed_; }
   void set_max_event_bytes(size_t n) { max_event_bytes_ = n; }

@@ -111,22 +111,28 @@ size_t count_sse_events(std::string_view chunk) {
   return c.events;
 }
 
-bool sse_may_carry_usage(std::string_view chunk) {
+size_t first_usage_candidate(std::string_view chunk) {
   static constexpr std::string_view kKey = "\"usage\"";
-  const char* p = chunk.data();
+  const char* const begin = chunk.data();
+  const char* p = begin;
   const char* const end = p + chunk.size();
   while (true) {
     const void* hit = memmem(p, end - p, kKey.data(), kKey.size());
-    if (hit == nullptr) return false;
-    p = static_cast<const char*>(hit) + kKey.size();
+    if (hit == nullptr) return std::string_view::npos;
+    const char* const at = static_cast<const char*>(hit);
+    p = at + kKey.size();
     const char* q = p;
     while (q < end && (*q == ' ' || *q == '\t')) ++q;
-    if (q == end || *q != ':') return true;
+    if (q == end || *q != ':') return static_cast<size_t>(at - begin);
     ++q;
     while (q < end && (*q == ' ' || *q == '\t')) ++q;
-    if (end - q < 4 || std::memcmp(q, "null", 4) != 0) return true;
+    if (end - q < 4 || std::memcmp(q, "null", 4) != 0) return static_cast<size_t>(at - begin);
     p = q + 4;
   }
+}
+
+bool sse_may_carry_usage(std::string_view chunk) {
+  return first_usage_candidate(chunk) != std::string_view::npos;
 }
 
 std::string_view SseEventBuffer::push(std::string_view bytes) {

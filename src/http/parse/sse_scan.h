@@ -35,6 +35,11 @@ size_t count_sse_events(std::string_view chunk);
 /// full parser. Conservative: parse_usage() can only find usage in a chunk where this is true.
 bool sse_may_carry_usage(std::string_view chunk);
 
+/// Offset of the first `"usage"` in `chunk` that is not followed by `:null`, or npos:
+/// sse_may_carry_usage() is true exactly when there is one. Events that end before it carry
+/// no usage object.
+size_t first_usage_candidate(std::string_view chunk);
+
 /// The relay's buffer: bytes in, complete events out, never an event cut in two. Each event
 /// (from one boundary to the next, or an unfinished tail) must fit in `max_event_bytes`;
 /// given reads no larger than that bound the verdict does not depend on how reads are split.
