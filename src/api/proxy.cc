@@ -114,9 +114,11 @@ asio::awaitable<AttemptResult> Dispatcher::attempt(RequestContext& ctx, TargetRu
     }
     // A compressed answer (the upstream ignored our identity Accept-Encoding) is relayed as
     // is: checking it would mean inflating it.
-    if (auto problem = extra_headers.empty()
-                           ? providers::check_unary_answer(ctx.parsed.op, *body)
-                           : std::nullopt) {
+    std::optional<UsageTokens> usage;
+    bool usage_read = false;  // the check read it from its parse; else the body is scanned
+    if (auto problem = extra_headers.empty() ? providers::check_unary_answer(
+                                                   ctx.parsed.op, *body, &usage, &usage_read)
+                                             : std::nullopt) {
       // A 2xx the client's SDK could not use: an upstream protocol error, retried like one
       // (nothing reached the client yet). The connection itself is fine.
       spdlog::warn("request {}: upstream {} answered HTTP {} with {}", ctx.request->request_id,
@@ -130,7 +132,7 @@ asio::awaitable<AttemptResult> Dispatcher::attempt(RequestContext& ctx, TargetRu
     }
     if (content_type.empty()) content_type = "application/json";
     ctx.succeeded = true;
-    ctx.usage = parse_usage(*body);
+    ctx.usage = usage_read ? usage : parse_usage(*body);
     state.count(AttemptOutcome::success);
     verdict.success();
     // Before the answer is written: a client's next request already sees this spend.

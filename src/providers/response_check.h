@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "providers/request.h"
+#include "providers/usage_report.h"
 
 namespace sluice::providers {
 
@@ -16,6 +17,11 @@ namespace sluice::providers {
 /// (chat, completions) or a `data` array (embeddings). Otherwise what is wrong, for the error
 /// message ("a body that is not valid JSON (...)", "no 'choices' array"). Any body, no padding
 /// needed (it is copied into a per-thread padded buffer).
-std::optional<std::string> check_unary_answer(Operation op, std::string_view body);
+/// With `usage`: when the answer is well formed and has a top-level `usage` object, its counts
+/// are read from the parsed document (as parse_usage() reads them) into *usage and
+/// *usage_read is set; otherwise the caller scans the body with parse_usage().
+std::optional<std::string> check_unary_answer(Operation op, std::string_view body,
+                                              std::optional<UsageTokens>* usage = nullptr,
+                                              bool* usage_read = nullptr);
 
 }  // namespace sluice::providers

@@ -163,5 +163,29 @@ TEST(UnaryAnswerCheck, AcceptsWellFormedAnswersAndNamesWhatIsWrong) {
   EXPECT_TRUE(check_unary_answer(Operation::embeddings, R"({"choices":[]})"));
 }
 
+TEST(UnaryAnswerCheck, ReadsUsageFromItsParseAsTheScannerWould) {
+  using providers::check_unary_answer;
+  using providers::Operation;
+  for (std::string_view body : {
+           R"({"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"prompt_tokens_details":{"cached_tokens":1}}})",
+           R"({"usage":{"completion_tokens":7},"choices":[]})",
+           R"({"data":[],"choices":[],"usage":{"prompt_tokens":0,"total_tokens":9}})",
+           R"({"choices":[],"usage":{"total_tokens":9}})",
+           R"({"choices":[],"usage":{"prompt_tokens":-3,"completion_tokens":4.0}})",
+           R"({"choices":[],"usage":{}})",
+       }) {
+    SCOPED_TRACE(body);
+    std::optional<providers::UsageTokens> usage;
+    bool read = false;
+    EXPECT_FALSE(check_unary_answer(Operation::chat, body, &usage, &read));
+    EXPECT_TRUE(read);
+    EXPECT_EQ(usage, providers::parse_usage(body));
+  }
+  std::optional<providers::UsageTokens> usage;
+  bool read = false;
+  EXPECT_FALSE(check_unary_answer(Operation::chat, R"({"choices":[],"usage":null})", &usage, &read));
+  EXPECT_FALSE(read);  // no usage object: the caller scans (and finds none)
+}
+
 }  // namespace
 }  // namespace sluice
