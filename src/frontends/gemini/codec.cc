@@ -297,6 +297,7 @@ class Encoder final : public StreamEncoder {
       case EventKind::message_start:
         id_ = e.id.empty() ? random_id() : e.id;
         if (!e.model.empty() && model_.empty()) model_ = e.model;
+        suffix_.clear();  // rendered again with this id and model
         usage_ = e.usage;
         break;
       case EventKind::block_start:
@@ -354,14 +355,18 @@ class Encoder final : public StreamEncoder {
   // directly, byte-identical to write(chunk({part})).
   void text_part(std::string_view text, bool thought, std::string& out) {
     if (id_.empty()) id_ = random_id();
+    if (suffix_.empty()) {  // the chunk's tail is the same for every part: rendered once
+      suffix_ = "\"}]},\"index\":0}],\"modelVersion\":\"";
+      append_json_escaped(suffix_, model_);
+      suffix_ += "\",\"responseId\":\"";
+      append_json_escaped(suffix_, id_);
+      suffix_ += "\"}\n\n";
+    }
     out += "data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"";
     append_json_escaped(out, text);
-    out += thought ? "\",\"thought\":true}]},\"index\":0}],\"modelVersion\":\""
-                   : "\"}]},\"index\":0}],\"modelVersion\":\"";
-    append_json_escaped(out, model_);
-    out += "\",\"responseId\":\"";
-    append_json_escaped(out, id_);
-    out += "\"}\n\n";
+    if (thought) out += "\",\"thought\":true";
+    // (suffix_ starts with the text's closing quote, which a thought part already wrote.)
+    out += std::string_view(suffix_).substr(thought ? 1 : 0);
   }
 
   void delta(const Event& e, std::string& out) {
@@ -429,6 +434,7 @@ class Encoder final : public StreamEncoder {
   }
 
   std::string model_, id_;
+  std::string suffix_;  // text_part's rendering of everything after the text (model_, id_ set)
   Usage usage_;
   BlockKind kind_ = BlockKind::text;
   bool block_has_text_ = false;
