@@ -3,8 +3,8 @@
 # side by side, all in front of one sluice-mock, measured in one run with interleaved wrk runs:
 #
 #   off          metrics: {enabled: false, server_timing: false}, no access log
-#   metrics      the defaults: Prometheus metrics recorded (GET /metrics), server-timing header
-#   metrics+log  the defaults + access_log: {enabled: true, path: <tmp>/access.log, sample: 1.0}
+#   metrics      Prometheus metrics recorded (GET /metrics, the default) + server_timing: true
+#   metrics+log  metrics + access_log: {enabled: true, path: <tmp>/access.log, sample: 1.0}
 #
 #   bash bench/observability.sh                      # BENCH_RUNS=5 x BENCH_DURATION=10s per config
 #   BENCH_RUNS=1 BENCH_DURATION=3s bash bench/observability.sh   # smoke run
@@ -87,8 +87,8 @@ write_config() {  # NAME FILE
   printf 'server: {listen: "127.0.0.1:0", threads: 1, max_connections: 20000}\nadmin: {listen: "127.0.0.1:0"}\n' >"$f"
   case $name in
     off) echo 'metrics: {enabled: false, server_timing: false}' >>"$f" ;;
-    metrics) ;;   # defaults: metrics on, server-timing on, no access log
-    metrics+log) echo "access_log: {enabled: true, path: \"$ACCESS_LOG\", sample: 1.0}" >>"$f" ;;
+    metrics) echo 'metrics: {server_timing: true}' >>"$f" ;;   # metrics on (the default) + server-timing
+    metrics+log) printf 'metrics: {server_timing: true}\naccess_log: {enabled: true, path: "%s", sample: 1.0}\n' "$ACCESS_LOG" >>"$f" ;;
   esac
   cat >>"$f" <<EOF
 routes:

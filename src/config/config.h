@@ -228,7 +228,8 @@ struct MetricsConfig {
   bool enabled = true;                // GET <path> in the Prometheus text format
   std::string path = "/metrics";
   bool require_admin_token = false;   // scrapes must send the admin token
-  bool server_timing = true;          // server-timing header on every API response
+  bool server_timing = false;         // server-timing header on every API response (opt-in:
+                                      // it tells clients the gateway's phase times)
   // Check every translated stream sent to a client against its protocol's shape rules and
   // count violations in sluice_stream_invariant_violations_total{format,rule}.
   bool validate_streams = false;

@@ -1,5 +1,5 @@
-// The stream decoders' on-demand passes for their common events (OpenAI ChunkDecoder::fast_chunk,
-// Anthropic content_block_delta) against their DOM paths: every recorded stream, and events that
+// The stream decoders' on-demand passes for their common events (OpenAI text chunks, Anthropic
+// content_block_delta, Gemini text chunks) against their DOM paths: every recorded stream, and events that
 // sit on the edge of what a pass takes, decode to exactly the same events either way — and the
 // pass does take the common ones.
 #include <gtest/gtest.h>
@@ -18,18 +18,30 @@ struct Decoded {
   size_t fast = 0;
 };
 
-Decoded decode(std::string_view body, bool fast, size_t piece = 0) {
-  openai::ChunkDecoder dec(fast);
+std::unique_ptr<StreamDecoder> make_decoder(Protocol p, bool fast) {
+  switch (p) {
+    case Protocol::anthropic:
+      return fast ? anthropic::stream_decoder() : anthropic::stream_decoder_without_fast_pass();
+    case Protocol::gemini:
+      return fast ? gemini::stream_decoder() : gemini::stream_decoder_without_fast_pass();
+    case Protocol::openai: break;
+  }
+  return std::make_unique<openai::ChunkDecoder>(fast);
+}
+
+// `body` fed whole (piece 0) or in pieces of `piece` bytes.
+Decoded decode(Protocol p, std::string_view body, bool fast, size_t piece = 0) {
+  auto dec = make_decoder(p, fast);
   std::vector<Event> events;
   if (piece == 0) {
-    dec.feed(body, events);
+    dec->feed(body, events);
   } else {
-    for (size_t i = 0; i < body.size(); i += piece) dec.feed(body.substr(i, piece), events);
+    for (size_t i = 0; i < body.size(); i += piece) dec->feed(body.substr(i, piece), events);
   }
-  dec.finish(events);
+  dec->finish(events);
   Decoded d;
   for (const Event& e : events) d.events.push_back(show(e));
-  d.fast = dec.fast_chunks();
+  d.fast = dec->fast_events();
   return d;
 }
 
@@ -40,19 +52,22 @@ std::string read(const std::filesystem::path& f) {
   return ss.str();
 }
 
-TEST(OpenaiFastChunk, RecordedStreamsDecodeTheSameBothWays) {
+// Every recorded stream of `p` (tests/testdata/conformance/<p>/ and tests/testdata/<p>/), whole
+// and split: the same events with and without the pass, and the pass taken somewhere.
+void expect_recorded_streams_agree(Protocol p) {
   const std::filesystem::path root(SLUICE_TESTDATA);
+  const std::string name(protocol_name(p));
   size_t streams = 0, fast = 0;
-  for (const auto& dir : {root / "conformance" / "openai", root / "openai"}) {
+  for (const auto& dir : {root / "conformance" / name, root / name}) {
     if (!std::filesystem::exists(dir)) continue;
     for (const auto& entry : std::filesystem::directory_iterator(dir)) {
       if (entry.path().extension() != ".sse") continue;
       const std::string body = read(entry.path());
       SCOPED_TRACE(entry.path().string());
-      const Decoded dom = decode(body, false);
+      const Decoded dom = decode(p, body, false);
       EXPECT_EQ(dom.fast, 0u);
       for (size_t piece : {0, 1, 7}) {
-        const Decoded on_demand = decode(body, true, piece);
+        const Decoded on_demand = decode(p, body, true, piece);
         EXPECT_EQ(on_demand.events, dom.events);
         fast += on_demand.fast;
       }
@@ -61,6 +76,19 @@ TEST(OpenaiFastChunk, RecordedStreamsDecodeTheSameBothWays) {
   }
   EXPECT_GE(streams, 9u);
   EXPECT_GT(fast, 0u);  // the pass is taken, not silently bypassed
+}
+
+// One stream with an edge event in it: the same events both ways, and the pass took
+// `fast_events` of its events.
+void expect_edge_case(Protocol p, const std::string& body, size_t fast_events) {
+  const Decoded dom = decode(p, body, false);
+  const Decoded on_demand = decode(p, body, true);
+  EXPECT_EQ(on_demand.events, dom.events);
+  EXPECT_EQ(on_demand.fast, fast_events);
+}
+
+TEST(OpenaiFastChunk, RecordedStreamsDecodeTheSameBothWays) {
+  expect_recorded_streams_agree(Protocol::openai);
 }
 
 std::string data(std::string_view json) { return "data: " + std::string(json) + "\n\n"; }
@@ -103,13 +131,10 @@ TEST(OpenaiFastChunk, EdgeChunksDecodeTheSameAndOnlyCommonOnesTakeThePass) {
   for (const Case& c : cases) {
     SCOPED_TRACE(c.chunk);
     const std::string body = first + data(c.chunk) + last;
-    const Decoded dom = decode(body, false);
-    const Decoded on_demand = decode(body, true);
-    EXPECT_EQ(on_demand.events, dom.events);
     // The first and the last chunk are common ones; the case's own chunk is or is not.
-    EXPECT_EQ(on_demand.fast, (c.fast ? 1u : 0u) + (c.fails ? 1u : 2u));
+    expect_edge_case(Protocol::openai, body, (c.fast ? 1u : 0u) + (c.fails ? 1u : 2u));
     if (c.fails) {
-      EXPECT_EQ(dom.events.back().substr(0, 5), "error");
+      EXPECT_EQ(decode(Protocol::openai, body, false).events.back().substr(0, 5), "error");
     }
   }
 }
@@ -119,7 +144,7 @@ TEST(OpenaiFastChunk, TheFirstChunkCarriesIdAndModelEitherWay) {
       data(R"({"id":"chatcmpl-1","model":"gpt-x","choices":[{"index":0,"delta":{"content":"hi"}}]})") +
       data(R"({"id":"chatcmpl-1","model":"gpt-x","choices":[{"index":0,"delta":{},"finish_reason":"length"}]})") +
       "data: [DONE]\n\n";
-  const Decoded d = decode(body, true);
+  const Decoded d = decode(Protocol::openai, body, true);
   EXPECT_EQ(d.fast, 2u);
   EXPECT_EQ(d.events, (std::vector<std::string>{"start chatcmpl-1 gpt-x", "block_start 0 text",
                                                 "delta 0 text hi", "block_stop 0",
@@ -128,41 +153,8 @@ TEST(OpenaiFastChunk, TheFirstChunkCarriesIdAndModelEitherWay) {
 
 // ---- Anthropic ------------------------------------------------------------------------------
 
-Decoded decode_anthropic(std::string_view body, bool fast, size_t piece = 0) {
-  auto dec = fast ? anthropic::stream_decoder() : anthropic::stream_decoder_without_fast_pass();
-  std::vector<Event> events;
-  if (piece == 0) {
-    dec->feed(body, events);
-  } else {
-    for (size_t i = 0; i < body.size(); i += piece) dec->feed(body.substr(i, piece), events);
-  }
-  dec->finish(events);
-  Decoded d;
-  for (const Event& e : events) d.events.push_back(show(e));
-  d.fast = dec->fast_events();
-  return d;
-}
-
 TEST(AnthropicFastDelta, RecordedStreamsDecodeTheSameBothWays) {
-  const std::filesystem::path root(SLUICE_TESTDATA);
-  size_t streams = 0, fast = 0;
-  for (const auto& dir : {root / "conformance" / "anthropic", root / "anthropic"}) {
-    for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-      if (entry.path().extension() != ".sse") continue;
-      const std::string body = read(entry.path());
-      SCOPED_TRACE(entry.path().string());
-      const Decoded dom = decode_anthropic(body, false);
-      EXPECT_EQ(dom.fast, 0u);
-      for (size_t piece : {0, 1, 7}) {
-        const Decoded on_demand = decode_anthropic(body, true, piece);
-        EXPECT_EQ(on_demand.events, dom.events);
-        fast += on_demand.fast;
-      }
-      ++streams;
-    }
-  }
-  EXPECT_GE(streams, 9u);
-  EXPECT_GT(fast, 0u);
+  expect_recorded_streams_agree(Protocol::anthropic);
 }
 
 std::string sse(std::string_view event, std::string_view json) {
@@ -199,51 +191,15 @@ TEST(AnthropicFastDelta, EdgeDeltasDecodeTheSameAndOnlyCommonOnesTakeThePass) {
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.data);
-    const std::string body = head + sse("content_block_delta", c.data) + tail;
-    const Decoded dom = decode_anthropic(body, false);
-    const Decoded on_demand = decode_anthropic(body, true);
-    EXPECT_EQ(on_demand.events, dom.events);
-    EXPECT_EQ(on_demand.fast, c.fast ? 1u : 0u);
+    expect_edge_case(Protocol::anthropic, head + sse("content_block_delta", c.data) + tail,
+                     c.fast ? 1u : 0u);
   }
 }
 
 // ---- Gemini ---------------------------------------------------------------------------------
 
-Decoded decode_gemini(std::string_view body, bool fast, size_t piece = 0) {
-  auto dec = fast ? gemini::stream_decoder() : gemini::stream_decoder_without_fast_pass();
-  std::vector<Event> events;
-  if (piece == 0) {
-    dec->feed(body, events);
-  } else {
-    for (size_t i = 0; i < body.size(); i += piece) dec->feed(body.substr(i, piece), events);
-  }
-  dec->finish(events);
-  Decoded d;
-  for (const Event& e : events) d.events.push_back(show(e));
-  d.fast = dec->fast_events();
-  return d;
-}
-
 TEST(GeminiFastChunk, RecordedStreamsDecodeTheSameBothWays) {
-  const std::filesystem::path root(SLUICE_TESTDATA);
-  size_t streams = 0, fast = 0;
-  for (const auto& dir : {root / "conformance" / "gemini", root / "gemini"}) {
-    for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-      if (entry.path().extension() != ".sse") continue;
-      const std::string body = read(entry.path());
-      SCOPED_TRACE(entry.path().string());
-      const Decoded dom = decode_gemini(body, false);
-      EXPECT_EQ(dom.fast, 0u);
-      for (size_t piece : {0, 1, 7}) {
-        const Decoded on_demand = decode_gemini(body, true, piece);
-        EXPECT_EQ(on_demand.events, dom.events);
-        fast += on_demand.fast;
-      }
-      ++streams;
-    }
-  }
-  EXPECT_GE(streams, 9u);
-  EXPECT_GT(fast, 0u);
+  expect_recorded_streams_agree(Protocol::gemini);
 }
 
 TEST(GeminiFastChunk, EdgeChunksDecodeTheSameAndOnlyCommonOnesTakeThePass) {
@@ -274,11 +230,8 @@ TEST(GeminiFastChunk, EdgeChunksDecodeTheSameAndOnlyCommonOnesTakeThePass) {
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.chunk);
-    const std::string body = first + data(c.chunk) + last;
-    const Decoded dom = decode_gemini(body, false);
-    const Decoded on_demand = decode_gemini(body, true);
-    EXPECT_EQ(on_demand.events, dom.events);
-    EXPECT_EQ(on_demand.fast, (c.fast ? 1u : 0u) + (c.fails ? 1u : 2u));
+    expect_edge_case(Protocol::gemini, first + data(c.chunk) + last,
+                     (c.fast ? 1u : 0u) + (c.fails ? 1u : 2u));
   }
 }
 

@@ -178,7 +178,7 @@ def test_active_gauges_return_to_zero_after_cancelled_streams(mock, tmp_path, ga
 
 
 def test_server_timing_header(mock, tmp_path, gateways):
-    gw = start_gateway(tmp_path, mock)
+    gw = start_gateway(tmp_path, mock, extra_top="metrics: {server_timing: true}\n")
     gateways.append(gw)
     r = http_call(gw, "POST", "/v1/chat/completions", body=chat_body(),
                   headers={"x-mock-latency-ms": "60"})
@@ -193,6 +193,16 @@ def test_server_timing_header(mock, tmp_path, gateways):
     # Errors carry it too.
     r = http_call(gw, "POST", "/v1/chat/completions", body=b"{")
     assert r.status == 400 and r.header("server-timing"), r
+
+
+def test_server_timing_is_off_by_default(mock, tmp_path, gateways):
+    # The header tells every client the gateway's phase times: only when asked for.
+    gw = start_gateway(tmp_path, mock)
+    gateways.append(gw)
+    r = http_call(gw, "POST", "/v1/chat/completions", body=chat_body())
+    assert r.status == 200 and r.header("server-timing") is None, r
+    r = http_call(gw, "POST", "/v1/chat/completions", body=b"{")
+    assert r.status == 400 and r.header("server-timing") is None, r
 
 
 def test_server_timing_can_be_turned_off_and_metrics_disabled(mock, tmp_path, gateways):
