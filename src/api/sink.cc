@@ -37,6 +37,7 @@ asio::awaitable<bool> HttpSink::begin_stream() {
 }
 
 asio::awaitable<bool> HttpSink::events(const std::vector<canonical::Event>& events) {
+  if (!encoder_) encoder_ = canonical::stream_encoder(protocol_, request_);  // (no begin_stream)
   out_.clear();
   for (const canonical::Event& e : events) {
     if (ended_) break;
@@ -59,6 +60,7 @@ asio::awaitable<bool> HttpSink::events(const std::vector<canonical::Event>& even
 asio::awaitable<void> HttpSink::fail_stream(int status, std::string_view message) {
   if (ended_) co_return;
   ended_ = true;
+  if (!encoder_) encoder_ = canonical::stream_encoder(protocol_, request_);
   out_.clear();
   encoder_->fail(status, message, out_);
   responder_.note_error(status == 504 ? "upstream_timeout" : "upstream_stream_error");

@@ -33,6 +33,10 @@ std::vector<Event> events_of(const Response& r) {
   return out;
 }
 
+namespace {
+constexpr size_t kMaxGap = 64;
+}  // namespace
+
 void ResponseBuilder::add(const Event& e) {
   if (complete_ || failed()) return;  // nothing follows the end of a stream
   switch (e.kind) {
@@ -46,8 +50,10 @@ void ResponseBuilder::add(const Event& e) {
       }
       break;
     case EventKind::block_start: {
-      // Indices are dense and in order (canonical.h); a gap is filled with empty text blocks
-      // so that an index always names its block.
+      // Indices are dense and in order (canonical.h); a small gap is filled with empty text
+      // blocks so that an index always names its block; a negative or absurd index is ignored
+      // (it must not make the builder allocate without bound).
+      if (e.index < 0 || static_cast<size_t>(e.index) > r_.content.size() + kMaxGap) break;
       while (r_.content.size() < static_cast<size_t>(e.index)) r_.content.emplace_back();
       Block b;
       b.kind = e.block;

@@ -33,12 +33,7 @@ std::unique_ptr<StreamDecoder> make_decoder(Protocol p, bool fast) {
 Decoded decode(Protocol p, std::string_view body, bool fast, size_t piece = 0) {
   auto dec = make_decoder(p, fast);
   std::vector<Event> events;
-  if (piece == 0) {
-    dec->feed(body, events);
-  } else {
-    for (size_t i = 0; i < body.size(); i += piece) dec->feed(body.substr(i, piece), events);
-  }
-  dec->finish(events);
+  feed_in_pieces(*dec, body, piece, events);
   Decoded d;
   for (const Event& e : events) d.events.push_back(show(e));
   d.fast = dec->fast_events();

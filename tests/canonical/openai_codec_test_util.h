@@ -75,16 +75,22 @@ inline std::string show(const Event& e) {
   return "?";
 }
 
+// Feeds `body` to `dec` whole (piece 0) or in pieces of `piece` bytes, then finishes it.
+inline void feed_in_pieces(StreamDecoder& dec, std::string_view body, size_t piece,
+                           std::vector<Event>& events) {
+  if (piece == 0) {
+    dec.feed(body, events);
+  } else {
+    for (size_t i = 0; i < body.size(); i += piece) dec.feed(body.substr(i, piece), events);
+  }
+  dec.finish(events);
+}
+
 inline std::vector<std::string> decode_stream(std::string_view body, size_t piece = 0,
                                        size_t* dropped = nullptr) {
   auto dec = std::make_unique<openai::ChunkDecoder>();
   std::vector<Event> events;
-  if (piece == 0) {
-    dec->feed(body, events);
-  } else {
-    for (size_t i = 0; i < body.size(); i += piece) dec->feed(body.substr(i, piece), events);
-  }
-  dec->finish(events);
+  feed_in_pieces(*dec, body, piece, events);
   if (dropped) *dropped = dec->dropped_deltas();
   std::vector<std::string> out;
   for (const Event& e : events) out.push_back(show(e));

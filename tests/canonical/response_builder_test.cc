@@ -129,6 +129,19 @@ TEST(ResponseBuilder, AnErrorEndsTheAnswerIncomplete) {
   EXPECT_EQ(b.error_message(), "Overloaded");
 }
 
+TEST(ResponseBuilder, IgnoresBlockIndicesThatWouldAllocateWithoutBound) {
+  ResponseBuilder b;
+  std::vector<Event> ev;
+  emit_block_start(ev, -1, BlockKind::text);
+  emit_block_start(ev, 2000000000, BlockKind::text);
+  emit_block_start(ev, 0, BlockKind::text);
+  emit_delta(ev, 0, DeltaKind::text, "ok");
+  b.add(ev);
+  Response r = b.take();
+  ASSERT_EQ(r.content.size(), 1u);
+  EXPECT_EQ(r.content[0].text, "ok");
+}
+
 // Every conformance scenario recorded both ways: the stream, assembled, equals the unary answer.
 TEST(ResponseBuilder, AssembledStreamsSayWhatUnaryAnswersSay) {
   const std::filesystem::path root = std::filesystem::path(SLUICE_TESTDATA) / "conformance";
