@@ -151,20 +151,23 @@ class Connection {
       over_budget_ = true;
       return false;
     }
-    std::unique_ptr<char[]> bigger(new char[cap]);
-    std::memcpy(bigger.get(), buf_.get(), size_);
-    buf_ = std::move(bigger);
-    cap_ = cap;
+    move_buffer(cap);
     return true;
+  }
+
+  // Moves what is buffered to a new buffer of `cap` bytes; the parsed head's views follow.
+  void move_buffer(size_t cap) {
+    std::unique_ptr<char[]> moved(new char[cap]);
+    std::memcpy(moved.get(), buf_.get(), size_);
+    rebase_request_head(head_, buf_.get(), size_, moved.get());
+    buf_ = std::move(moved);
+    cap_ = cap;
   }
 
   // Back to the initial buffer after a request that made it large (when what is left fits).
   void shrink_buffer() {
     if (cap_ == kInitialBuffer || size_ + kBodyPadding > kInitialBuffer) return;
-    std::unique_ptr<char[]> small(new char[kInitialBuffer]);
-    std::memcpy(small.get(), buf_.get(), size_);
-    buf_ = std::move(small);
-    cap_ = kInitialBuffer;
+    move_buffer(kInitialBuffer);
     budget_.resize(0);
   }
 
@@ -295,7 +298,6 @@ class Connection {
   }
 
   asio::awaitable<bool> read_body();
-  asio::awaitable<bool> read_body_into_buffer();
 
   // The client watch: while a response is produced, wait for the client socket to become
   // readable (no syscall: asio does not attempt a wait speculatively), then peek. EOF or an
@@ -370,17 +372,6 @@ class Connection {
 };
 
 asio::awaitable<bool> Connection::read_body() {
-  const char* buffer_before = buf_.get();
-  bool ok = co_await read_body_into_buffer();
-  if (ok && buf_.get() != buffer_before) {
-    // The buffer grew while the body arrived: the head's views must point into the new one.
-    // The head bytes are unchanged at the front, so parsing them again cannot fail.
-    parse_request_head({buf_.get(), head_.head_size}, head_);
-  }
-  co_return ok;
-}
-
-asio::awaitable<bool> Connection::read_body_into_buffer() {
   const ServerLimits& limits = server_.limits_;
   size_t head_size = head_.head_size;
   static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";

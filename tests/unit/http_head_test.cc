@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace sluice::http {
 namespace {
@@ -521,6 +522,30 @@ TEST(ResponseHead, ParsesAnInterimResponseFollowedByTheFinalOne) {
   ASSERT_EQ(parse_response_head(std::string_view(s).substr(h.head_size), h), ParseStatus::complete);
   EXPECT_EQ(h.status, 200);
   EXPECT_EQ(h.content_length, 2u);
+}
+
+// The connection moves its buffer while a body arrives (and when it gives a large buffer back);
+// an error answered mid-body renders the head's path, which must follow the bytes, not dangle.
+TEST(RequestHead, RebaseFollowsTheBytesAndEmptiesViewsOutsideThem) {
+  const std::string s = "POST /v1/chat?x=1 HTTP/1.1\r\nHost: h\r\nX-A: b\r\n\r\nbody";
+  std::vector<char> from(s.begin(), s.end());
+  RequestHead h;
+  ASSERT_EQ(parse_request_head({from.data(), from.size()}, h), ParseStatus::complete);
+  std::vector<char> to(from);
+  std::fill(from.begin(), from.end(), 'z');  // the old bytes are gone
+  rebase_request_head(h, from.data(), from.size(), to.data());
+  EXPECT_EQ(h.method, "POST");
+  EXPECT_EQ(h.path, "/v1/chat");
+  EXPECT_EQ(h.query, "x=1");
+  EXPECT_EQ(h.target, "/v1/chat?x=1");
+  EXPECT_EQ(h.header("x-a"), "b");
+  EXPECT_EQ(h.path.data(), to.data() + 5);
+  // Only the first 10 bytes kept (e.g. the buffer was emptied to linger): views past them are
+  // emptied rather than left pointing at freed memory.
+  rebase_request_head(h, to.data(), 10, from.data());
+  EXPECT_EQ(h.method.data(), from.data());
+  EXPECT_TRUE(h.path.empty());
+  EXPECT_TRUE(h.header("host").empty());
 }
 
 }  // namespace

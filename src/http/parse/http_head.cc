@@ -2,6 +2,7 @@
 // validated as it is split, views into the caller's buffer, no allocation, no exceptions.
 #include "http/parse/http_head.h"
 
+#include <cstdint>
 #include <cstring>
 #include <limits>
 
@@ -265,6 +266,28 @@ std::string_view RequestHead::header(std::string_view name) const {
 
 std::string_view ResponseHead::header(std::string_view name) const {
   return header_lookup(headers.data(), header_count, name);
+}
+
+void rebase_request_head(RequestHead& head, const char* from, size_t kept, const char* to) {
+  const auto addr = [](const char* p) { return reinterpret_cast<uintptr_t>(p); };
+  auto move = [&](std::string_view& v) {
+    if (v.empty()) return;
+    // Compared as addresses: the views may point anywhere (or nowhere) relative to `from`.
+    const uintptr_t begin = addr(v.data());
+    if (begin >= addr(from) && begin + v.size() <= addr(from) + kept) {
+      v = std::string_view(to + (begin - addr(from)), v.size());
+    } else {
+      v = {};
+    }
+  };
+  move(head.method);
+  move(head.target);
+  move(head.path);
+  move(head.query);
+  for (size_t i = 0; i < head.header_count; ++i) {
+    move(head.headers[i].name);
+    move(head.headers[i].value);
+  }
 }
 
 ParseStatus parse_request_head(std::string_view data, RequestHead& out) {

@@ -75,6 +75,11 @@ struct RequestHead {
 /// or repeated Host.
 ParseStatus parse_request_head(std::string_view data, RequestHead& out);
 
+/// The buffer a head was parsed from moved: its first `kept` bytes are now at `to` (they were at
+/// `from`). Views into those bytes follow them; views into anything else become empty, so a
+/// head is never left pointing at freed memory (an error rendered mid-body reads its path).
+void rebase_request_head(RequestHead& head, const char* from, size_t kept, const char* to);
+
 struct ResponseHead {
   int status = 0;
   int version_minor = 1;
