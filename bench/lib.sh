@@ -143,6 +143,15 @@ cpu_ticks() {  # PID → utime+stime of the whole process (all threads), in cloc
   awk '{print $12 + $13}' <<<"$s"
 }
 
+tree_ticks() {  # PID → cpu_ticks of PID plus its direct children (nginx's and HAProxy's workers)
+  local total child
+  total=$(cpu_ticks "$1")
+  for child in $(cat "/proc/$1/task/"*/children 2>/dev/null); do
+    total=$((total + $(cpu_ticks "$child" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+
 # per_req_us TICKS REQUESTS → CPU microseconds per request, 2 decimals
 per_req_us() { awk -v d="$1" -v t="$CLK_TCK" -v n="$2" 'BEGIN{printf "%.2f", d / t * 1e6 / n}'; }
 

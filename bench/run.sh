@@ -175,7 +175,9 @@ log "all targets answer; runs=$RUNS duration=$DURATION warmup=$WARMUP pin=$PIN (
 # ---------------------------------------------------------------- wrk runs
 wrk_cmd() { wrk_run "$@"; }  # CONNS DURATION SCRIPT URL
 
-printf 'scenario\ttarget\trun\trps\tp50_us\tp99_us\trequests\terrors\tnon2xx\n' >"$RAW"
+printf 'scenario\ttarget\trun\trps\tp50_us\tp99_us\trequests\terrors\tnon2xx\tcpu_us_per_resp\n' >"$RAW"
+declare -A PID_OF=([direct]=${MOCK_PID:-} [sluice]=${SLUICE_PID:-} [nginx]=${NGINX_PID:-}
+                   [haproxy]=${HAPROXY_PID:-})
 for sc in $SCENARIOS; do
   case $sc in
     chat-64c)   c=$CONNS; script=$BENCH/chat.lua ;;
@@ -189,13 +191,20 @@ for sc in $SCENARIOS; do
   for ((r = 1; r <= RUNS; r++)); do
     for t in $TARGETS; do   # interleaved: A B C D, A B C D, ...
       f="$TMP/wrk-$sc-$t-$r.out"
+      # CPU per response: the server's own CPU time (process and its workers) over the run,
+      # divided by the responses. Far steadier than req/s on a shared host: it does not move
+      # when a neighbour takes the core, only when the server does more work per response.
+      pid=${PID_OF[$t]}
+      ticks0=$( [[ -n $pid ]] && tree_ticks "$pid" || echo 0)
       if ! wrk_cmd "$c" "$DURATION" "$script" "${URL[$t]}" >"$f" 2>&1; then
         cat "$f" >&2; die "wrk failed for $sc/$t run $r"
       fi
+      ticks1=$( [[ -n $pid ]] && tree_ticks "$pid" || echo 0)
       wrk_result "$f" || { cat "$f" >&2; die "no BENCH_RESULT from wrk ($sc/$t)"; }
-      printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sc" "$t" "$r" "${kv[rps]}" "${kv[p50_us]}" \
-        "${kv[p99_us]}" "${kv[requests]}" "${kv[errors]}" "${kv[non2xx]}" >>"$RAW"
-      log "$sc $t run $r/$RUNS: ${kv[rps]} req/s p50 ${kv[p50_us]}us p99 ${kv[p99_us]}us errors ${kv[errors]} non2xx ${kv[non2xx]}"
+      cpu=$(per_req_us $((ticks1 - ticks0)) "$(( ${kv[requests]} > 0 ? ${kv[requests]} : 1 ))")
+      printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sc" "$t" "$r" "${kv[rps]}" "${kv[p50_us]}" \
+        "${kv[p99_us]}" "${kv[requests]}" "${kv[errors]}" "${kv[non2xx]}" "$cpu" >>"$RAW"
+      log "$sc $t run $r/$RUNS: ${kv[rps]} req/s p50 ${kv[p50_us]}us p99 ${kv[p99_us]}us cpu ${cpu}us/resp errors ${kv[errors]} non2xx ${kv[non2xx]}"
       for p in $TARGETS; do  # a crashed server must not be mistaken for a slow one
         case $p in sluice) alive_or_die "$SLUICE_PID" "$TMP/sluice.log" ;;
                    nginx) alive_or_die "$NGINX_PID" "$TMP/nginx/error.log" ;;

@@ -40,6 +40,9 @@ class StreamDecoder {
   /// Events read by the decoder's on-demand pass (the rest went the DOM way); 0 for decoders
   /// without one. For tests: the pass must be taken, and agree with the DOM path.
   virtual size_t fast_events() const { return 0; }
+  /// Of those, the events that repeated the last one's shape and were read without parsing
+  /// (canonical/skeleton.h).
+  virtual size_t skeleton_events() const { return 0; }
 };
 
 /// What the client asked for besides the body (Gemini puts model and stream in the URL).

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 
 #include "openai_codec_test_util.h"
 
@@ -16,6 +17,7 @@ using namespace openai_test;
 struct Decoded {
   std::vector<std::string> events;
   size_t fast = 0;
+  size_t skeleton = 0;  // of `fast`: read unparsed, as the last event with another text
 };
 
 std::unique_ptr<StreamDecoder> make_decoder(Protocol p, bool fast) {
@@ -37,6 +39,7 @@ Decoded decode(Protocol p, std::string_view body, bool fast, size_t piece = 0) {
   Decoded d;
   for (const Event& e : events) d.events.push_back(show(e));
   d.fast = dec->fast_events();
+  d.skeleton = dec->skeleton_events();
   return d;
 }
 
@@ -228,6 +231,105 @@ TEST(GeminiFastChunk, EdgeChunksDecodeTheSameAndOnlyCommonOnesTakeThePass) {
     expect_edge_case(Protocol::gemini, first + data(c.chunk) + last,
                      (c.fast ? 1u : 0u) + (c.fails ? 1u : 2u));
   }
+}
+
+// ---- Skeleton: an event that repeats the last one's shape, read without parsing ------------
+
+// After a common event with text, each variant of it: the same events both ways, and the
+// skeleton takes exactly the variants that differ only in a plain string (no escape, no
+// control byte, valid UTF-8) and leaves the others to the pass or the DOM path.
+struct Variant {
+  std::string text;  // raw bytes put between the quotes of the remembered string
+  bool skeleton;
+};
+
+const Variant kVariants[] = {
+    {"plain text", true},
+    {"", true},
+    {"caf\xc3\xa9 \xf0\x9f\x98\x80 and DEL \x7f", true},  // valid UTF-8: taken as is
+    {"esc \\\"q\\\"", false},  // an escape: its raw bytes are not its text
+    {"tab\there", false},           // a raw control byte: not JSON (the DOM path says so)
+    {"bad \xc3\x28 utf8", false},   // invalid UTF-8 (the DOM path refuses it)
+    {"\xe2\x82", false},            // truncated UTF-8 sequence
+    {"quote\" inside", false},     // an unescaped quote: not the same structure
+};
+
+// (Not data(): with a std::string argument, argument-dependent lookup picks std::data.)
+std::string data_line(const std::string& json) { return "data: " + json + "\n\n"; }
+
+void expect_skeleton_variants(Protocol p, const std::string& head, const std::string& tail,
+                              const std::function<std::string(const std::string&)>& event) {
+  for (const Variant& v : kVariants) {
+    SCOPED_TRACE(v.text);
+    // Twice the remembered shape, then the variant: the second event is a skeleton hit.
+    const std::string body = head + event("one") + event("two") + event(v.text) + tail;
+    const Decoded dom = decode(p, body, false);
+    for (size_t piece : {0, 3}) {
+      const Decoded fast = decode(p, body, true, piece);
+      EXPECT_EQ(fast.events, dom.events);
+      EXPECT_EQ(fast.skeleton, v.skeleton ? 2u : 1u);
+    }
+  }
+}
+
+TEST(Skeleton, OpenaiChunksThatRepeatTheShapeAreReadUnparsed) {
+  const std::string head = data(R"({"id":"c1","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]})");
+  const std::string tail = data(R"({"id":"c1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})") +
+                           "data: [DONE]\n\n";
+  expect_skeleton_variants(Protocol::openai, head, tail, [](const std::string& text) {
+    return data_line(R"({"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":")" +
+                text + R"("},"logprobs":null,"finish_reason":null}]})");
+  });
+}
+
+TEST(Skeleton, AnthropicDeltasThatRepeatTheShapeAreReadUnparsed) {
+  const std::string head =
+      sse("message_start", R"({"type":"message_start","message":{"id":"msg_1","model":"c","usage":{"input_tokens":5,"output_tokens":1}}})") +
+      sse("content_block_start", R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})");
+  const std::string tail =
+      sse("content_block_stop", R"({"type":"content_block_stop","index":0})") +
+      sse("message_delta", R"({"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":3}})") +
+      sse("message_stop", R"({"type":"message_stop"})");
+  expect_skeleton_variants(Protocol::anthropic, head, tail, [](const std::string& text) {
+    return sse("content_block_delta",
+               R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":")" +
+                   text + R"("}})");
+  });
+}
+
+TEST(Skeleton, GeminiChunksThatRepeatTheShapeAreReadUnparsed) {
+  const std::string tail = data(R"({"candidates":[{"content":{"parts":[{"text":"z"}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":7,"candidatesTokenCount":3,"totalTokenCount":10}})");
+  expect_skeleton_variants(Protocol::gemini, "", tail, [](const std::string& text) {
+    return data_line(R"({"candidates":[{"content":{"parts":[{"text":")" + text +
+                R"("}],"role":"model"},"index":0}],"usageMetadata":{"promptTokenCount":7,"totalTokenCount":7},"modelVersion":"g","responseId":"r1"})");
+  });
+}
+
+// What the skeleton must not take: the remembered event with any other byte changed, or an
+// event after one the pass did not remember (a finish, a second part, an escaped text).
+TEST(Skeleton, AnyOtherChangeOrAnUnrememberedShapeGoesThePassOrTheDomWay) {
+  const std::string start = data(R"({"id":"c1","choices":[{"index":0,"delta":{"content":"a"}}]})");
+  const std::string tail = "data: [DONE]\n\n";
+  const char* next[] = {
+      R"({"id":"c2","choices":[{"index":0,"delta":{"content":"b"}}]})",               // other id
+      R"({"id":"c1","choices":[{"index":0,"delta":{"content":"b"},"finish_reason":"stop"}]})",
+      R"({"id":"c1","choices":[{"index":0,"delta":{"content":"b"}}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}})",
+      R"({"id":"c1","choices":[{"index":0,"delta":{"content":"b"}}]}x)",              // trailing
+  };
+  for (const char* n : next) {
+    SCOPED_TRACE(n);
+    const std::string body = start + data(n) + tail;
+    const Decoded dom = decode(Protocol::openai, body, false);
+    const Decoded fast = decode(Protocol::openai, body, true);
+    EXPECT_EQ(fast.events, dom.events);
+    EXPECT_EQ(fast.skeleton, 0u);
+  }
+  // After an escaped text nothing is remembered: its raw bytes are not its text.
+  const std::string escaped = data(R"({"id":"c1","choices":[{"index":0,"delta":{"content":"\"q\""}}]})");
+  const std::string body = escaped + data(R"({"id":"c1","choices":[{"index":0,"delta":{"content":"b"}}]})") + tail;
+  const Decoded fast = decode(Protocol::openai, body, true);
+  EXPECT_EQ(fast.events, decode(Protocol::openai, body, false).events);
+  EXPECT_EQ(fast.skeleton, 0u);
 }
 
 }  // namespace

@@ -216,9 +216,9 @@ def test_heap_profile_is_sampled_by_default_or_501_without_tcmalloc(tmp_path):
         return
     assert r.status == 200, r
     assert r.header("content-type") == "application/octet-stream", r
-    # Sampling is on without any environment variable: one sample per 512 KiB allocated.
+    # Sampling is on without any environment variable: one sample per 4 MiB allocated.
     assert r.body.startswith(b"heap profile:"), r.body[:300]
-    assert r.body.splitlines()[0].endswith(b"@ heap_v2/524288"), r.body[:300]
+    assert r.body.splitlines()[0].endswith(b"@ heap_v2/4194304"), r.body[:300]
     assert b"MAPPED_LIBRARIES:" in r.body, r.body[-500:]
     pprof_text(r.body, tmp_path, "heap.prof")  # exits 0
 

@@ -11,6 +11,7 @@
 #include "canonical/events.h"
 #include "canonical/json.h"
 #include "canonical/ondemand.h"
+#include "canonical/skeleton.h"
 #include "frontends/anthropic/blocks.h"
 #include "http/parse/sse_parser.h"
 
@@ -46,6 +47,7 @@ class AnthropicStreamDecoder final : public StreamDecoder {
  public:
   explicit AnthropicStreamDecoder(bool fast) : fast_(fast) {}
   size_t fast_events() const override { return fast_events_; }
+  size_t skeleton_events() const override { return skeleton_events_; }
   void feed(std::string_view bytes, std::vector<Event>& out) override {
     if (done_) return;
     try {
@@ -64,7 +66,16 @@ class AnthropicStreamDecoder final : public StreamDecoder {
  private:
   void on_sse(const http::SseEvent& sse, std::vector<Event>& out) {
     if (done_) return;
-    if (fast_ && sse.event == "content_block_delta" && fast_delta(sse.data, out)) return;
+    if (fast_ && sse.event == "content_block_delta") {
+      // The delta before with another text: what fast_delta would do with it, unparsed.
+      if (const std::optional<std::string_view> text = skeleton_.match(sse.data)) {
+        if (open_ && skeleton_index_ == wire_index_) delta(skeleton_kind_, *text, out);
+        ++fast_events_;
+        ++skeleton_events_;
+        return;
+      }
+      if (fast_delta(sse.data, out)) return;
+    }
     boost::system::error_code ec;
     ChunkArena arena;
     const json::value v = json::parse(sse.data, ec, arena.storage());
@@ -171,7 +182,7 @@ class AnthropicStreamDecoder final : public StreamDecoder {
     if (thread_parser().iterate(padded(data, padded_)).get(doc)) return false;
     od::object o;
     if (doc.get_object().get(o)) return false;
-    std::string_view type, delta_type, text, text_key;
+    std::string_view type, delta_type, text, text_key, text_token;
     int64_t index = -1;
     bool seen_type = false, seen_index = false, seen_delta = false;
     for (auto field : o) {
@@ -200,6 +211,7 @@ class AnthropicStreamDecoder final : public StreamDecoder {
           } else if (dk == "text" || dk == "partial_json" || dk == "thinking" ||
                      dk == "signature") {
             // (A delta carries one of these; which one must match its type, checked below.)
+            text_token = dv.raw_json_token();
             if (seen_text || dv.get_string().get(text)) return false;
             seen_text = true;
             text_key = dk;
@@ -230,6 +242,13 @@ class AnthropicStreamDecoder final : public StreamDecoder {
     if (text_key != key) text = {};  // the field its type names is absent: an empty delta
     if (open_ && index == wire_index_) delta(kind, text, out);
     ++fast_events_;
+    if (!text.empty()) {  // the shape the next deltas are likely to repeat
+      skeleton_.remember(data, padded_, text_token);
+      skeleton_kind_ = kind;
+      skeleton_index_ = index;
+    } else {
+      skeleton_.forget();
+    }
     return true;
   }
 
@@ -274,7 +293,11 @@ class AnthropicStreamDecoder final : public StreamDecoder {
   const bool fast_;
   http::SseParser parser_;
   std::string padded_;          // the event's data with simdjson's padding (fast_delta)
+  Skeleton skeleton_;           // the last delta fast_delta accepted, but for its text
+  DeltaKind skeleton_kind_ = DeltaKind::text;  // that delta's kind and wire index
+  int64_t skeleton_index_ = -1;
   size_t fast_events_ = 0;
+  size_t skeleton_events_ = 0;
   bool started_ = false;
   bool done_ = false;  // message_stop or an error was emitted: nothing more follows
   bool open_ = false;

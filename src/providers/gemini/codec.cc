@@ -21,6 +21,7 @@
 #include "canonical/events.h"
 #include "canonical/json.h"
 #include "canonical/ondemand.h"
+#include "canonical/skeleton.h"
 #include "canonical/tables.h"
 #include "http/parse/sse_parser.h"
 #include "providers/gemini/parts.h"
@@ -219,6 +220,7 @@ class Decoder final : public StreamDecoder {
  public:
   explicit Decoder(bool fast) : fast_(fast) {}
   size_t fast_events() const override { return fast_events_; }
+  size_t skeleton_events() const override { return skeleton_events_; }
   void feed(std::string_view bytes, std::vector<Event>& out) override {
     if (done_) return;
     sse_.feed(bytes, [&](const http::SseEvent& ev) { on_sse(ev, out); });
@@ -248,7 +250,20 @@ class Decoder final : public StreamDecoder {
 
   void on_data(std::string_view data, std::vector<Event>& out) {
     if (data.empty()) return;
-    if (fast_ && fast_chunk(data, out)) return;
+    if (fast_) {
+      // The chunk before with another text: what fast_chunk would do with it, unparsed.
+      if (const std::optional<std::string_view> text = skeleton_.match(data)) {
+        if (skeleton_usage_.reported) usage_ = skeleton_usage_;
+        if (!text->empty()) {
+          if (!open_ || open_kind_ != BlockKind::text) open(BlockKind::text, out);
+          delta(DeltaKind::text, *text, out);
+        }
+        ++fast_events_;
+        ++skeleton_events_;
+        return;
+      }
+      if (fast_chunk(data, out)) return;
+    }
     boost::system::error_code ec;
     ChunkArena arena;
     json::value v = json::parse(data, ec, arena.storage());
@@ -315,6 +330,7 @@ class Decoder final : public StreamDecoder {
     od::object root;
     if (doc.get_object().get(root)) return false;
     std::string_view id, model, finish;
+    std::string_view text_token;  // the last text part's raw JSON, for the skeleton
     texts_.clear();
     bool seen_candidates = false, seen_usage = false, seen_id = false, seen_model = false;
     Usage usage;
@@ -356,7 +372,9 @@ class Decoder final : public StreamDecoder {
                       std::string_view tk, text;
                       od::value tv;
                       if (tf.unescaped_key().get(tk) || tf.value().get(tv)) return false;
-                      if (++keys > 1 || tk != "text" || tv.get_string().get(text)) return false;
+                      if (++keys > 1 || tk != "text") return false;
+                      text_token = tv.raw_json_token();
+                      if (tv.get_string().get(text)) return false;
                       texts_.push_back(text);
                     }
                     if (keys == 0) return false;
@@ -441,6 +459,14 @@ class Decoder final : public StreamDecoder {
       finish_reason_ = std::string(finish);
     }
     ++fast_events_;
+    // One text part and no finish: the shape the next chunks are likely to repeat (with the
+    // same usage, which the skeleton's bytes include).
+    if (finish.empty() && texts_.size() == 1 && !texts_[0].empty()) {
+      skeleton_.remember(data, padded_, text_token);
+      skeleton_usage_ = seen_usage ? usage : Usage{};
+    } else {
+      skeleton_.forget();
+    }
     return true;
   }
 
@@ -509,8 +535,11 @@ class Decoder final : public StreamDecoder {
 
   const bool fast_;
   std::string padded_;                  // the chunk with simdjson's padding (fast_chunk)
+  Skeleton skeleton_;                   // the last one-text chunk fast_chunk accepted, but for it
+  Usage skeleton_usage_;                // that chunk's usage (reported = false: it had none)
   std::vector<std::string_view> texts_;  // fast_chunk's text parts (valid until the next parse)
   size_t fast_events_ = 0;
+  size_t skeleton_events_ = 0;
   http::SseParser sse_;
   bool started_ = false, done_ = false, saw_finish_ = false, any_call_ = false;
   bool open_ = false;

@@ -63,7 +63,16 @@ void ChunkDecoder::on_data(std::string_view data, std::vector<Event>& out) {
     end(out);
     return;
   }
-  if (fast_ && fast_chunk(data, out)) return;
+  if (fast_) {
+    // The chunk before with another text: what fast_chunk would do with it, unparsed.
+    if (const std::optional<std::string_view> text = skeleton_.match(data)) {
+      if (!text->empty()) text_delta(*text, out);
+      ++fast_chunks_;
+      ++skeleton_chunks_;
+      return;
+    }
+    if (fast_chunk(data, out)) return;
+  }
   boost::system::error_code ec;
   ChunkArena arena;
   json::value v = json::parse(data, ec, arena.storage());
@@ -87,6 +96,7 @@ bool ChunkDecoder::fast_chunk(std::string_view data, std::vector<Event>& out) {
   od::object chunk;
   if (doc.get_object().get(chunk)) return false;
   std::string_view id, model, content, finish;
+  std::string_view content_token;  // its raw JSON, for the skeleton
   bool seen_id = false, seen_model = false, seen_choices = false;
   for (auto field : chunk) {
     std::string_view key;
@@ -125,6 +135,7 @@ bool ChunkDecoder::fast_chunk(std::string_view data, std::vector<Event>& out) {
               od::value dv;
               if (df.value().get(dv)) return false;
               if (dk == "content") {
+                content_token = dv.raw_json_token();
                 if (seen_content || !string_or_null(dv, content)) return false;
                 seen_content = true;
               } else if (dk == "role") {
@@ -171,6 +182,13 @@ bool ChunkDecoder::fast_chunk(std::string_view data, std::vector<Event>& out) {
   if (!content.empty()) text_delta(content, out);
   if (!finish.empty()) finish_reason_ = std::string(finish);
   ++fast_chunks_;
+  // A chunk whose only effect (from now on: the stream has started) is its text is the shape
+  // the next ones are likely to repeat.
+  if (finish.empty() && !content.empty()) {
+    skeleton_.remember(data, padded_, content_token);
+  } else {
+    skeleton_.forget();
+  }
   return true;
 }
 

@@ -10,6 +10,7 @@
 
 #include "canonical/codec.h"
 #include "canonical/json.h"
+#include "canonical/skeleton.h"
 #include "http/parse/sse_parser.h"
 
 namespace sluice::canonical::openai {
@@ -37,6 +38,7 @@ class ChunkDecoder final : public StreamDecoder {
   /// Chunks the on-demand pass handled (the rest went the DOM way).
   size_t fast_chunks() const { return fast_chunks_; }
   size_t fast_events() const override { return fast_chunks_; }
+  size_t skeleton_events() const override { return skeleton_chunks_; }
 
  private:
   void on_data(std::string_view data, std::vector<Event>& out);
@@ -56,6 +58,7 @@ class ChunkDecoder final : public StreamDecoder {
 
   const bool fast_;
   std::string padded_;  // the chunk with simdjson's padding after it
+  Skeleton skeleton_;   // the last text-only chunk fast_chunk accepted, but for its text
   http::SseParser sse_;
   bool started_ = false;
   bool done_ = false;       // [DONE], EOF or an error: nothing more is emitted
@@ -71,6 +74,7 @@ class ChunkDecoder final : public StreamDecoder {
   Usage usage_;
   size_t dropped_ = 0;
   size_t fast_chunks_ = 0;
+  size_t skeleton_chunks_ = 0;
   std::string id_, model_;
 };
 
