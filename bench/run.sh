@@ -14,6 +14,10 @@
 #   BENCH_UPSTREAM=host:port   use an already running upstream instead of starting sluice-mock
 #                              (plumbing dry-runs only; scenario (c) needs the real mock)
 #   BUILD_DIR=build  SLUICE_BIN=  MOCK_BIN=  BENCH_KEEP_TMP=0
+#   BENCH_BASE_BIN=path   adds the target `base`: a second Sluice build (an older commit) measured
+#                         in the same interleaved run, for before/after comparisons
+#   BENCH_BASE_CONFIG_SED='sed script'   applied to its config (an old build that does not know
+#                         a newer key: e.g. '/^admin:/d; s/forward_headers: \[[^]]*\], //')
 #
 # Every process this script starts is recorded by PID ($! of a plain background command, so
 # the PID is the server itself: taskset execs it) and stopped by the EXIT trap.
@@ -37,6 +41,8 @@ fi
 CONNS=${BENCH_CONNS:-64}
 TOKENS=20
 TARGETS=${BENCH_TARGETS:-direct sluice nginx haproxy}
+BASE_BIN=${BENCH_BASE_BIN:-}
+if [[ -n $BASE_BIN && " $TARGETS " != *" base "* ]]; then TARGETS="${TARGETS/sluice/sluice base}"; fi
 SCENARIOS=${BENCH_SCENARIOS:-chat-64c chat-1c stream-64c}
 MEMORY=${BENCH_MEMORY:-1}
 MEM_CONNS=${BENCH_MEM_CONNS:-10000}
@@ -67,6 +73,9 @@ if [[ -z ${BENCH_UPSTREAM:-} ]]; then
 fi
 if [[ " $TARGETS " == *" sluice "* || $MEMORY == 1 ]]; then
   [[ -x $SLUICE_BIN ]] || die "$SLUICE_BIN not found (build first)"
+fi
+if [[ " $TARGETS " == *" base "* ]]; then
+  [[ -x $BASE_BIN ]] || die "target base needs BENCH_BASE_BIN (an executable Sluice build)"
 fi
 check_pinning "$CPU_GW" "$CPU_WRK"
 # 10k client sockets in hold_conns.py + 10k in Sluice (separate processes, but one limit each).
@@ -104,10 +113,11 @@ routes:
 EOF
 }
 
-start_sluice() {  # NAME CONFIG_BASENAME → LAST_PID, SLUICE_ADDR
-  local name=$1 cfg="$TMP/$2.yaml"
+start_sluice() {  # NAME CONFIG_BASENAME [BINARY [CONFIG_SED]] → LAST_PID, SLUICE_ADDR
+  local name=$1 cfg="$TMP/$2.yaml" bin=${3:-$SLUICE_BIN}
   write_sluice_config "$cfg"
-  start_bg "$name" "$CPU_GW" "$TMP/$name.log" "$SLUICE_BIN" --config "$cfg"
+  [[ -z ${4:-} ]] || sed -i -e "$4" "$cfg"
+  start_bg "$name" "$CPU_GW" "$TMP/$name.log" "$bin" --config "$cfg"
   local pid=$LAST_PID
   SLUICE_ADDR=$(listen_addr "$pid" "$TMP/$name.log")
   LAST_PID=$pid
@@ -118,6 +128,12 @@ if [[ " $TARGETS " == *" sluice "* ]]; then
   SLUICE_PID=$LAST_PID
   URL[sluice]="http://$SLUICE_ADDR"
   log "sluice pid $SLUICE_PID on $SLUICE_ADDR"
+fi
+if [[ " $TARGETS " == *" base "* ]]; then
+  start_sluice base gw-base "$BASE_BIN" "${BENCH_BASE_CONFIG_SED:-}"
+  BASE_PID=$LAST_PID
+  URL[base]="http://$SLUICE_ADDR"
+  log "base ($BASE_BIN) pid $BASE_PID on $SLUICE_ADDR"
 fi
 
 if [[ " $TARGETS " == *" nginx "* ]]; then
@@ -176,7 +192,7 @@ log "all targets answer; runs=$RUNS duration=$DURATION warmup=$WARMUP pin=$PIN (
 wrk_cmd() { wrk_run "$@"; }  # CONNS DURATION SCRIPT URL
 
 printf 'scenario\ttarget\trun\trps\tp50_us\tp99_us\trequests\terrors\tnon2xx\tcpu_us_per_resp\n' >"$RAW"
-declare -A PID_OF=([direct]=${MOCK_PID:-} [sluice]=${SLUICE_PID:-} [nginx]=${NGINX_PID:-}
+declare -A PID_OF=([direct]=${MOCK_PID:-} [sluice]=${SLUICE_PID:-} [base]=${BASE_PID:-} [nginx]=${NGINX_PID:-}
                    [haproxy]=${HAPROXY_PID:-})
 for sc in $SCENARIOS; do
   case $sc in
@@ -207,6 +223,7 @@ for sc in $SCENARIOS; do
       log "$sc $t run $r/$RUNS: ${kv[rps]} req/s p50 ${kv[p50_us]}us p99 ${kv[p99_us]}us cpu ${cpu}us/resp errors ${kv[errors]} non2xx ${kv[non2xx]}"
       for p in $TARGETS; do  # a crashed server must not be mistaken for a slow one
         case $p in sluice) alive_or_die "$SLUICE_PID" "$TMP/sluice.log" ;;
+                   base) alive_or_die "$BASE_PID" "$TMP/base.log" ;;
                    nginx) alive_or_die "$NGINX_PID" "$TMP/nginx/error.log" ;;
                    haproxy) alive_or_die "$HAPROXY_PID" "$TMP/haproxy.log" ;;
                    direct) if [[ -n ${MOCK_PID:-} ]]; then alive_or_die "$MOCK_PID" "$TMP/mock.log"; fi ;;
@@ -280,6 +297,7 @@ fi
   else
     echo "pinning: none"
   fi
+  [[ -z ${BASE_PID:-} ]] || echo "base = $BASE_BIN (threads 1, same config${BENCH_BASE_CONFIG_SED:+ after sed '$BENCH_BASE_CONFIG_SED'})"
   echo "targets: direct=sluice-mock, sluice (threads 1), nginx $("$NGINX_BIN" -v 2>&1 | sed 's|.*/||') (1 worker), haproxy $("$HAPROXY_BIN" -v | head -1 | awk '{print $3}') (nbthread 1)"
   echo
   "$PYTHON" "$BENCH/summarize.py" "$RAW"

@@ -14,7 +14,7 @@ SCENARIOS = [
     ("chat-1c", "b) chat, non-streaming, 1 conn"),
     ("stream-64c", "c) chat, streaming (20 tokens), 64 conns"),
 ]
-TARGETS = ["direct", "sluice", "nginx", "haproxy"]
+TARGETS = ["direct", "sluice", "base", "nginx", "haproxy"]  # base: BENCH_BASE_BIN
 
 
 def fmt_us(us):

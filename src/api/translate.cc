@@ -6,6 +6,8 @@
 // client, and a stream that fails before its first event is retried like any failure.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include <boost/asio/this_coro.hpp>
 
 #include "api/attempt.h"
@@ -335,7 +337,13 @@ asio::awaitable<AttemptResult> Dispatcher::attempt_translated(
       result.responded = true;
       co_return result;
     }
-    if (!piece->empty()) decoder->feed(*piece, events);
+    if (!piece->empty()) {
+      // Room for every event the read can hold (an SSE event is at least ~100 bytes of JSON
+      // in any of the three formats), so decoding never moves events to grow the vector.
+      const size_t room = std::min<size_t>(piece->size() / 64 + 4, 1024);
+      if (events.capacity() < room) events.reserve(room);
+      decoder->feed(*piece, events);
+    }
     const bool complete = call.body_complete();
     if (complete) decoder->finish(events);
     if (!begun && !events.empty()) {
@@ -353,6 +361,8 @@ asio::awaitable<AttemptResult> Dispatcher::attempt_translated(
       observe_events();
       const bool sent = co_await sink.events(events);
       events.clear();
+      // A held stream keeps no large batch buffer between its small reads.
+      if (events.capacity() > 64) events = {};
       if (!sent) break;
     }
     if (complete || ended) {

@@ -313,6 +313,33 @@ TEST(SseParser, DoesNotOverflowAtExactlyTheLimit) {
   EXPECT_EQ(c.events.size(), 1u);
 }
 
+// A one-line `data:` event whole in a read is dispatched straight from the read's bytes; fed
+// byte by byte, every event goes the line-by-line way. Both must give the same events, for that
+// shape next to every other one (fields before it, CR endings, comments, two data lines, the
+// size bound).
+TEST(SseParser, TheWholeOneLineEventGivesWhatTheLineByLineWayGives) {
+  const std::string s =
+      "data: a\n\ndata:b\n\ndata:  two spaces\n\nevent: e\ndata: after event\n\n"
+      "data: 1\ndata: 2\n\n: comment\ndata: c\n\ndata: crlf\r\n\r\ndata: cr\r\r"
+      "id: 7\ndata: with id\n\ndata\n\ndata:\n\ndatax: not data\n\ndata: last\n\n";
+  const std::vector<Ev> expected = {
+      {"", "a", "", -1},         {"", "b", "", -1},        {"", " two spaces", "", -1},
+      {"e", "after event", "", -1}, {"", "1\n2", "", -1},  {"", "c", "", -1},
+      {"", "crlf", "", -1},      {"", "cr", "", -1},       {"", "with id", "7", -1},
+      {"", "", "", -1},          {"", "", "", -1},         {"", "last", "", -1}};
+  EXPECT_EQ(parse_whole(s), expected);
+  EXPECT_EQ(parse_bytewise(s), expected);
+  // The bound holds on both ways: a 12-byte line fits a 12-byte bound, not an 11-byte one.
+  for (size_t bound : {11u, 12u}) {
+    SseParser whole;
+    whole.set_max_event_bytes(bound);
+    Collector c;
+    whole.feed("data: 123456\n\ndata: ok\n\n", c.sink());
+    EXPECT_EQ(whole.overflowed(), bound == 11u);
+    EXPECT_EQ(c.events.size(), bound == 11u ? 1u : 2u);
+  }
+}
+
 TEST(SseParser, CallsNothingWithAnEmptySink) {
   SseParser p;
   p.feed("data: x\n\n", SseParser::Sink());

@@ -144,13 +144,19 @@ class AnthropicStreamEncoder final : public StreamEncoder {
     } else {
       return;
     }
-    out += "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":";
-    out += std::to_string(next_index_);
-    out += ",\"delta\":{\"type\":\"";
-    out += type;
-    out += "\",\"";
-    out += key;
-    out += "\":\"";
+    if (delta_head_index_ != next_index_ || delta_head_kind_ != e.delta) {
+      // Everything before the text: the same for every delta of the block.
+      delta_head_index_ = next_index_;
+      delta_head_kind_ = e.delta;
+      delta_head_ = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":";
+      delta_head_ += std::to_string(next_index_);
+      delta_head_ += ",\"delta\":{\"type\":\"";
+      delta_head_ += type;
+      delta_head_ += "\",\"";
+      delta_head_ += key;
+      delta_head_ += "\":\"";
+    }
+    out += delta_head_;
     append_json_escaped(out, e.text);
     out += "\"}}\n\n";
   }
@@ -207,6 +213,9 @@ class AnthropicStreamEncoder final : public StreamEncoder {
   BlockKind open_kind_ = BlockKind::text;
   int canonical_index_ = -1;  // the open block's index in the canonical stream
   int next_index_ = 0;        // the open (or next) block's index in this stream
+  std::string delta_head_;    // a content_block_delta event up to its text, for:
+  int delta_head_index_ = -1;
+  DeltaKind delta_head_kind_ = DeltaKind::text;
 };
 
 }  // namespace

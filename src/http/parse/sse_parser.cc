@@ -61,7 +61,22 @@ void SseParser::feed(std::string_view bytes, const Sink& sink) {
     }
     const size_t j = static_cast<size_t>(eol - p);
     if (line_.empty()) {
-      process_line(std::string_view(p + i, j - i), sink);
+      const std::string_view line(p + i, j - i);
+      // The common event, whole in this read: one `data:` line, LF, then the blank line.
+      // Dispatched from the read's own bytes (nothing copied, no field parsing); what
+      // process_line + dispatch would do with it, bound included.
+      if (!has_fields_ && !skipping_ && *eol == '\n' && j + 1 < n && p[j + 1] == '\n' &&
+          line.size() <= max_event_bytes_ && line.starts_with("data:")) {
+        if (sink) {
+          SseEvent ev;
+          ev.data = line.substr(5);
+          if (!ev.data.empty() && ev.data[0] == ' ') ev.data.remove_prefix(1);
+          sink(ev);
+        }
+        i = j + 2;
+        continue;
+      }
+      process_line(line, sink);
     } else {
       if (!skipping_) line_.append(p + i, j - i);
       process_line(line_, sink);

@@ -104,19 +104,24 @@ Error protocol_error(std::string_view why) {
 }  // namespace
 
 // Shared with the stream decoder (declared in stream_decoder.h).
-Usage usage_from(const json::object& u) {
+Usage usage_of(int64_t prompt, int64_t cached, int64_t completion, int64_t reasoning) {
   Usage usage;
-  const int64_t prompt = nonneg(u, "prompt_tokens");
-  int64_t cached = 0;
-  if (const json::object* d = obj(u, "prompt_tokens_details")) cached = nonneg(*d, "cached_tokens");
-  usage.cache_read = std::min(cached, prompt);
+  prompt = std::max<int64_t>(0, prompt);
+  usage.cache_read = std::min(std::max<int64_t>(0, cached), prompt);
   usage.input = sat_sub(prompt, usage.cache_read);
-  usage.output = nonneg(u, "completion_tokens");
-  if (const json::object* d = obj(u, "completion_tokens_details")) {
-    usage.reasoning = nonneg(*d, "reasoning_tokens");
-  }
+  usage.output = std::max<int64_t>(0, completion);
+  usage.reasoning = std::max<int64_t>(0, reasoning);
   usage.reported = true;
   return usage;
+}
+
+Usage usage_from(const json::object& u) {
+  int64_t cached = 0, reasoning = 0;
+  if (const json::object* d = obj(u, "prompt_tokens_details")) cached = nonneg(*d, "cached_tokens");
+  if (const json::object* d = obj(u, "completion_tokens_details")) {
+    reasoning = nonneg(*d, "reasoning_tokens");
+  }
+  return usage_of(nonneg(u, "prompt_tokens"), cached, nonneg(u, "completion_tokens"), reasoning);
 }
 
 StopReason stop_from_finish(std::string_view finish_reason) { return finish_to_stop(finish_reason); }

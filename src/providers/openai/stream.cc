@@ -85,8 +85,69 @@ void ChunkDecoder::on_data(std::string_view data, std::vector<Event>& out) {
 
 using namespace ondemand;  // od, skip_scalar, string_or_null, ...
 
+namespace {
+
+// One count of a usage object: an integer (what usage_from reads); false for anything else
+// (a float, a string, null, a count beyond int64: the DOM way decides).
+bool count_of(od::value v, int64_t& out) { return !v.get_int64().get(out); }
+
+// A details object ({"cached_tokens": N, ...}): `key`'s count, other members scalars; null
+// reads as absent, as obj() does on the DOM path.
+bool details_count(od::value v, std::string_view key, int64_t& out) {
+  if (is_null(v)) return true;
+  od::object o;
+  if (v.get_object().get(o)) return false;
+  bool seen = false;
+  for (auto f : o) {
+    std::string_view k;
+    od::value fv;
+    if (f.unescaped_key().get(k) || f.value().get(fv)) return false;
+    if (k == key) {
+      if (seen || !count_of(fv, out)) return false;
+      seen = true;
+    } else if (!skip_scalar(fv)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// A chat.completion.chunk's usage object as usage_from reads it, when it has the usual shape
+// (integer counts, details objects of scalars, no key twice); false otherwise.
+bool usage_of_value(od::value v, Usage& usage) {
+  od::object o;
+  if (v.get_object().get(o)) return false;
+  int64_t prompt = 0, completion = 0, cached = 0, reasoning = 0;
+  bool seen_prompt = false, seen_completion = false, seen_pd = false, seen_cd = false;
+  for (auto f : o) {
+    std::string_view k;
+    od::value fv;
+    if (f.unescaped_key().get(k) || f.value().get(fv)) return false;
+    if (k == "prompt_tokens") {
+      if (seen_prompt || !count_of(fv, prompt)) return false;
+      seen_prompt = true;
+    } else if (k == "completion_tokens") {
+      if (seen_completion || !count_of(fv, completion)) return false;
+      seen_completion = true;
+    } else if (k == "prompt_tokens_details") {
+      if (seen_pd || !details_count(fv, "cached_tokens", cached)) return false;
+      seen_pd = true;
+    } else if (k == "completion_tokens_details") {
+      if (seen_cd || !details_count(fv, "reasoning_tokens", reasoning)) return false;
+      seen_cd = true;
+    } else if (!skip_scalar(fv)) {
+      return false;
+    }
+  }
+  usage = usage_of(prompt, cached, completion, reasoning);
+  return true;
+}
+
+}  // namespace
+
 // The common chunk in one pass: {"id","model",...,"choices":[{"index":0,"delta":{"role"?,
-// "content"},"finish_reason"}]} with usage absent or null. Anything else (usage, tool calls,
+// "content"},"finish_reason"}]} with usage absent, null or of the usual shape (the last chunk
+// of a stream with include_usage has "choices":[] and the usage). Anything else (tool calls,
 // reasoning, refusals, errors, several choices, nested unknown values, a key twice) is left to
 // the DOM path, which sees the chunk from the start: nothing is emitted before the pass is
 // sure.
@@ -97,7 +158,9 @@ bool ChunkDecoder::fast_chunk(std::string_view data, std::vector<Event>& out) {
   if (doc.get_object().get(chunk)) return false;
   std::string_view id, model, content, finish;
   std::string_view content_token;  // its raw JSON, for the skeleton
-  bool seen_id = false, seen_model = false, seen_choices = false;
+  bool seen_id = false, seen_model = false, seen_choices = false, seen_usage = false;
+  Usage usage;
+  bool has_usage = false;
   for (auto field : chunk) {
     std::string_view key;
     if (field.unescaped_key().get(key)) return false;
@@ -166,7 +229,14 @@ bool ChunkDecoder::fast_chunk(std::string_view data, std::vector<Event>& out) {
       } else if (!skip_scalar(v)) {
         return false;
       }
-    } else if (key == "usage" || key == "error") {
+    } else if (key == "usage") {
+      if (seen_usage) return false;
+      seen_usage = true;
+      if (!is_null(v)) {
+        if (!usage_of_value(v, usage)) return false;
+        has_usage = true;
+      }
+    } else if (key == "error") {
       if (!is_null(v)) return false;
     } else if (!skip_scalar(v)) {
       return false;
@@ -181,6 +251,7 @@ bool ChunkDecoder::fast_chunk(std::string_view data, std::vector<Event>& out) {
   }
   if (!content.empty()) text_delta(content, out);
   if (!finish.empty()) finish_reason_ = std::string(finish);
+  if (has_usage) usage_ = usage;
   ++fast_chunks_;
   // A chunk whose only effect (from now on: the stream has started) is its text is the shape
   // the next ones are likely to repeat.

@@ -20,6 +20,9 @@ namespace sluice::canonical::openai {
 std::string error_type_for(int status, std::string_view code, std::string_view message);
 /// A chat.completion `usage` object → canonical Usage (input excludes cached tokens).
 Usage usage_from(const json::object& usage);
+/// The same from its four counts (prompt_tokens, prompt_tokens_details.cached_tokens,
+/// completion_tokens, completion_tokens_details.reasoning_tokens); negative counts read as 0.
+Usage usage_of(int64_t prompt, int64_t cached, int64_t completion, int64_t reasoning);
 /// finish_reason → canonical stop reason (missing or unknown → end_turn).
 StopReason stop_from_finish(std::string_view finish_reason);
 
