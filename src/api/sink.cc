@@ -39,6 +39,8 @@ asio::awaitable<bool> HttpSink::begin_stream() {
 asio::awaitable<bool> HttpSink::events(const std::vector<canonical::Event>& events) {
   if (!encoder_) encoder_ = canonical::stream_encoder(protocol_, request_);  // (no begin_stream)
   out_.clear();
+  out_.reserve(events.size() * 192);  // an encoded event is ~100-250 bytes: no regrowth
+
   for (const canonical::Event& e : events) {
     if (ended_) break;
     if (e.kind == canonical::EventKind::error) {
@@ -54,7 +56,9 @@ asio::awaitable<bool> HttpSink::events(const std::vector<canonical::Event>& even
     }
   }
   if (out_.empty()) co_return !gone();
-  co_return co_await send(out_);
+  const bool sent = co_await send(out_);
+  if (out_.capacity() > 32 * 1024) std::string().swap(out_);  // held streams keep no big buffer
+  co_return sent;
 }
 
 asio::awaitable<void> HttpSink::fail_stream(int status, std::string_view message) {

@@ -188,6 +188,7 @@ TEST(AnthropicFastDelta, EdgeDeltasDecodeTheSameAndOnlyCommonOnesTakeThePass) {
   struct Case {
     const char* data;
     bool fast;
+    bool ends = false;  // the event ends the stream (message_stop, an error): no tail read
   };
   const Case cases[] = {
       {R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi"}})", true},
@@ -201,14 +202,25 @@ TEST(AnthropicFastDelta, EdgeDeltasDecodeTheSameAndOnlyCommonOnesTakeThePass) {
       {R"({"type":"content_block_delta","index":0.0,"delta":{"type":"text_delta","text":"float"}})", false},
       {R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a","text":"b"}})", false},
       {R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"},"extra":{"n":1}})", false},
-      {R"({"type":"ping"})", false},
+      {R"({"type":"ping"})", true},  // (recognised by its bytes)
+      {R"({"type":"ping", "x":1})", false},
+      {R"({"type":"content_block_stop","index":0})", true},
+      {R"({"type":"content_block_stop","index":1})", true},
+      {R"({"type":"content_block_stop","index":00})", false, true},
+      {R"({"type":"content_block_stop","index":-1})", false},
+      {R"({"type":"content_block_stop","index":1234567890})", false},
+      {R"({"type":"content_block_stop","index":0 })", false},
+      {R"({"type":"message_stop"})", true, true},
+      {R"({"type": "message_stop"})", false, true},
       {R"({"index":0,"delta":{"type":"text_delta","text":"no type"}})", false},
-      {R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}} trailing)", false},
+      {R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}} trailing)", false, true},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.data);
+    // The tail's content_block_stop and message_stop are recognised by their bytes (unless
+    // the case's event ended the stream: then the tail is not read).
     expect_edge_case(Protocol::anthropic, head + sse("content_block_delta", c.data) + tail,
-                     c.fast ? 1u : 0u);
+                     (c.fast ? 1u : 0u) + (c.ends ? 0u : 2u));
   }
 }
 

@@ -18,6 +18,7 @@
 
 #include "canonical/codec.h"
 #include "canonical/json.h"
+#include "canonical/json_writer.h"
 #include "canonical/tables.h"
 #include "providers/openai/stream_decoder.h"
 
@@ -29,21 +30,26 @@ std::string image_url_of(const Block& b) {
   return "data:" + b.image_media_type + ";base64," + b.image_data;
 }
 
-json::value user_content(const std::vector<const Block*>& blocks) {
-  if (blocks.size() == 1 && blocks[0]->kind == BlockKind::text) return json::value(blocks[0]->text);
-  json::array parts;
-  for (const Block* b : blocks) {
-    if (b->kind == BlockKind::text) {
-      parts.push_back(json::object{{"type", "text"}, {"text", b->text}});
-    } else {
-      parts.push_back(json::object{{"type", "image_url"},
-                                   {"image_url", json::object{{"url", image_url_of(*b)}}}});
-    }
+void user_content(const std::vector<const Block*>& blocks, JsonWriter& w) {
+  if (blocks.size() == 1 && blocks[0]->kind == BlockKind::text) {
+    w.string(blocks[0]->text);
+    return;
   }
-  return parts;
+  w.begin_array();
+  for (const Block* b : blocks) {
+    w.begin_object();
+    if (b->kind == BlockKind::text) {
+      w.member("type", "text").member("text", b->text);
+    } else {
+      w.member("type", "image_url").key("image_url").begin_object();
+      w.member("url", image_url_of(*b)).end_object();
+    }
+    w.end_object();
+  }
+  w.end_array();
 }
 
-void encode_user(const Message& m, json::array& out) {
+void encode_user(const Message& m, JsonWriter& w) {
   std::vector<const Block*> rest;
   for (const Block& b : m.content) {
     if (b.kind == BlockKind::tool_result) {
@@ -52,36 +58,48 @@ void encode_user(const Message& m, json::array& out) {
         if (!text.empty()) text += "\n";
         text += c.kind == BlockKind::text ? c.text : std::string("[image omitted]");
       }
-      out.push_back(json::object{{"role", "tool"}, {"tool_call_id", b.tool_id}, {"content", text}});
+      w.begin_object().member("role", "tool").member("tool_call_id", b.tool_id);
+      w.member("content", text).end_object();
     } else if (b.kind == BlockKind::text || b.kind == BlockKind::image) {
       rest.push_back(&b);
     }
   }
-  if (!rest.empty()) out.push_back(json::object{{"role", "user"}, {"content", user_content(rest)}});
+  if (rest.empty()) return;
+  w.begin_object().member("role", "user").key("content");
+  user_content(rest, w);
+  w.end_object();
 }
 
-void encode_assistant(const Message& m, json::array& out) {
+void encode_assistant(const Message& m, JsonWriter& w) {
   std::string text;
   bool any_text = false;
-  json::array calls;
+  bool any_call = false;
   for (const Block& b : m.content) {
     if (b.kind == BlockKind::text) {
       text += b.text;
       any_text = true;
     } else if (b.kind == BlockKind::tool_use) {
-      json::object fn{{"name", b.tool_name}, {"arguments", b.tool_input}};
-      calls.push_back(json::object{{"id", b.tool_id}, {"type", "function"},
-                                   {"function", std::move(fn)}});
+      any_call = true;
     }
   }
-  json::object msg{{"role", "assistant"}};
-  if (any_text || calls.empty()) {
-    msg["content"] = text;
+  w.begin_object().member("role", "assistant").key("content");
+  if (any_text || !any_call) {
+    w.string(text);
   } else {
-    msg["content"] = nullptr;
+    w.null();
   }
-  if (!calls.empty()) msg["tool_calls"] = std::move(calls);
-  out.push_back(std::move(msg));
+  if (any_call) {
+    w.key("tool_calls").begin_array();
+    for (const Block& b : m.content) {
+      if (b.kind != BlockKind::tool_use) continue;
+      w.begin_object().member("id", b.tool_id).member("type", "function");
+      w.key("function").begin_object().member("name", b.tool_name);
+      w.member("arguments", b.tool_input).end_object();
+      w.end_object();
+    }
+    w.end_array();
+  }
+  w.end_object();
 }
 
 StopReason finish_to_stop(std::string_view f) {
@@ -138,62 +156,71 @@ std::string error_type_for(int status, std::string_view code, std::string_view m
   return std::string(error_row(status).anthropic_type);  // the canonical vocabulary
 }
 
+// Written directly (JsonWriter), byte for byte what the Boost.JSON tree it replaced gave.
 std::string encode_request(const Request& req, std::string_view upstream_model) {
-  json::object o{{"model", upstream_model}};
-  json::array messages;
-  std::string system;
-  for (const Block& b : req.system) {
-    if (b.kind != BlockKind::text) continue;
-    if (!system.empty()) system += "\n\n";
-    system += b.text;
+  std::string out;
+  out.reserve(256);
+  JsonWriter w(out);
+  w.begin_object().member("model", upstream_model);
+  w.key("messages").begin_array();
+  if (!req.system.empty()) {
+    std::string system;
+    for (const Block& b : req.system) {
+      if (b.kind != BlockKind::text) continue;
+      if (!system.empty()) system += "\n\n";
+      system += b.text;
+    }
+    w.begin_object().member("role", "system").member("content", system).end_object();
   }
-  if (!req.system.empty()) messages.push_back(json::object{{"role", "system"}, {"content", system}});
   for (const Message& m : req.messages) {
     if (m.role == Role::user) {
-      encode_user(m, messages);
+      encode_user(m, w);
     } else {
-      encode_assistant(m, messages);
+      encode_assistant(m, w);
     }
   }
-  o["messages"] = std::move(messages);
+  w.end_array();
   if (!req.tools.empty()) {
-    json::array tools;
+    w.key("tools").begin_array();
     for (const Tool& t : req.tools) {
-      json::object fn{{"name", t.name}};
-      if (!t.description.empty()) fn["description"] = t.description;
-      fn["parameters"] = from_text(t.parameters);
-      tools.push_back(json::object{{"type", "function"}, {"function", std::move(fn)}});
+      w.begin_object().member("type", "function").key("function").begin_object();
+      w.member("name", t.name);
+      if (!t.description.empty()) w.member("description", t.description);
+      w.key("parameters").raw(to_text(from_text(t.parameters)));
+      w.end_object().end_object();
     }
-    o["tools"] = std::move(tools);
+    w.end_array();
     switch (req.tool_choice.kind) {
       case ToolChoiceKind::unset: break;
-      case ToolChoiceKind::auto_: o["tool_choice"] = "auto"; break;
-      case ToolChoiceKind::none: o["tool_choice"] = "none"; break;
-      case ToolChoiceKind::required: o["tool_choice"] = "required"; break;
+      case ToolChoiceKind::auto_: w.member("tool_choice", "auto"); break;
+      case ToolChoiceKind::none: w.member("tool_choice", "none"); break;
+      case ToolChoiceKind::required: w.member("tool_choice", "required"); break;
       case ToolChoiceKind::named:
-        o["tool_choice"] = json::object{{"type", "function"},
-                                        {"function", json::object{{"name", req.tool_choice.name}}}};
+        w.key("tool_choice").begin_object().member("type", "function");
+        w.key("function").begin_object().member("name", req.tool_choice.name).end_object();
+        w.end_object();
         break;
     }
-    if (req.parallel_tool_calls) o["parallel_tool_calls"] = *req.parallel_tool_calls;
+    if (req.parallel_tool_calls) w.member("parallel_tool_calls", *req.parallel_tool_calls);
   }
-  if (req.max_tokens) o["max_tokens"] = *req.max_tokens;
-  if (req.temperature) o["temperature"] = *req.temperature;
-  if (req.top_p) o["top_p"] = *req.top_p;
-  if (req.top_k) o["top_k"] = *req.top_k;
+  if (req.max_tokens) w.member("max_tokens", *req.max_tokens);
+  if (req.temperature) w.key("temperature").number(*req.temperature);
+  if (req.top_p) w.key("top_p").number(*req.top_p);
+  if (req.top_k) w.member("top_k", *req.top_k);
   if (!req.stop.empty()) {
-    json::array stop;
-    for (const std::string& s : req.stop) stop.push_back(json::string(s));
-    o["stop"] = std::move(stop);
+    w.key("stop").begin_array();
+    for (const std::string& s : req.stop) w.string(s);
+    w.end_array();
   }
-  if (!req.reasoning_effort.empty()) o["reasoning_effort"] = req.reasoning_effort;
-  if (!req.user.empty()) o["user"] = req.user;
+  if (!req.reasoning_effort.empty()) w.member("reasoning_effort", req.reasoning_effort);
+  if (!req.user.empty()) w.member("user", req.user);
   if (req.stream) {
-    o["stream"] = true;
     // The gateway meters every stream, so it always asks for the usage chunk.
-    o["stream_options"] = json::object{{"include_usage", true}};
+    w.member("stream", true).key("stream_options").begin_object();
+    w.member("include_usage", true).end_object();
   }
-  return json::serialize(o);
+  w.end_object();
+  return out;
 }
 
 Result<Response> decode_response(std::string_view body) {
