@@ -2,9 +2,9 @@
 
 namespace sluice::canonical {
 
-Result<json::value> parse_json(std::string_view body) {
+Result<json::value> parse_json(std::string_view body, json::storage_ptr storage) {
   boost::system::error_code ec;
-  json::value v = json::parse(body, ec);
+  json::value v = json::parse(body, ec, std::move(storage));
   if (ec) return invalid("The request body is not valid JSON: " + ec.message());
   return v;
 }

@@ -14,8 +14,9 @@ namespace sluice::canonical {
 namespace json = boost::json;
 
 /// Parses `body` (a whole JSON document). Errors: bad_request "not valid JSON" (client
-/// bodies) — providers turn that into upstream_protocol themselves.
-Result<json::value> parse_json(std::string_view body);
+/// bodies) — providers turn that into upstream_protocol themselves. With `storage` (an arena,
+/// see ChunkArena), the values live in it and must not outlive it.
+Result<json::value> parse_json(std::string_view body, json::storage_ptr storage = {});
 
 /// The member `key` of `o` if present and not null.
 const json::value* field(const json::object& o, std::string_view key);
@@ -35,8 +36,10 @@ std::string to_text(const json::value& v);
 /// schemas); on a parse failure yields the text as a JSON string (never throws).
 json::value from_text(std::string_view text);
 
-/// Stack memory for parsing one stream chunk: a chunk's values are allocated from it (heap only
-/// past 8 KiB), and die with it. Values parsed into it must not outlive the arena.
+/// Stack memory for parsing one document read once and dropped (a stream chunk, a client's
+/// request decoded into the canonical model): its values are allocated from it (from the heap
+/// only past 8 KiB, in growing blocks), and all freed at once when it dies. Values parsed into
+/// it must not outlive the arena.
 class ChunkArena {
  public:
   ChunkArena() : resource_(buffer_, sizeof buffer_) {}

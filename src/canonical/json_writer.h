@@ -21,11 +21,13 @@ class JsonWriter {
   JsonWriter& end_object() { return close('}'); }
   JsonWriter& begin_array() { return open('['); }
   JsonWriter& end_array() { return close(']'); }
-  /// A member's key; its value is written next.
+  /// A member's key; its value is written next. Keys are the writer's own names (plain ASCII,
+  /// nothing to escape): written as they are.
   JsonWriter& key(std::string_view k) {
     separate();
-    quoted(k);
-    out_ += ':';
+    out_ += '"';
+    out_ += k;
+    out_ += "\":";
     first_ = true;  // the value takes no comma
     return *this;
   }

@@ -142,6 +142,10 @@ TEST(OpenaiFastChunk, EdgeChunksDecodeTheSameAndOnlyCommonOnesTakeThePass) {
       {R"({"choices":[{"index":0,"delta":{"content":"x"}}]} trailing)", false, true},
       {R"({"choices":[{"index":0,"delta":{"content":"x"}}],"created":12x})", false, true},
       {R"({"choices":{"index":0}})", false},
+      // Escaped keys: the pass reads them unescaped, as the DOM way does.
+      {R"({"choices":[{"index":0,"delta":{"content":"x"},"fin\u0069sh_reason":"length"}]})", true},
+      {R"({"choices":[{"index":0,"delta":{"cont\u0065nt":"x"}}]})", true},
+      {R"({"choices":[],"us\u0061ge":{"prompt_tokens":3,"completion_tokens":1}})", true},
       {R"([1,2])", false, true},
   };
   for (const Case& c : cases) {
@@ -212,6 +216,8 @@ TEST(AnthropicFastDelta, EdgeDeltasDecodeTheSameAndOnlyCommonOnesTakeThePass) {
       {R"({"type":"content_block_stop","index":0 })", false},
       {R"({"type":"message_stop"})", true, true},
       {R"({"type": "message_stop"})", false, true},
+      // Escaped keys: the pass reads them unescaped, as the DOM way does.
+      {R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","te\u0078t":"x"}})", true},
       {R"({"index":0,"delta":{"type":"text_delta","text":"no type"}})", false},
       {R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}} trailing)", false, true},
   };
@@ -254,6 +260,9 @@ TEST(GeminiFastChunk, EdgeChunksDecodeTheSameAndOnlyCommonOnesTakeThePass) {
       {R"({"candidates":[{"content":{"parts":[{"text":"x"}]}}],"usageMetadata":{"promptTokenCount":7.0}})", false},
       {R"({"candidates":[{"content":{"parts":[{"text":"x"}]}}],"usageMetadata":{"promptTokenCount":"7"}})", false},
       {R"({"candidates":[{"content":{"parts":[{"text":"x"}]}}],"extra":[1,{"a":tru}]})", false, true},
+      // Escaped keys: the pass reads them unescaped, as the DOM way does.
+      {R"({"candidates":[{"content":{"parts":[{"text":"x"}]},"finish\u0052eason":"MAX_TOKENS"}]})", true},
+      {R"({"candidates":[{"content":{"parts":[{"te\u0078t":"x"}]}}]})", true},
       {R"({"error":{"code":503,"message":"overloaded","status":"UNAVAILABLE"}})", false, true},
   };
   for (const Case& c : cases) {

@@ -191,7 +191,8 @@ Result<void> decode_sampling(const json::object& o, Request& req) {
 }
 
 Result<Request> decode_request_impl(std::string_view body, bool count) {
-  auto parsed = parse_json(body);
+  ChunkArena arena;  // the tree dies here: the Request holds copies
+  auto parsed = parse_json(body, arena.storage());
   if (!parsed) return parsed.error();
   const json::object* o = parsed->if_object();
   if (!o) return invalid("The request body must be a JSON object");

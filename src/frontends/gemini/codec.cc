@@ -190,7 +190,8 @@ Result<void> read_generation_config(const json::object& body, Request& req) {
 }
 
 Result<Request> decode(std::string_view body, const FrontendContext& ctx) {
-  auto parsed = parse_json(body);
+  ChunkArena arena;  // the tree dies here: the Request holds copies
+  auto parsed = parse_json(body, arena.storage());
   if (!parsed) return parsed.error();
   const json::object* root = parsed->if_object();
   if (!root) return invalid("The request body must be a JSON object.");

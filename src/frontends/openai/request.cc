@@ -442,7 +442,8 @@ struct Decoder {
 
 Result<Request> decode_request(std::string_view body, const FrontendContext& /*ctx*/) {
   try {
-    Result<json::value> v = parse_json(body);
+    ChunkArena arena;  // the tree dies here: the Request holds copies
+    Result<json::value> v = parse_json(body, arena.storage());
     if (!v) return v.error();
     const json::object* o = v->if_object();
     if (!o) return invalid("The request body must be a JSON object.");
