@@ -7,7 +7,8 @@ response (callgrind's Ir, kernel time excluded) for each client>upstream cell, a
 so that two builds can be compared exactly. It is a proxy for CPU cost, not a throughput figure:
 bench/translate.sh and bench/run.sh measure those.
 
-  python3 bench/instructions.py [--gw build/sluice] [--mock build/sluice-mock] [-n 400] [cells...]
+  python3 bench/instructions.py [--gw build/sluice] [--mock build/sluice-mock] [-n 400]
+      [--openai-only] [--governance] [--keep DIR] [cells...]
 
 Cells as in bench/translate.sh: oai>oai/stream anth>oai/stream oai>anth/stream gem>oai/stream
 oai>gem/stream (default), also */unary. Every process started here is stopped by PID.
@@ -63,8 +64,13 @@ def listen_addr(log: str, timeout: float = 60.0) -> tuple[str, int]:
     sys.exit(f"no listen address in {log}")
 
 
-def drive(addr, cell: str, n: int) -> None:
+API_KEY = "sk-instructions-bench"  # the key --governance configures and sends
+
+
+def drive(addr, cell: str, n: int, key: str | None = None) -> None:
     path, headers, body = request(cell)
+    if key:
+        headers = dict(headers, Authorization=f"Bearer {key}")
     conn = http.client.HTTPConnection(*addr, timeout=60)
     for _ in range(n):
         conn.request("POST", path, body=body, headers=headers)
@@ -91,6 +97,10 @@ def main() -> None:
     ap.add_argument("--openai-only", action="store_true",
                     help="configure the OpenAI route only, without an admin section (for "
                          "builds older than the translation work; oai>oai cells only)")
+    ap.add_argument("--governance", action="store_true",
+                    help="auth on with one API key (sent on every request) whose requests and "
+                         "tokens per minute are limited so high that nothing is refused, memory "
+                         "rate limiter: the cost of bench/governance.sh's 'local' config")
     ap.add_argument("--keep", metavar="DIR", help="keep each cell's callgrind dump in DIR "
                     "(for callgrind_annotate)")
     ap.add_argument("cells", nargs="*", default=["oai>oai/stream", "anth>oai/stream",
@@ -118,6 +128,17 @@ routes:
   - model: gemini-up
     targets: [{{provider: gemini, base_url: "http://{up}/v1beta", model: gemini-mock}}]
 """
+        if a.governance:
+            import hashlib
+            sha = hashlib.sha256(API_KEY.encode()).hexdigest()
+            text = text.replace("routes:", f"""auth:
+  enabled: true
+  keys:
+    - {{name: bench, key_sha256: "{sha}",
+       limits: {{requests_per_minute: 10000000, tokens_per_minute: 100000000}}}}
+rate_limits:
+  backend: memory
+routes:""", 1)
         open(cfg, "w").write(text)
         gw_log = os.path.join(tmp, "gw.log")
         out = os.path.join(tmp, "callgrind.out")
@@ -129,10 +150,11 @@ routes:
         print(f"gateway {a.gw} (pid {gw.pid}) under callgrind; {a.n} responses per cell")
         ref = None
         for cell in a.cells:
-            drive(addr, cell, 50)  # warm-up: pools, caches, every code path of the cell
+            key = API_KEY if a.governance else None
+            drive(addr, cell, 50, key)  # warm-up: pools, caches, every code path of the cell
             subprocess.run(["callgrind_control", "-z", str(gw.pid)], check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            drive(addr, cell, a.n)
+            drive(addr, cell, a.n, key)
             for f in glob.glob(out + "*"):
                 os.remove(f)
             subprocess.run(["callgrind_control", "-d", str(gw.pid)], check=True,
