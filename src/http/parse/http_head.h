@@ -5,6 +5,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 namespace sluice::http {
@@ -33,6 +34,31 @@ struct Header {
 
 inline constexpr size_t kMaxHeaders = 100;
 
+/// Room for kMaxHeaders headers, left uninitialised: only the first `header_count` slots of a
+/// head are ever written or read. (A head is built per client connection and per upstream
+/// call; zeroing 3.2 KiB each time cost more than parsing a head, and touched memory a held
+/// stream then kept.)
+class HeaderSlots {
+ public:
+  HeaderSlots() noexcept {}  // NOLINT: deliberately no initialisation
+  HeaderSlots(const HeaderSlots& o) noexcept { *this = o; }
+  HeaderSlots& operator=(const HeaderSlots& o) noexcept {
+    std::memcpy(static_cast<void*>(slots_), static_cast<const void*>(o.slots_), sizeof slots_);
+    return *this;
+  }
+  ~HeaderSlots() {}
+  Header& operator[](size_t i) noexcept { return slots_[i]; }
+  const Header& operator[](size_t i) const noexcept { return slots_[i]; }
+  Header* data() noexcept { return slots_; }
+  const Header* data() const noexcept { return slots_; }
+  static constexpr size_t size() noexcept { return kMaxHeaders; }
+
+ private:
+  union {
+    Header slots_[kMaxHeaders];
+  };
+};
+
 /// ASCII case-insensitive equality (header names, tokens).
 bool iequals(std::string_view a, std::string_view b);
 
@@ -55,7 +81,7 @@ struct RequestHead {
   std::string_view path;     // target up to '?'
   std::string_view query;    // after '?', without it
   int version_minor = 1;     // HTTP/1.<minor>
-  std::array<Header, kMaxHeaders> headers;
+  HeaderSlots headers;       // [0, header_count) are set
   size_t header_count = 0;
   size_t head_size = 0;      // bytes of request line + headers + CRLF CRLF
   BodyFraming framing = BodyFraming::none;
@@ -84,7 +110,7 @@ struct ResponseHead {
   int status = 0;
   int version_minor = 1;
   std::string_view reason;
-  std::array<Header, kMaxHeaders> headers;
+  HeaderSlots headers;       // [0, header_count) are set
   size_t header_count = 0;
   size_t head_size = 0;
   BodyFraming framing = BodyFraming::until_close;
