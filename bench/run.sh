@@ -11,6 +11,8 @@
 #   BENCH_SCENARIOS="chat-64c chat-1c stream-64c"  subset of scenarios
 #   BENCH_MEMORY=1  BENCH_MEM_CONNS=10000  BENCH_MEM_STREAMS=1000
 #   BENCH_PIN=1  BENCH_CPU_GW=0  BENCH_CPU_MOCK=0  BENCH_CPU_WRK=1   (taskset pinning)
+#   BENCH_WORKERS=1   workers of every gateway: Sluice threads, nginx worker_processes, HAProxy
+#                     nbthread (more than 1: nothing is pinned unless BENCH_PIN=1 is set)
 #   BENCH_UPSTREAM=host:port   use an already running upstream instead of starting sluice-mock
 #                              (plumbing dry-runs only; scenario (c) needs the real mock)
 #   BUILD_DIR=build  SLUICE_BIN=  MOCK_BIN=  BENCH_KEEP_TMP=0
@@ -47,7 +49,11 @@ SCENARIOS=${BENCH_SCENARIOS:-chat-64c chat-1c stream-64c}
 MEMORY=${BENCH_MEMORY:-1}
 MEM_CONNS=${BENCH_MEM_CONNS:-10000}
 MEM_STREAMS=${BENCH_MEM_STREAMS:-1000}
-PIN=${BENCH_PIN:-1}
+WORKERS=${BENCH_WORKERS:-1}
+[[ $WORKERS =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_WORKERS must be a positive integer" >&2; exit 2; }
+# One worker each: the gateway under test gets a core of its own. More: they need every core,
+# so nothing is pinned (unless asked for).
+if ((WORKERS > 1)); then PIN=${BENCH_PIN:-0}; else PIN=${BENCH_PIN:-1}; fi
 CPU_GW=${BENCH_CPU_GW:-0}
 CPU_MOCK=${BENCH_CPU_MOCK:-0}
 CPU_WRK=${BENCH_CPU_WRK:-1}
@@ -105,7 +111,7 @@ URL[direct]="http://$UPSTREAM"
 
 write_sluice_config() {  # FILE
   cat >"$1" <<EOF
-server: {listen: "127.0.0.1:0", threads: 1, max_connections: 20000}
+server: {listen: "127.0.0.1:0", threads: $WORKERS, max_connections: 20000}
 admin: {listen: off}
 routes:
   - model: mock-model
@@ -140,6 +146,7 @@ if [[ " $TARGETS " == *" nginx "* ]]; then
   NGINX_PORT=$(free_port)
   mkdir -p "$TMP/nginx"
   sed -e "s|@LISTEN_PORT@|$NGINX_PORT|g" -e "s|@UPSTREAM@|$UPSTREAM|g" -e "s|@DIR@|$TMP/nginx|g" \
+    -e "s|@WORKERS@|$WORKERS|g" \
     "$BENCH/nginx.conf.tmpl" >"$TMP/nginx/nginx.conf"
   "$NGINX_BIN" -t -q -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf" \
     || die "nginx config test failed ($TMP/nginx/nginx.conf)"
@@ -154,7 +161,7 @@ fi
 
 if [[ " $TARGETS " == *" haproxy "* ]]; then
   HAPROXY_PORT=$(free_port)
-  sed -e "s|@LISTEN_PORT@|$HAPROXY_PORT|g" -e "s|@UPSTREAM@|$UPSTREAM|g" \
+  sed -e "s|@LISTEN_PORT@|$HAPROXY_PORT|g" -e "s|@UPSTREAM@|$UPSTREAM|g" -e "s|@WORKERS@|$WORKERS|g" \
     "$BENCH/haproxy.cfg.tmpl" >"$TMP/haproxy.cfg"
   "$HAPROXY_BIN" -c -q -f "$TMP/haproxy.cfg" || die "haproxy config check failed ($TMP/haproxy.cfg)"
   start_bg haproxy "$CPU_GW" "$TMP/haproxy.log" "$HAPROXY_BIN" -db -f "$TMP/haproxy.cfg"
@@ -297,8 +304,8 @@ fi
   else
     echo "pinning: none"
   fi
-  [[ -z ${BASE_PID:-} ]] || echo "base = $BASE_BIN (threads 1, same config${BENCH_BASE_CONFIG_SED:+ after sed '$BENCH_BASE_CONFIG_SED'})"
-  echo "targets: direct=sluice-mock, sluice (threads 1), nginx $("$NGINX_BIN" -v 2>&1 | sed 's|.*/||') (1 worker), haproxy $("$HAPROXY_BIN" -v | head -1 | awk '{print $3}') (nbthread 1)"
+  [[ -z ${BASE_PID:-} ]] || echo "base = $BASE_BIN (threads $WORKERS, same config${BENCH_BASE_CONFIG_SED:+ after sed '$BENCH_BASE_CONFIG_SED'})"
+  echo "targets: direct=sluice-mock, sluice (threads $WORKERS), nginx $("$NGINX_BIN" -v 2>&1 | sed 's|.*/||') ($WORKERS worker(s)), haproxy $("$HAPROXY_BIN" -v | head -1 | awk '{print $3}') (nbthread $WORKERS)"
   echo
   "$PYTHON" "$BENCH/summarize.py" "$RAW"
   if [[ -n $SLUICE_RSS_AFTER ]]; then
@@ -307,7 +314,7 @@ fi
   fi
   if ((${#MEM_REPORT[@]})); then
     echo
-    echo "Memory (VmRSS of a fresh sluice, threads 1; per-item = (with - idle) / N):"
+    echo "Memory (VmRSS of a fresh sluice, threads $WORKERS; per-item = (with - idle) / N):"
     printf '  %s\n' "${MEM_REPORT[@]}"
   fi
 } | tee "$OUT"
