@@ -105,7 +105,13 @@ def test_streams_are_counted_including_partial_ones(tmp_path, mock):
                              headers={"Authorization": f"Bearer {KEY}", "x-mock-tokens": "8",
                                       "x-mock-fault": "drop-after:3"})
         assert cut.data[-1] != "[DONE]"
-        rows = poll(lambda: usage(gw), 2.0)
+        # The cut stream is recorded when the gateway has finished it, which can be just after
+        # the client saw its end: wait for both rows' requests, not for the first row.
+        def both_recorded():
+            rows = usage(gw)
+            return rows if rows and rows[0]["requests"] == 2 else None
+
+        rows = poll(both_recorded, 10.0) or usage(gw)
         assert rows and rows[0]["requests"] == 2, rows
         # 5 reported completion tokens + an estimate (>= 1) for the cut stream.
         assert rows[0]["output_tokens"] >= 6, rows

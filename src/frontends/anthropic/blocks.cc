@@ -9,20 +9,15 @@
 namespace sluice::canonical::anthropic {
 namespace {
 
-json::object image_to_json(const Block& b) {
-  json::object source;
+void write_image(const Block& b, JsonWriter& w) {
+  w.begin_object().member("type", "image").key("source").begin_object();
   if (!b.image_url.empty() && b.image_data.empty()) {
-    source["type"] = "url";
-    source["url"] = b.image_url;
+    w.member("type", "url").member("url", b.image_url);
   } else {
-    source["type"] = "base64";
-    source["media_type"] = b.image_media_type;
-    source["data"] = b.image_data;
+    w.member("type", "base64").member("media_type", b.image_media_type);
+    w.member("data", b.image_data);
   }
-  json::object o;
-  o["type"] = "image";
-  o["source"] = std::move(source);
-  return o;
+  w.end_object().end_object();
 }
 
 Result<Block> image_from_json(const json::object& o, const std::string& where) {
@@ -103,65 +98,57 @@ Result<Block> tool_result_from_json(const json::object& o, const std::string& wh
 
 }  // namespace
 
-json::value tool_input_object(std::string_view text) {
-  json::value v = from_text(text);
-  if (v.is_object()) return v;
-  json::object raw;
-  raw["_raw_arguments"] = text;
-  return raw;
+void write_tool_input(std::string_view text, JsonWriter& w) {
+  const json::value v = from_text(text);
+  if (v.is_object()) {
+    w.raw(to_text(v));
+  } else {
+    w.begin_object().member("_raw_arguments", text).end_object();
+  }
 }
 
-json::object block_to_json(const Block& b) {
-  json::object o;
+void write_block(const Block& b, JsonWriter& w) {
+  if (b.kind == BlockKind::image) {
+    write_image(b, w);
+    return;
+  }
+  w.begin_object();
   switch (b.kind) {
-    case BlockKind::text:
-      o["type"] = "text";
-      o["text"] = b.text;
-      break;
-    case BlockKind::image:
-      return image_to_json(b);
+    case BlockKind::text: w.member("type", "text").member("text", b.text); break;
+    case BlockKind::image: break;
     case BlockKind::tool_use:
-      o["type"] = "tool_use";
-      o["id"] = b.tool_id;
-      o["name"] = b.tool_name;
-      o["input"] = tool_input_object(b.tool_input);
+      w.member("type", "tool_use").member("id", b.tool_id).member("name", b.tool_name);
+      write_tool_input(b.tool_input, w.key("input"));
       break;
     case BlockKind::tool_result: {
-      o["type"] = "tool_result";
-      o["tool_use_id"] = b.tool_id;
+      w.member("type", "tool_result").member("tool_use_id", b.tool_id);
       bool only_text = true;
       for (const Block& c : b.content) only_text = only_text && c.kind == BlockKind::text;
       if (only_text && b.content.size() == 1) {
-        o["content"] = b.content.front().text;
+        w.member("content", b.content.front().text);
       } else if (!b.content.empty()) {
-        json::array parts;
+        w.key("content").begin_array();
         for (const Block& c : b.content) {
           // Only text and images can sit in a tool_result; anything else is sent as its text.
           if (c.kind == BlockKind::image) {
-            parts.push_back(image_to_json(c));
+            write_image(c, w);
           } else {
-            json::object t;
-            t["type"] = "text";
-            t["text"] = c.text;
-            parts.push_back(std::move(t));
+            w.begin_object().member("type", "text").member("text", c.text).end_object();
           }
         }
-        o["content"] = std::move(parts);
+        w.end_array();
       }
-      if (b.is_error) o["is_error"] = true;
+      if (b.is_error) w.member("is_error", true);
       break;
     }
     case BlockKind::thinking:
-      o["type"] = "thinking";
-      o["thinking"] = b.text;
-      o["signature"] = b.signature;
+      w.member("type", "thinking").member("thinking", b.text).member("signature", b.signature);
       break;
     case BlockKind::redacted_thinking:
-      o["type"] = "redacted_thinking";
-      o["data"] = b.data;
+      w.member("type", "redacted_thinking").member("data", b.data);
       break;
   }
-  return o;
+  w.end_object();
 }
 
 bool known_block_type(std::string_view type) {

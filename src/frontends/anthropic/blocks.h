@@ -8,17 +8,18 @@
 
 #include "canonical/canonical.h"
 #include "canonical/json.h"
+#include "canonical/json_writer.h"
 #include "common/error.h"
 
 namespace sluice::canonical::anthropic {
 
-/// One canonical block as an Anthropic content block (text, image, tool_use, tool_result,
-/// thinking, redacted_thinking). tool_use input is sent as an object: non-object arguments
-/// become {"_raw_arguments": "<text>"}.
-json::object block_to_json(const Block& b);
+/// Writes one canonical block as an Anthropic content block (text, image, tool_use,
+/// tool_result, thinking, redacted_thinking). tool_use input is sent as an object: non-object
+/// arguments become {"_raw_arguments": "<text>"}.
+void write_block(const Block& b, JsonWriter& w);
 
-/// The tool_use `input` object for canonical argument text.
-json::value tool_input_object(std::string_view text);
+/// Writes the tool_use `input` object for canonical argument text.
+void write_tool_input(std::string_view text, JsonWriter& w);
 
 /// Parses one content block. `where` names it in errors ("messages[0].content[1]"); errors are
 /// 400s (invalid()) naming the offending param. Unknown block types are an error too, with

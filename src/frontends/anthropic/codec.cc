@@ -247,32 +247,34 @@ Result<Request> decode_request(std::string_view body, const FrontendContext& ctx
 }
 
 std::string encode_response(const Response& r, const Request& /*req*/) {
-  json::object o;
-  o["id"] = r.id.empty() ? new_id("msg_") : r.id;
-  o["type"] = "message";
-  o["role"] = "assistant";
-  o["model"] = r.model;
-  json::array content;
+  std::string out;
+  out.reserve(256);
+  JsonWriter w(out);
+  w.begin_object().member("id", r.id.empty() ? new_id("msg_") : r.id);
+  w.member("type", "message").member("role", "assistant").member("model", r.model);
+  w.key("content").begin_array();
   for (const Block& b : r.content) {
     if (b.kind == BlockKind::image || b.kind == BlockKind::tool_result) continue;  // lossy
-    json::object block = block_to_json(b);
-    if (b.kind == BlockKind::tool_use && b.tool_id.empty()) block["id"] = new_id("toolu_");
-    content.push_back(std::move(block));
+    if (b.kind == BlockKind::tool_use && b.tool_id.empty()) {
+      Block named = b;
+      named.tool_id = new_id("toolu_");
+      write_block(named, w);
+    } else {
+      write_block(b, w);
+    }
   }
-  o["content"] = std::move(content);
-  o["stop_reason"] = stop_row(r.stop_reason).anthropic;
+  w.end_array().member("stop_reason", stop_row(r.stop_reason).anthropic);
   if (r.stop_sequence.empty()) {
-    o["stop_sequence"] = nullptr;
+    w.key("stop_sequence").null();
   } else {
-    o["stop_sequence"] = r.stop_sequence;
+    w.member("stop_sequence", r.stop_sequence);
   }
-  json::object usage;
-  usage["input_tokens"] = r.usage.input;
-  usage["output_tokens"] = r.usage.output;
-  usage["cache_creation_input_tokens"] = r.usage.cache_creation;
-  usage["cache_read_input_tokens"] = r.usage.cache_read;
-  o["usage"] = std::move(usage);
-  return to_text(o);
+  w.key("usage").begin_object().member("input_tokens", r.usage.input);
+  w.member("output_tokens", r.usage.output);
+  w.member("cache_creation_input_tokens", r.usage.cache_creation);
+  w.member("cache_read_input_tokens", r.usage.cache_read).end_object();
+  w.end_object();
+  return out;
 }
 
 ErrorBody encode_error(int status, std::string_view message) {

@@ -43,20 +43,24 @@ std::optional<int64_t> thinking_budget(const Request& req) {
 }
 
 // Sendable blocks of one message, tool_result blocks first.
-json::array message_content(const std::vector<const Block*>& blocks) {
-  json::array content;
+void add_sendable(const std::vector<const Block*>& blocks, std::vector<const Block*>& into) {
   for (int pass = 0; pass < 2; ++pass) {
     for (const Block* b : blocks) {
       if ((b->kind == BlockKind::tool_result) != (pass == 0)) continue;
       if (b->kind == BlockKind::thinking && b->signature.empty()) continue;
-      content.push_back(block_to_json(*b));
+      into.push_back(b);
     }
   }
-  return content;
 }
 
-json::array encode_messages(const std::vector<Message>& messages) {
-  json::array out;
+// Anthropic wants alternating turns: consecutive messages of one role are one turn, a turn with
+// nothing sendable is dropped, and the turns around a dropped one are joined.
+void write_messages(const std::vector<Message>& messages, JsonWriter& w) {
+  struct Turn {
+    Role role;
+    std::vector<const Block*> blocks;
+  };
+  std::vector<Turn> turns;
   size_t i = 0;
   while (i < messages.size()) {
     const Role role = messages[i].role;
@@ -64,92 +68,91 @@ json::array encode_messages(const std::vector<Message>& messages) {
     for (; i < messages.size() && messages[i].role == role; ++i) {
       for (const Block& b : messages[i].content) blocks.push_back(&b);
     }
-    json::array content = message_content(blocks);
-    if (content.empty()) continue;
-    if (!out.empty() && out.back().as_object().at("role").as_string() ==
-                            (role == Role::user ? "user" : "assistant")) {
+    std::vector<const Block*> sendable;
+    add_sendable(blocks, sendable);
+    if (sendable.empty()) continue;
+    if (!turns.empty() && turns.back().role == role) {
       // The role run between two runs of this role was dropped as empty: join them.
-      json::array& prev = out.back().as_object()["content"].as_array();
-      for (auto& c : content) prev.push_back(std::move(c));
+      turns.back().blocks.insert(turns.back().blocks.end(), sendable.begin(), sendable.end());
       continue;
     }
-    json::object m;
-    m["role"] = role == Role::user ? "user" : "assistant";
-    m["content"] = std::move(content);
-    out.push_back(std::move(m));
+    turns.push_back(Turn{role, std::move(sendable)});
   }
-  return out;
+  w.begin_array();
+  for (const Turn& t : turns) {
+    w.begin_object().member("role", t.role == Role::user ? "user" : "assistant");
+    w.key("content").begin_array();
+    for (const Block* b : t.blocks) write_block(*b, w);
+    w.end_array().end_object();
+  }
+  w.end_array();
 }
 
-json::object encode_tool_choice(const Request& req) {
-  json::object tc;
+void write_tool_choice(const Request& req, JsonWriter& w) {
+  w.begin_object();
   switch (req.tool_choice.kind) {
     case ToolChoiceKind::unset:
-    case ToolChoiceKind::auto_:
-      tc["type"] = "auto";
-      break;
-    case ToolChoiceKind::none:
-      tc["type"] = "none";
-      return tc;
-    case ToolChoiceKind::required:
-      tc["type"] = "any";
-      break;
-    case ToolChoiceKind::named:
-      tc["type"] = "tool";
-      tc["name"] = req.tool_choice.name;
-      break;
+    case ToolChoiceKind::auto_: w.member("type", "auto"); break;
+    case ToolChoiceKind::none: w.member("type", "none").end_object(); return;
+    case ToolChoiceKind::required: w.member("type", "any"); break;
+    case ToolChoiceKind::named: w.member("type", "tool").member("name", req.tool_choice.name); break;
   }
-  if (req.parallel_tool_calls == false) tc["disable_parallel_tool_use"] = true;
-  return tc;
+  if (req.parallel_tool_calls == false) w.member("disable_parallel_tool_use", true);
+  w.end_object();
 }
 
+// Written directly (JsonWriter), byte for byte what the Boost.JSON tree it replaced gave.
 std::string encode_request_impl(const Request& req, std::string_view upstream_model) {
-  json::object o;
-  o["model"] = upstream_model;
+  std::string out;
+  out.reserve(256);
+  JsonWriter w(out);
+  w.begin_object().member("model", upstream_model);
   int64_t max_tokens = req.max_tokens.value_or(kDefaultMaxTokens);
   const std::optional<int64_t> budget = thinking_budget(req);
   if (!req.max_tokens && budget && *budget >= max_tokens) {
     max_tokens = sat_add(*budget, kDefaultMaxTokens);
   }
-  o["max_tokens"] = max_tokens;
+  w.member("max_tokens", max_tokens);
   if (req.system.size() == 1) {
-    o["system"] = req.system.front().text;
+    w.member("system", req.system.front().text);
   } else if (!req.system.empty()) {
-    json::array system;
-    for (const Block& b : req.system) system.push_back(block_to_json(b));
-    o["system"] = std::move(system);
+    w.key("system").begin_array();
+    for (const Block& b : req.system) write_block(b, w);
+    w.end_array();
   }
-  o["messages"] = encode_messages(req.messages);
+  write_messages(req.messages, w.key("messages"));
   if (!req.tools.empty()) {
-    json::array tools;
+    w.key("tools").begin_array();
     for (const Tool& t : req.tools) {
-      json::object tool;
-      tool["name"] = t.name;
-      if (!t.description.empty()) tool["description"] = t.description;
-      json::value schema = from_text(t.parameters);
-      if (!schema.is_object()) schema = json::object{{"type", "object"}};
-      tool["input_schema"] = std::move(schema);
-      tools.push_back(std::move(tool));
+      w.begin_object().member("name", t.name);
+      if (!t.description.empty()) w.member("description", t.description);
+      const json::value schema = from_text(t.parameters);
+      w.key("input_schema").raw(schema.is_object() ? to_text(schema) : R"({"type":"object"})");
+      w.end_object();
     }
-    o["tools"] = std::move(tools);
+    w.end_array();
     if (req.tool_choice.kind != ToolChoiceKind::unset || req.parallel_tool_calls == false) {
-      o["tool_choice"] = encode_tool_choice(req);
+      write_tool_choice(req, w.key("tool_choice"));
     }
   }
   if (!req.stop.empty()) {
-    json::array stops;
-    for (const std::string& s : req.stop) stops.emplace_back(s);
-    o["stop_sequences"] = std::move(stops);
+    w.key("stop_sequences").begin_array();
+    for (const std::string& s : req.stop) w.string(s);
+    w.end_array();
   }
-  if (req.temperature) o["temperature"] = *req.temperature;
-  if (req.top_p) o["top_p"] = *req.top_p;
-  if (req.top_k) o["top_k"] = *req.top_k;
-  if (req.stream) o["stream"] = true;
+  if (req.temperature) w.key("temperature").number(*req.temperature);
+  if (req.top_p) w.key("top_p").number(*req.top_p);
+  if (req.top_k) w.member("top_k", *req.top_k);
+  if (req.stream) w.member("stream", true);
   if (budget) {
-    o["thinking"] = json::object{{"type", "enabled"}, {"budget_tokens", *budget}};
+    w.key("thinking").begin_object().member("type", "enabled");
+    w.member("budget_tokens", *budget).end_object();
   }
-  if (!req.user.empty()) o["metadata"] = json::object{{"user_id", req.user}};
-  return to_text(o);
+  if (!req.user.empty()) {
+    w.key("metadata").begin_object().member("user_id", req.user).end_object();
+  }
+  w.end_object();
+  return out;
 }
 
 int64_t count(const json::object& usage, std::string_view key) {
