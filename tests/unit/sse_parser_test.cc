@@ -321,15 +321,22 @@ TEST(SseParser, TheWholeOneLineEventGivesWhatTheLineByLineWayGives) {
   const std::string s =
       "data: a\n\ndata:b\n\ndata:  two spaces\n\nevent: e\ndata: after event\n\n"
       "data: 1\ndata: 2\n\n: comment\ndata: c\n\ndata: crlf\r\n\r\ndata: cr\r\r"
-      "id: 7\ndata: with id\n\ndata\n\ndata:\n\ndatax: not data\n\ndata: last\n\n";
+      "id: 7\ndata: with id\n\ndata\n\ndata:\n\ndatax: not data\n\n"
+      "event:x\ndata:y\n\nevent: only\n\nevent: e\ndata: a\ndata: b\n\n"
+      "event: e\r\ndata: crlf\n\neventx: 1\ndata: z\n\nevent: e\nid: 9\ndata: q\n\n"
+      "event: a\nevent: b\ndata: two events\n\ndata: last\n\n";
   const std::vector<Ev> expected = {
       {"", "a", "", -1},         {"", "b", "", -1},        {"", " two spaces", "", -1},
       {"e", "after event", "", -1}, {"", "1\n2", "", -1},  {"", "c", "", -1},
       {"", "crlf", "", -1},      {"", "cr", "", -1},       {"", "with id", "7", -1},
-      {"", "", "", -1},          {"", "", "", -1},         {"", "last", "", -1}};
+      {"", "", "", -1},          {"", "", "", -1},         {"x", "y", "", -1},
+      {"only", "", "", -1},      {"e", "a\nb", "", -1},    {"e", "crlf", "", -1},
+      {"", "z", "", -1},         {"e", "q", "9", -1},      {"b", "two events", "", -1},
+      {"", "last", "", -1}};
   EXPECT_EQ(parse_whole(s), expected);
   EXPECT_EQ(parse_bytewise(s), expected);
-  // The bound holds on both ways: a 12-byte line fits a 12-byte bound, not an 11-byte one.
+  // The bounds hold on both ways: a 12-byte line fits a 12-byte bound, not an 11-byte one;
+  // an event's name counts with its data line (3 + 12 bytes).
   for (size_t bound : {11u, 12u}) {
     SseParser whole;
     whole.set_max_event_bytes(bound);
@@ -337,6 +344,21 @@ TEST(SseParser, TheWholeOneLineEventGivesWhatTheLineByLineWayGives) {
     whole.feed("data: 123456\n\ndata: ok\n\n", c.sink());
     EXPECT_EQ(whole.overflowed(), bound == 11u);
     EXPECT_EQ(c.events.size(), bound == 11u ? 1u : 2u);
+  }
+  for (size_t bound : {14u, 15u}) {
+    for (bool bytewise : {false, true}) {
+      SseParser parser;
+      parser.set_max_event_bytes(bound);
+      Collector c;
+      const std::string events = "event: abc\ndata: 123456\n\ndata: ok\n\n";
+      if (bytewise) {
+        for (char ch : events) parser.feed(std::string_view(&ch, 1), c.sink());
+      } else {
+        parser.feed(events, c.sink());
+      }
+      EXPECT_EQ(parser.overflowed(), bound == 14u) << bound << (bytewise ? " bytewise" : "");
+      EXPECT_EQ(c.events.size(), bound == 14u ? 1u : 2u) << bound << (bytewise ? " bytewise" : "");
+    }
   }
 }
 

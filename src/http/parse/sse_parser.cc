@@ -62,19 +62,14 @@ void SseParser::feed(std::string_view bytes, const Sink& sink) {
     const size_t j = static_cast<size_t>(eol - p);
     if (line_.empty()) {
       const std::string_view line(p + i, j - i);
-      // The common event, whole in this read: one `data:` line, LF, then the blank line.
-      // Dispatched from the read's own bytes (nothing copied, no field parsing); what
-      // process_line + dispatch would do with it, bound included.
-      if (!has_fields_ && !skipping_ && *eol == '\n' && j + 1 < n && p[j + 1] == '\n' &&
-          line.size() <= max_event_bytes_ && line.starts_with("data:")) {
-        if (sink) {
-          SseEvent ev;
-          ev.data = line.substr(5);
-          if (!ev.data.empty() && ev.data[0] == ' ') ev.data.remove_prefix(1);
-          sink(ev);
+      // The common events, whole in this read: an optional `event:` line, one `data:` line,
+      // then the blank line, LF endings. Dispatched from the read's own bytes (nothing copied,
+      // no field parsing): what process_line + dispatch would do with them, bounds included.
+      if (!has_fields_ && !skipping_ && *eol == '\n') {
+        if (const size_t next = dispatch_whole(p, n, i, j, sink); next != 0) {
+          i = next;
+          continue;
         }
-        i = j + 2;
-        continue;
       }
       process_line(line, sink);
     } else {
@@ -91,6 +86,42 @@ void SseParser::feed(std::string_view bytes, const Sink& sink) {
       }
     }
   }
+}
+
+namespace {
+
+// The value of field `name` on `line` ("name:" then one optional space), when the line is that
+// field.
+bool field_value(std::string_view line, std::string_view name, std::string_view& value) {
+  if (line.size() <= name.size() || line[name.size()] != ':' || !line.starts_with(name)) {
+    return false;
+  }
+  value = line.substr(name.size() + 1);
+  if (!value.empty() && value[0] == ' ') value.remove_prefix(1);
+  return true;
+}
+
+}  // namespace
+
+size_t SseParser::dispatch_whole(const char* p, size_t n, size_t i, size_t j, const Sink& sink) {
+  // [i, j) is a line ended by the LF at j.
+  std::string_view line(p + i, j - i);
+  SseEvent ev;
+  if (field_value(line, "event", ev.event)) {
+    if (line.size() > max_event_bytes_) return 0;
+    // The data line must follow, whole, ended by LF LF.
+    const size_t d = j + 1;
+    const char* eol = find_eol(p + d, n - d);
+    if (eol == nullptr || *eol != '\n') return 0;
+    j = static_cast<size_t>(eol - p);
+    line = std::string_view(p + d, j - d);
+    if (line.size() + ev.event.size() > max_event_bytes_) return 0;
+  } else if (line.size() > max_event_bytes_) {
+    return 0;
+  }
+  if (j + 1 >= n || p[j + 1] != '\n' || !field_value(line, "data", ev.data)) return 0;
+  if (sink) sink(ev);
+  return j + 2;
 }
 
 void SseParser::drop_oversized_event() {

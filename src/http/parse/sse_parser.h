@@ -40,6 +40,9 @@ class SseParser {
 
  private:
   void process_line(std::string_view line, const Sink& sink);
+  // The event starting at the line [i, j) of p[0, n) (LF at j), when it is whole in these
+  // bytes and of the common shape: dispatched, and the offset after it returned; else 0.
+  size_t dispatch_whole(const char* p, size_t n, size_t i, size_t j, const Sink& sink);
   void dispatch(const Sink& sink);
   // Past max_event_bytes_: forget the event and skip to its end.
   void drop_oversized_event();
