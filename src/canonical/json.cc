@@ -66,6 +66,8 @@ std::optional<bool> boolean(const json::object& o, std::string_view key) {
 }
 
 std::string to_text(const json::value& v) { return json::serialize(v); }
+std::string to_text(const json::object& o) { return json::serialize(o); }
+std::string to_text(const json::array& a) { return json::serialize(a); }
 
 json::value from_text(std::string_view text) {
   boost::system::error_code ec;

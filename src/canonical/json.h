@@ -32,6 +32,10 @@ std::optional<bool> boolean(const json::object& o, std::string_view key);
 
 /// Minified JSON text of `v`.
 std::string to_text(const json::value& v);
+/// (Objects and arrays directly: through the value overload they would be copied into a
+/// temporary value first, the whole tree.)
+std::string to_text(const json::object& o);
+std::string to_text(const json::array& a);
 /// Parses JSON text that the gateway itself produced or already validated (tool arguments,
 /// schemas); on a parse failure yields the text as a JSON string (never throws).
 json::value from_text(std::string_view text);

@@ -122,7 +122,9 @@ class Encoder final : public StreamEncoder {
     } else {
       choice["finish_reason"] = finish;
     }
-    o["choices"] = json::array{std::move(choice)};
+    json::array choices;  // (an initializer list would copy the choice)
+    choices.push_back(std::move(choice));
+    o["choices"] = std::move(choices);
     return sse(o);
   }
 
@@ -276,7 +278,9 @@ std::string encode_response(const Response& r, const Request& req) {
                       {"finish_reason", stop_row(r.stop_reason).openai}};
   json::object o{{"id", r.id.empty() ? new_id() : r.id}, {"object", "chat.completion"},
                  {"created", now()}, {"model", r.model.empty() ? req.model : r.model}};
-  o["choices"] = json::array{std::move(choice)};
+  json::array choices;  // (an initializer list would copy the choice)
+  choices.push_back(std::move(choice));
+  o["choices"] = std::move(choices);
   o["usage"] = usage_json(r.usage);
   return json::serialize(o);
 }
