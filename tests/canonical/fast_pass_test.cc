@@ -214,6 +214,10 @@ TEST(AnthropicFastDelta, EdgeDeltasDecodeTheSameAndOnlyCommonOnesTakeThePass) {
       {R"({"type":"content_block_stop","index":-1})", false},
       {R"({"type":"content_block_stop","index":1234567890})", false},
       {R"({"type":"content_block_stop","index":0 })", false},
+      {R"({"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}})", true},
+      {R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":"x"}})", false},
+      {R"({"type":"content_block_start","index":1,"content_block":{"type":"thinking","thinking":""}})", false},
+      {R"({"type":"content_block_start","index":01,"content_block":{"type":"text","text":""}})", false, true},
       {R"({"type":"message_stop"})", true, true},
       {R"({"type": "message_stop"})", false, true},
       // Escaped keys: the pass reads them unescaped, as the DOM way does.
@@ -223,10 +227,11 @@ TEST(AnthropicFastDelta, EdgeDeltasDecodeTheSameAndOnlyCommonOnesTakeThePass) {
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.data);
-    // The tail's content_block_stop and message_stop are recognised by their bytes (unless
-    // the case's event ended the stream: then the tail is not read).
+    // The head's content_block_start and the tail's content_block_stop and message_stop are
+    // recognised by their bytes (unless the case's event ended the stream: then the tail is
+    // not read).
     expect_edge_case(Protocol::anthropic, head + sse("content_block_delta", c.data) + tail,
-                     (c.fast ? 1u : 0u) + (c.ends ? 0u : 2u));
+                     1u + (c.fast ? 1u : 0u) + (c.ends ? 0u : 2u));
   }
 }
 

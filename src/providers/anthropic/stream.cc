@@ -6,6 +6,7 @@
 // citations_delta is dropped; `ping` is ignored.
 #include <algorithm>
 #include <exception>
+#include <optional>
 
 #include "canonical/codec.h"
 #include "canonical/events.h"
@@ -116,10 +117,10 @@ class AnthropicStreamDecoder final : public StreamDecoder {
   }
 
   // The small events Anthropic sends byte for byte the same in every stream (ping,
-  // content_block_stop, message_stop), recognised by their exact bytes: what the DOM way below
-  // does with them, without parsing. Anything else, spacing included, goes that way.
+  // content_block_stop, message_stop, and content_block_start of a text block), recognised by
+  // their exact bytes: what the DOM way below does with them, without parsing. Anything else,
+  // spacing included, goes that way.
   bool exact_event(std::string_view data, std::vector<Event>& out) {
-    constexpr std::string_view kStop = R"({"type":"content_block_stop","index":)";
     if (data == R"({"type":"ping"})") {
       ++fast_events_;
       return true;
@@ -129,21 +130,44 @@ class AnthropicStreamDecoder final : public StreamDecoder {
       message_stop(out);
       return true;
     }
-    if (data.size() > kStop.size() + 1 && data.size() <= kStop.size() + 10 &&
-        data.starts_with(kStop) && data.back() == '}') {
-      // One to nine digits, no leading zero (JSON's grammar): the index.
-      const std::string_view digits = data.substr(kStop.size(), data.size() - kStop.size() - 1);
-      if (digits[0] == '0' && digits.size() > 1) return false;
-      int64_t index = 0;
-      for (char c : digits) {
-        if (c < '0' || c > '9') return false;
-        index = index * 10 + (c - '0');
-      }
+    if (const std::optional<int64_t> index =
+            exact_index(data, R"({"type":"content_block_stop","index":)", "}")) {
       ++fast_events_;
-      if (index == wire_index_ && open_) close_block(out);
+      if (*index == wire_index_ && open_) close_block(out);
+      return true;
+    }
+    if (const std::optional<int64_t> index =
+            exact_index(data, R"({"type":"content_block_start","index":)",
+                        R"(,"content_block":{"type":"text","text":""}})")) {
+      ++fast_events_;
+      // block_start for an empty text block.
+      message_start(nullptr, out);
+      close_block(out);
+      emit_block_start(out, next_index_, BlockKind::text);
+      open_ = true;
+      wire_index_ = *index;
       return true;
     }
     return false;
+  }
+
+  // The index of `data` when it is `head`, one to nine digits (no leading zero, as JSON's
+  // grammar has it), then `tail`.
+  static std::optional<int64_t> exact_index(std::string_view data, std::string_view head,
+                                            std::string_view tail) {
+    const size_t fixed = head.size() + tail.size();
+    if (data.size() <= fixed || data.size() > fixed + 9 || !data.starts_with(head) ||
+        !data.ends_with(tail)) {
+      return std::nullopt;
+    }
+    const std::string_view digits = data.substr(head.size(), data.size() - fixed);
+    if (digits[0] == '0' && digits.size() > 1) return std::nullopt;
+    int64_t index = 0;
+    for (char c : digits) {
+      if (c < '0' || c > '9') return std::nullopt;
+      index = index * 10 + (c - '0');
+    }
+    return index;
   }
 
   void message_stop(std::vector<Event>& out) {
