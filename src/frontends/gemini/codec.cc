@@ -280,10 +280,7 @@ json::object chunk(json::array parts, std::string_view finish) {
   if (!finish.empty()) cand["finishReason"] = finish;
   cand["index"] = 0;
   json::object o;
-  // (Not json::array{std::move(cand)}: an initializer list copies its elements.)
-  json::array candidates;
-  candidates.push_back(std::move(cand));
-  o["candidates"] = std::move(candidates);
+  o["candidates"] = json::array{std::move(cand)};
   return o;
 }
 

@@ -122,9 +122,7 @@ class Encoder final : public StreamEncoder {
     } else {
       choice["finish_reason"] = finish;
     }
-    json::array choices;  // (an initializer list would copy the choice)
-    choices.push_back(std::move(choice));
-    o["choices"] = std::move(choices);
+    o["choices"] = json::array{std::move(choice)};
     return sse(o);
   }
 
@@ -278,9 +276,7 @@ std::string encode_response(const Response& r, const Request& req) {
                       {"finish_reason", stop_row(r.stop_reason).openai}};
   json::object o{{"id", r.id.empty() ? new_id() : r.id}, {"object", "chat.completion"},
                  {"created", now()}, {"model", r.model.empty() ? req.model : r.model}};
-  json::array choices;  // (an initializer list would copy the choice)
-  choices.push_back(std::move(choice));
-  o["choices"] = std::move(choices);
+  o["choices"] = json::array{std::move(choice)};
   o["usage"] = usage_json(r.usage);
   return json::serialize(o);
 }

@@ -43,7 +43,9 @@ class HeaderSlots {
   HeaderSlots() noexcept {}  // NOLINT: deliberately no initialisation
   HeaderSlots(const HeaderSlots& o) noexcept { *this = o; }
   HeaderSlots& operator=(const HeaderSlots& o) noexcept {
-    std::memcpy(static_cast<void*>(slots_), static_cast<const void*>(o.slots_), sizeof slots_);
+    if (this != &o) {
+      std::memcpy(static_cast<void*>(slots_), static_cast<const void*>(o.slots_), sizeof slots_);
+    }
     return *this;
   }
   ~HeaderSlots() {}
