@@ -13,8 +13,8 @@ PACKAGES=(
   libgoogle-perftools-dev google-perftools
   # tests
   libgtest-dev libgmock-dev python3 python3-pytest curl openssl
-  # benchmark peers and load generator
-  nginx-light haproxy wrk redis-server
+  # benchmark peers and load generator; valgrind for bench/instructions.py (callgrind)
+  nginx-light haproxy wrk redis-server valgrind
 )
 
 missing=()
