@@ -27,11 +27,10 @@ asio::awaitable<void> Dispatcher::serve_count_estimate(RequestContext& ctx, std:
   co_await responder.send(200, "application/json", body);
 }
 
-asio::awaitable<AttemptResult> Dispatcher::attempt_count(RequestContext& ctx,
-                                                         TargetRuntime& runtime,
-                                                         BreakerVerdict& verdict,
-                                                         std::string_view model_override) {
-  AttemptResult result;
+asio::awaitable<void> Dispatcher::attempt_count(RequestContext& ctx, TargetRuntime& runtime,
+                                                BreakerVerdict& verdict,
+                                                std::string_view model_override,
+                                                AttemptResult& result) {
   routing::TargetState& state = runtime.state;
   const config::TargetConfig& target = state.config;
   const canonical::Protocol egress = protocol_of(target.provider);
@@ -46,13 +45,13 @@ asio::awaitable<AttemptResult> Dispatcher::attempt_count(RequestContext& ctx,
   LiveCall live(ctx, call);
   const bool opened = co_await open_exchange(ctx, runtime, verdict, egress, path, body, call,
                                              result);
-  if (!opened) co_return result;
+  if (!opened) co_return;
   auto read_at = Clock::now();
   auto raw = co_await call.read_all(kMaxUpstreamErrorBody);
   ctx.waited_since(read_at);
   if (!raw) {
     fail_attempt(result, std::move(raw.error()), false, call, *ctx.responder, state, verdict);
-    co_return result;
+    co_return;
   }
   auto tokens = canonical::decode_count(egress, *raw);
   call.finish();
@@ -61,7 +60,7 @@ asio::awaitable<AttemptResult> Dispatcher::attempt_count(RequestContext& ctx,
                                                       " answered its token count with " +
                                                       tokens.error().message);
     fail_attempt(result, std::move(e), true, call, *ctx.responder, state, verdict);
-    co_return result;
+    co_return;
   }
   state.count(AttemptOutcome::success);
   verdict.success();
@@ -72,7 +71,7 @@ asio::awaitable<AttemptResult> Dispatcher::attempt_count(RequestContext& ctx,
   const std::string answer = canonical::encode_count(ctx.ingress, *tokens);
   co_await responder.send(200, "application/json", answer);
   result.responded = true;
-  co_return result;
+  co_return;
 }
 
 }  // namespace sluice::api

@@ -125,6 +125,7 @@ asio::awaitable<void> Dispatcher::dispatch(RequestContext& ctx, RouteRuntime& pr
   bool free_retry = false;  // the last failure was connection-level (see AttemptResult)
   Millis previous_backoff{0};
   bool done = false;
+  AttemptResult r;  // the last attempt's
   for (size_t hop = 0; hop < chain.size() && !done; ++hop) {
     RouteRuntime& rr = *chain[hop].route;
     std::vector<bool> tried(rr.targets.size(), false);
@@ -251,13 +252,13 @@ asio::awaitable<void> Dispatcher::dispatch(RequestContext& ctx, RouteRuntime& pr
       } hold(tr);
       ctx.served_model = chain[hop].model;
       // (Not a ?: of two co_awaits: GCC 12 miscompiles that into a use-after-free.)
-      AttemptResult r;
+      r = AttemptResult{};
       if (path == ServePath::same_protocol) {
-        r = co_await attempt(ctx, tr, verdict, chain[hop].model);
+        co_await attempt(ctx, tr, verdict, chain[hop].model, r);
       } else if (path == ServePath::count) {
-        r = co_await attempt_count(ctx, tr, verdict, chain[hop].model);
+        co_await attempt_count(ctx, tr, verdict, chain[hop].model, r);
       } else {
-        r = co_await attempt_translated(ctx, tr, verdict, chain[hop].model);
+        co_await attempt_translated(ctx, tr, verdict, chain[hop].model, r);
       }
       if (r.responded || responder.client_gone()) {
         done = true;

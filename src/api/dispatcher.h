@@ -69,21 +69,24 @@ class Dispatcher {
   asio::awaitable<void> dispatch(RequestContext& ctx, RouteRuntime& primary);
 
  private:
+  // Each attempt fills `result` (the caller's, reset): returned by value, it would take a
+  // slot in the frame of every coroutine on the way, for as long as a stream is held.
   // The same-protocol fast path (proxy.cc): OpenAI client, OpenAI-compatible target.
-  asio::awaitable<AttemptResult> attempt(RequestContext& ctx, TargetRuntime& target,
-                                         BreakerVerdict& verdict,
-                                         std::string_view model_override);
+  asio::awaitable<void> attempt(RequestContext& ctx, TargetRuntime& target,
+                                BreakerVerdict& verdict, std::string_view model_override,
+                                AttemptResult& result);
   // The translated path (translate.cc): a client protocol other than OpenAI, or a target
   // protocol other than the client's.
-  asio::awaitable<AttemptResult> attempt_translated(RequestContext& ctx, TargetRuntime& target,
-                                                    BreakerVerdict& verdict,
-                                                    std::string_view model_override);
+  asio::awaitable<void> attempt_translated(RequestContext& ctx, TargetRuntime& target,
+                                           BreakerVerdict& verdict,
+                                           std::string_view model_override,
+                                           AttemptResult& result);
   // Token counting (count.cc): an upstream that counts (Anthropic, Gemini) is asked; every
   // other target gets the estimate (serve_count_estimate), as does a request no counting
   // upstream could answer.
-  asio::awaitable<AttemptResult> attempt_count(RequestContext& ctx, TargetRuntime& target,
-                                               BreakerVerdict& verdict,
-                                               std::string_view model_override);
+  asio::awaitable<void> attempt_count(RequestContext& ctx, TargetRuntime& target,
+                                      BreakerVerdict& verdict, std::string_view model_override,
+                                      AttemptResult& result);
   asio::awaitable<void> serve_count_estimate(RequestContext& ctx, std::string_view why);
   // The exchange of a translated or counting attempt up to a 2xx answer's head: true when
   // the answer can be read from `call`, else `result` holds the failure (the verdict given).

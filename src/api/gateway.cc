@@ -106,6 +106,19 @@ std::optional<Error> Gateway::check_head(http::Request& request) {
   return std::nullopt;
 }
 
+namespace {
+
+// Sends the error `build()` makes, in a coroutine of its own: an Error declared in
+// Gateway::handle or Gateway::proxy (or the temporaries of its message, in a full-expression
+// with a co_await) would take slots in their frames, which every held stream keeps.
+template <class Build>
+asio::awaitable<void> send_built_error(http::Responder& responder, Build build) {
+  const Error error = build();
+  co_await responder.send_error(error);
+}
+
+}  // namespace
+
 asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& responder,
                                       WorkerContext& worker, std::shared_ptr<void> keep,
                                       Listener listener) {
@@ -141,10 +154,10 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
                                   : operations_endpoint(trace.endpoint) &&
                                         !router_->config().admin.on_public_listener) {
     trace.endpoint = Endpoint::other;
-    const Error unknown = make_error(Errc::not_found, "Unknown request URL: " +
-                                                          std::string(method) + " " +
-                                                          std::string(request.path()) + ".");
-    co_await responder.send_error(unknown);
+    co_await send_built_error(responder, [&] {
+      return make_error(Errc::not_found, "Unknown request URL: " + std::string(method) + " " +
+                                             std::string(request.path()) + ".");
+    });
     co_return;
   }
   if (api_path_hit) {
@@ -182,9 +195,9 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
     if (method != "POST") co_return co_await method_not_allowed("POST");
     if (g.method != "generateContent" && g.method != "streamGenerateContent" &&
         g.method != "countTokens") {
-      const Error error = make_error(Errc::not_found, "Unknown Gemini method '" +
-                                                          std::string(g.method) + "'.");
-      co_await responder.send_error(error);
+      co_await send_built_error(responder, [&] {
+        return make_error(Errc::not_found, "Unknown Gemini method '" + std::string(g.method) + "'.");
+      });
       co_return;
     }
     co_return co_await proxy(g.method == "countTokens" ? Operation::count_tokens : Operation::chat,
@@ -226,12 +239,10 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
     }
     co_return;
   } else {
-    {
-      const Error error = make_error(
-        Errc::not_found, "Unknown request URL: " + std::string(method) + " " +
-                             std::string(request.path()) + ".");
-      co_await responder.send_error(error);
-    }
+    co_await send_built_error(responder, [&] {
+      return make_error(Errc::not_found, "Unknown request URL: " + std::string(method) + " " +
+                                             std::string(request.path()) + ".");
+    });
     co_return;
   }
   if (method != "POST") co_return co_await method_not_allowed("POST");
@@ -277,22 +288,26 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
     }
   } trace_attempts{trace, ctx};
   if (primary == nullptr) {
-    Error unknown = make_error(
-        Errc::model_not_found,
-        "The model '" + ctx.parsed.model + "' does not exist or is not routed by this gateway.",
-        "model");
-    co_await responder.send_error(unknown);
+    co_await send_built_error(responder, [&] {
+      return make_error(
+          Errc::model_not_found,
+          "The model '" + ctx.parsed.model + "' does not exist or is not routed by this gateway.",
+          "model");
+    });
     co_return;
   }
   if (int64_t window = primary->route->context_window;
       window > 0 && ctx.parsed.max_tokens > window) {
-    Error too_many = make_error(Errc::bad_request,
-                                "max_tokens is too large: " + std::to_string(ctx.parsed.max_tokens) +
-                                    ". This model supports at most " + std::to_string(window) +
-                                    " completion tokens.",
-                                "max_tokens");
-    too_many.code_override = "integer_above_max_value";
-    co_await responder.send_error(too_many);
+    co_await send_built_error(responder, [&] {
+      Error too_many = make_error(Errc::bad_request,
+                                  "max_tokens is too large: " +
+                                      std::to_string(ctx.parsed.max_tokens) +
+                                      ". This model supports at most " + std::to_string(window) +
+                                      " completion tokens.",
+                                  "max_tokens");
+      too_many.code_override = "integer_above_max_value";
+      return too_many;
+    });
     co_return;
   }
   // The stages (today all governance: their time is the auth phase). What they acquire lives

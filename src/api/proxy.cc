@@ -19,10 +19,49 @@ namespace sluice::api {
 using providers::Operation;
 using routing::AttemptOutcome;
 
-asio::awaitable<AttemptResult> Dispatcher::attempt(RequestContext& ctx, TargetRuntime& runtime,
-                                                 BreakerVerdict& verdict,
-                                                 std::string_view model_override) {
-  AttemptResult result;
+namespace {
+
+// An upstream's 4xx/5xx answer to a same-protocol attempt: read, turned into the client's
+// error (retryable or not) and the breaker's verdict. Its own coroutine, so that its locals
+// are not in the frame of every attempt (a held stream keeps that frame).
+asio::awaitable<void> take_error_answer(RequestContext& ctx, TargetRuntime& runtime,
+                                        BreakerVerdict& verdict, upstream::Call& call,
+                                        AttemptResult& result, const std::string& content_type,
+                                        const std::string& label, bool expose) {
+  routing::TargetState& state = runtime.state;
+  const int status = call.status();
+  auto retry_after = upstream_retry_after(call.head());
+  auto read_at = Clock::now();
+  auto body = co_await call.read_all(kMaxUpstreamErrorBody);
+  ctx.waited_since(read_at);
+  std::string_view text = body ? *body : std::string_view{};
+  // Everything read from the body is taken before finish(), which releases its buffer.
+  Error e = upstream_status_error(status, text, content_type, retry_after, label, expose);
+  bool context_length = is_context_length_error(status, text);
+  if (!expose && status >= 500 && !text.empty()) {
+    spdlog::info("request {}: upstream {} answered {}: {}", ctx.request->request_id,
+                 runtime.origin.key, status, text.substr(0, 300));
+  }
+  call.finish();
+  if (e.retryable) {
+    state.count(AttemptOutcome::upstream_error);
+    verdict.failure();
+    result.retryable = !ctx.responder->client_gone();
+  } else {
+    // The upstream is healthy; the request is at fault (or too long for this model).
+    state.count(AttemptOutcome::success);
+    verdict.success();
+    result.context_length = context_length;
+  }
+  result.error = std::move(e);
+}
+
+}  // namespace
+
+asio::awaitable<void> Dispatcher::attempt(RequestContext& ctx, TargetRuntime& runtime,
+                                          BreakerVerdict& verdict,
+                                          std::string_view model_override,
+                                          AttemptResult& result) {
   routing::TargetState& state = runtime.state;
   const config::TargetConfig& target = state.config;
   http::Responder& responder = *ctx.responder;
@@ -62,7 +101,7 @@ asio::awaitable<AttemptResult> Dispatcher::attempt(RequestContext& ctx, TargetRu
                    started.error().code == Errc::unavailable;
     result.free_retry = connect;
     fail(std::move(started.error()), connect);
-    co_return result;
+    co_return;
   }
   state.observe_ttfb(static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started_at).count()));
@@ -76,31 +115,8 @@ asio::awaitable<AttemptResult> Dispatcher::attempt(RequestContext& ctx, TargetRu
   }
 
   if (status >= 400) {
-    auto retry_after = upstream_retry_after(call.head());
-    auto read_at = Clock::now();
-    auto body = co_await call.read_all(kMaxUpstreamErrorBody);
-    ctx.waited_since(read_at);
-    std::string_view text = body ? *body : std::string_view{};
-    // Everything read from the body is taken before finish(), which releases its buffer.
-    Error e = upstream_status_error(status, text, content_type, retry_after, label, expose);
-    bool context_length = is_context_length_error(status, text);
-    if (!expose && status >= 500 && !text.empty()) {
-      spdlog::info("request {}: upstream {} answered {}: {}", ctx.request->request_id,
-                   runtime.origin.key, status, text.substr(0, 300));
-    }
-    call.finish();
-    if (e.retryable) {
-      state.count(AttemptOutcome::upstream_error);
-      verdict.failure();
-      result.retryable = !responder.client_gone();
-    } else {
-      // The upstream is healthy; the request is at fault (or too long for this model).
-      state.count(AttemptOutcome::success);
-      verdict.success();
-      result.context_length = context_length;
-    }
-    result.error = std::move(e);
-    co_return result;
+    co_await take_error_answer(ctx, runtime, verdict, call, result, content_type, label, expose);
+    co_return;
   }
 
   bool is_sse = content_type.starts_with("text/event-stream");
@@ -110,7 +126,7 @@ asio::awaitable<AttemptResult> Dispatcher::attempt(RequestContext& ctx, TargetRu
     ctx.waited_since(read_at);
     if (!body) {
       fail(std::move(body.error()), false);
-      co_return result;
+      co_return;
     }
     // A compressed answer (the upstream ignored our identity Accept-Encoding) is relayed as
     // is: checking it would mean inflating it.
@@ -128,7 +144,7 @@ asio::awaitable<AttemptResult> Dispatcher::attempt(RequestContext& ctx, TargetRu
                                  " with " + *problem);
       call.finish();
       fail(std::move(bad), true);
-      co_return result;
+      co_return;
     }
     if (content_type.empty()) content_type = "application/json";
     ctx.succeeded = true;
@@ -141,7 +157,7 @@ asio::awaitable<AttemptResult> Dispatcher::attempt(RequestContext& ctx, TargetRu
     co_await responder.send(status, content_type, *body, extra_headers);
     call.finish();
     result.responded = true;
-    co_return result;
+    co_return;
   }
 
   // SSE relay. Nothing goes to the client until the first complete event is in hand, so a
@@ -175,13 +191,13 @@ asio::awaitable<AttemptResult> Dispatcher::attempt(RequestContext& ctx, TargetRu
     if (!piece) {
       if (responder.client_gone()) {
         result.responded = begun;
-        co_return result;
+        co_return;
       }
       Error err = std::move(piece.error());
       if (!begun) {
         // Cut before the first event: a broken connection is as safe to retry as a 5xx.
         fail(std::move(err), err.code == Errc::upstream_protocol);
-        co_return result;
+        co_return;
       }
       state.count(outcome_of_error(err));
       verdict.failure();
@@ -199,7 +215,7 @@ asio::awaitable<AttemptResult> Dispatcher::attempt(RequestContext& ctx, TargetRu
       // usable; only the upstream connection is discarded.
       co_await responder.end_stream();
       result.responded = true;
-      co_return result;
+      co_return;
     }
     std::string_view bytes = *piece;
     if (!bytes.empty()) {
@@ -212,7 +228,7 @@ asio::awaitable<AttemptResult> Dispatcher::attempt(RequestContext& ctx, TargetRu
                                    std::to_string(kMaxSseEventBytes) + " bytes");
         if (!begun) {
           fail(std::move(err), false);
-          co_return result;
+          co_return;
         }
         state.count(AttemptOutcome::protocol_error);
         verdict.failure();
@@ -222,7 +238,7 @@ asio::awaitable<AttemptResult> Dispatcher::attempt(RequestContext& ctx, TargetRu
         co_await responder.write_chunk(event);
         co_await responder.end_stream();
         result.responded = true;
-        co_return result;
+        co_return;
       }
       if (!ready.empty()) {
         if (!begun) {
@@ -255,13 +271,13 @@ asio::awaitable<AttemptResult> Dispatcher::attempt(RequestContext& ctx, TargetRu
       state.count(AttemptOutcome::success);
       verdict.success();
       result.responded = true;
-      co_return result;
+      co_return;
     }
   }
   // The client went away mid-stream: not the target's fault.
   verdict.success();
   result.responded = true;
-  co_return result;
+  co_return;
 }
 
 }  // namespace sluice::api

@@ -150,10 +150,9 @@ asio::awaitable<bool> Dispatcher::open_exchange(RequestContext& ctx, TargetRunti
   co_return true;
 }
 
-asio::awaitable<AttemptResult> Dispatcher::attempt_translated(
+asio::awaitable<void> Dispatcher::attempt_translated(
     RequestContext& ctx, TargetRuntime& runtime, BreakerVerdict& verdict,
-    std::string_view model_override) {
-  AttemptResult result;
+    std::string_view model_override, AttemptResult& result) {
   routing::TargetState& state = runtime.state;
   const config::TargetConfig& target = state.config;
   http::Responder& responder = *ctx.responder;
@@ -167,14 +166,14 @@ asio::awaitable<AttemptResult> Dispatcher::attempt_translated(
                                   ") serves chat only; " +
                                   std::string(providers::operation_path(ctx.parsed.op)) +
                                   " is not available for it.");
-    co_return result;
+    co_return;
   }
   if (!ctx.canon) {  // an OpenAI client on a route to another protocol: decoded once
     auto decoded = canonical::decode_request(canonical::Protocol::openai, ctx.request->body, {});
     if (!decoded) {
       verdict.abandon();
       result.error = std::move(decoded.error());
-      co_return result;
+      co_return;
     }
     ctx.canon = std::move(decoded.value());
   }
@@ -196,7 +195,7 @@ asio::awaitable<AttemptResult> Dispatcher::attempt_translated(
   LiveCall live(ctx, call);
   const bool opened = co_await open_exchange(ctx, runtime, verdict, egress, path, body, call,
                                              result);
-  if (!opened) co_return result;
+  if (!opened) co_return;
   const std::string& label = upstream_label(runtime);
   // after_send_ok: the failure class may be retried even though the request was sent.
   auto fail = [&](Error e, bool after_send_ok) {
@@ -217,7 +216,7 @@ asio::awaitable<AttemptResult> Dispatcher::attempt_translated(
     ctx.waited_since(read_at);
     if (!raw) {
       fail(std::move(raw.error()), false);
-      co_return result;
+      co_return;
     }
     auto decoded = canonical::decode_response(egress, *raw);
     call.finish();
@@ -228,7 +227,7 @@ asio::awaitable<AttemptResult> Dispatcher::attempt_translated(
                                                    std::to_string(status) + " with " +
                                                    decoded.error().message),
            true);
-      co_return result;
+      co_return;
     }
     canonical::Response& answer = decoded.value();
     answer.model = ctx.parsed.model;  // the name the client used
@@ -240,7 +239,7 @@ asio::awaitable<AttemptResult> Dispatcher::attempt_translated(
     responder.add_header("x-sluice-attempts", std::to_string(ctx.attempts));
     co_await sink.answer(answer);
     result.responded = true;
-    co_return result;
+    co_return;
   }
 
   // A translated stream: upstream bytes → canonical events → the sink (the client's protocol),
@@ -318,13 +317,13 @@ asio::awaitable<AttemptResult> Dispatcher::attempt_translated(
       if (sink.gone()) {
         sink.abandon();
         result.responded = begun;
-        co_return result;
+        co_return;
       }
       Error err = std::move(piece.error());
       if (!begun) {
         sink.abandon();
         fail(std::move(err), err.code == Errc::upstream_protocol);
-        co_return result;
+        co_return;
       }
       state.count(outcome_of_error(err));
       verdict.failure();
@@ -335,7 +334,7 @@ asio::awaitable<AttemptResult> Dispatcher::attempt_translated(
                                 "The upstream stream failed before it finished: " + err.message);
       co_await sink.end_stream();
       result.responded = true;
-      co_return result;
+      co_return;
     }
     if (!piece->empty()) {
       // Room for every event the read can hold (an SSE event is at least ~100 bytes of JSON
@@ -353,7 +352,7 @@ asio::awaitable<AttemptResult> Dispatcher::attempt_translated(
         verdict.failure();
         result.retryable = err->retryable && !sink.gone();
         result.error = std::move(*err);
-        co_return result;
+        co_return;
       }
       if (!co_await begin()) break;
     }
@@ -376,14 +375,14 @@ asio::awaitable<AttemptResult> Dispatcher::attempt_translated(
         verdict.failure();
       }
       result.responded = true;
-      co_return result;
+      co_return;
     }
   }
   // The client went away mid-stream: not the target's fault.
   sink.abandon();
   verdict.success();
   result.responded = true;
-  co_return result;
+  co_return;
 }
 
 }  // namespace sluice::api

@@ -105,8 +105,6 @@ class Connection {
           if (watching_ && !watch_pending_) start_watch_read();
         }),
         budget_(server.shared_.buffered_bytes, server.limits_.max_buffered_body_bytes) {
-    buf_.reset(new char[kInitialBuffer]);
-    cap_ = kInitialBuffer;
     server_.connections_.push_front(this);
     self_it_ = server_.connections_.begin();
   }
@@ -147,7 +145,7 @@ class Connection {
     size_t cap = std::min(cap_ * 2, limit);
     if (cap >= limit / 4) cap = limit;
     cap = std::max(needed, cap);
-    if (!budget_.resize(cap - kInitialBuffer)) {
+    if (!budget_.resize(cap > kInitialBuffer ? cap - kInitialBuffer : 0)) {
       over_budget_ = true;
       return false;
     }
@@ -166,15 +164,55 @@ class Connection {
 
   // Back to the initial buffer after a request that made it large (when what is left fits).
   void shrink_buffer() {
-    if (cap_ == kInitialBuffer || size_ + kBodyPadding > kInitialBuffer) return;
+    if (!buf_ || cap_ <= kInitialBuffer || size_ + kBodyPadding > kInitialBuffer) return;
     move_buffer(kInitialBuffer);
     budget_.resize(0);
+  }
+
+  // A connection holds no buffer while it waits for a request (see wait_for_request).
+  void allocate_buffer() {
+    if (buf_) return;
+    buf_.reset(new char[kInitialBuffer]);
+    cap_ = kInitialBuffer;
+  }
+
+  // Waits for the next request without a buffer, then takes what arrived in a buffer of its
+  // size: an idle keep-alive connection holds no read buffer at all, and one whose response is
+  // being produced (a held stream) only its request, not a 16 KiB buffer's first page. The
+  // bytes are read into the worker's scratch buffer and copied out at once. The read is tried
+  // before waiting, as asio's speculative read did (bytes that came before an edge-triggered
+  // wait was queued raise no new event); the worker's io_context is single-threaded, so
+  // nothing reads the socket's events between a read that found nothing and the wait. False:
+  // EOF, error, deadline or drain.
+  asio::awaitable<bool> wait_for_request() {
+    buf_.reset();
+    cap_ = 0;
+    budget_.resize(0);
+    auto& scratch = server_.read_scratch_;
+    if (!scratch) scratch.reset(new char[kInitialBuffer]);
+    for (;;) {
+      ssize_t n = ::recv(socket_.native_handle(), scratch.get(), kInitialBuffer - kBodyPadding,
+                         MSG_DONTWAIT);
+      if (n > 0) {
+        const size_t got = static_cast<size_t>(n);
+        buf_.reset(new char[got + kBodyPadding]);
+        cap_ = got + kBodyPadding;
+        std::memcpy(buf_.get(), scratch.get(), got);
+        size_ = got;
+        co_return true;
+      }
+      if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) co_return false;
+      if (errno == EINTR) continue;
+      auto [ec] = co_await socket_.async_wait(tcp::socket::wait_read, use_nothrow);
+      if (ec) co_return false;
+    }
   }
 
   // Reads at least one more byte into buf_ at size_. `limit` is the most buffer the current
   // message can need (head + body + padding); the buffer grows only when it is (nearly) full.
   // False on EOF, error, deadline or an exhausted budget (over_budget_).
   asio::awaitable<bool> read_more(size_t limit) {
+    allocate_buffer();
     if (!ensure_capacity(size_ + kMinRead + kBodyPadding, limit)) co_return false;
     auto [ec, n] = co_await socket_.async_read_some(
         asio::buffer(buf_.get() + size_, cap_ - size_ - kBodyPadding), use_nothrow);
@@ -190,6 +228,7 @@ class Connection {
     socket_.shutdown(tcp::socket::shutdown_send, ec);
     if (ec) co_return;
     size_ = 0;
+    allocate_buffer();
     shrink_buffer();  // what was buffered is dropped: give the budget back while lingering
     deadline_.expire_after(kLingerTime);
     size_t discarded = 0;
@@ -491,8 +530,17 @@ asio::awaitable<void> Connection::run() {
       if (server_.draining_ && size_ == 0) break;
       idle_ = size_ == 0;
       deadline_.expire_after(size_ == 0 ? limits.idle_timeout : limits.header_timeout);
-      bool started = size_ > 0;
-      while (st == ParseStatus::incomplete) {
+      if (size_ == 0) {
+        if (co_await wait_for_request()) {
+          timing_.received = Timing::Clock::now();
+          idle_ = false;
+          deadline_.expire_after(limits.header_timeout);
+          st = parse_request_head({buf_.get(), size_}, head_);
+        } else {
+          close_ = true;  // nothing was started: the connection just ends
+        }
+      }
+      while (!close_ && st == ParseStatus::incomplete) {
         if (size_ >= limits.max_header_bytes) {
           {
             const Error error = make_error(
@@ -505,19 +553,13 @@ asio::awaitable<void> Connection::run() {
         if (!co_await read_more(limits.max_header_bytes + kBodyPadding)) {
           if (over_budget_) {
             co_await reply_over_budget();
-          } else if (deadline_.fired() && started) {
+          } else if (deadline_.fired()) {
             const Error timeout =
                 make_error(Errc::request_timeout, "Timed out reading the request head");
             co_await reply_error_and_close(timeout);
           }
           close_ = true;
           break;
-        }
-        if (!started) {
-          started = true;
-          timing_.received = Timing::Clock::now();
-          idle_ = false;
-          deadline_.expire_after(limits.header_timeout);
         }
         st = parse_request_head({buf_.get(), size_}, head_);
       }

@@ -26,6 +26,7 @@ struct Scenario {
   int64_t cache_read = 0;     // x-mock-cache-read
   int64_t cache_creation = 0; // x-mock-cache-creation
   int error_after = -1;       // x-mock-error-after (-1 = none)
+  bool timestamps = false;    // x-mock-timestamps: each word is its send time (see kStampMark)
   std::string text;           // the answer's text (words, or the echoed request/headers)
   std::vector<std::string> pieces;  // `text` as stream deltas (their concatenation may end
                                     // with a space the unary text lacks: "w1 w2 " vs "w1 w2")
@@ -36,6 +37,12 @@ struct Scenario {
 };
 
 Scenario parse_scenario(const http::Request& req, int default_tokens);
+
+/// With x-mock-timestamps: 1 every default word is this placeholder, which the stream writer
+/// replaces with the wall-clock time (CLOCK_REALTIME, nanoseconds, 20 digits zero-padded) at
+/// which the event is handed to the socket: a client subtracts it from its receive time to
+/// measure how long an event spends between the upstream and itself (bench/stream_client.c).
+inline constexpr std::string_view kStampMark = "@@@@@@@@@@@@@@@@@@@@";
 
 /// Everything a format needs to write one answer.
 struct Answer {

@@ -8,6 +8,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <charconv>
 #include <chrono>
+#include <ctime>
 #include <vector>
 
 #include "mock/formats.h"
@@ -392,7 +393,8 @@ class MockHandler {
         stream_error = gemini::stream_error();
         break;
     }
-    co_await run_stream(events, stream_error, a.sc.error_after, resp, timer, fault, ttft, itl);
+    co_await run_stream(events, stream_error, a.sc.error_after, a.sc.timestamps, resp, timer, fault,
+                        ttft, itl);
   }
 
   // Writes `events`: ttft before the first delta, itl before each next one (unpaced events are
@@ -400,7 +402,7 @@ class MockHandler {
   // (>= 0) replaces delta N+1, or the stop-reason event if that comes first, with
   // `stream_error` and ends the stream.
   asio::awaitable<void> run_stream(const Events& events, const std::string& stream_error,
-                                   int error_after, http::Responder& resp,
+                                   int error_after, bool stamp, http::Responder& resp,
                                    asio::steady_timer* timer, Fault fault, int ttft, int itl) {
     stats_.streams_started++;
     if (!co_await resp.begin_stream(200, "text/event-stream", "Cache-Control: no-cache\r\n")) {
@@ -435,10 +437,22 @@ class MockHandler {
           if (timer == nullptr || !co_await sleep_ms(*timer, resp, delay)) co_return;
         }
       }
+      size_t at = batch.size();
       batch += e.bytes;
+      if (stamp && e.delta) stamp_event(batch, at);
     }
     if (!co_await resp.write_chunk(batch)) co_return;
     if (co_await resp.end_stream()) stats_.streams_completed++;
+  }
+
+  // Replaces the first kStampMark at or after `from` with the current wall-clock time.
+  static void stamp_event(std::string& batch, size_t from) {
+    size_t pos = batch.find(kStampMark, from);
+    if (pos == std::string::npos) return;
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ns = static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+    for (size_t i = kStampMark.size(); i-- > 0; ns /= 10) batch[pos + i] = static_cast<char>('0' + ns % 10);
   }
 
   std::string next_script_step(std::string_view id, std::string_view script) {

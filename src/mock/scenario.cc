@@ -50,6 +50,7 @@ Scenario parse_scenario(const http::Request& req, int default_tokens) {
   sc.cache_read = std::max<int64_t>(0, header_i64(req, "x-mock-cache-read", 0));
   sc.cache_creation = std::max<int64_t>(0, header_i64(req, "x-mock-cache-creation", 0));
   sc.error_after = static_cast<int>(std::max<int64_t>(-1, header_i64(req, "x-mock-error-after", -1)));
+  sc.timestamps = req.header("x-mock-timestamps") == "1";
   if (sc.tool_calls > 0) sc.stop = Stop::tool;
   std::string_view stop = req.header("x-mock-stop");
   if (stop == "end") sc.stop = Stop::end;
@@ -74,8 +75,7 @@ Scenario parse_scenario(const http::Request& req, int default_tokens) {
     // "w1 w2 ... wN" unary; streamed as "w1 ", "w2 ", ... (the mock's historical shape).
     for (int i = 1; i <= sc.tokens; ++i) {
       if (i > 1) sc.text += ' ';
-      std::string piece = "w";
-      piece += std::to_string(i);
+      std::string piece = sc.timestamps ? std::string(kStampMark) : "w" + std::to_string(i);
       sc.text += piece;
       piece += ' ';
       sc.pieces.push_back(std::move(piece));

@@ -255,6 +255,48 @@ TEST(RequestHead, AcceptsExactlyMaxHeaders) {
   EXPECT_EQ(h.header_count, kMaxHeaders);
 }
 
+// Past HeaderSlots::kInline the slots move to the heap: every field keeps its value, a copy
+// and a move keep them too, and a smaller head parsed into the same slots afterwards reads right.
+TEST(RequestHead, KeepsEveryFieldPastTheInlineSlots) {
+  for (size_t n : {HeaderSlots::kInline - 1, HeaderSlots::kInline, HeaderSlots::kInline + 1,
+                   size_t{64}, kMaxHeaders}) {
+    RequestHead h;
+    const std::string wire = many_headers(n);
+    ASSERT_EQ(parse_req(wire, h), ParseStatus::complete) << n;
+    ASSERT_EQ(h.header_count, n);
+    EXPECT_EQ(h.headers.capacity() > HeaderSlots::kInline, n > HeaderSlots::kInline) << n;
+    EXPECT_EQ(h.header("host"), "h");
+    for (size_t i = 1; i < n; ++i) {
+      ASSERT_EQ(h.headers[i].name, "X-H" + std::to_string(i)) << n;
+      ASSERT_EQ(h.headers[i].value, "v");
+    }
+    RequestHead copy = h;
+    RequestHead moved = std::move(h);
+    for (const RequestHead* c : {&copy, &moved}) {
+      ASSERT_EQ(c->header_count, n);
+      EXPECT_EQ(c->headers[n - 1].name, n == 1 ? "Host" : "X-H" + std::to_string(n - 1));
+    }
+    copy = moved;  // copy-assign over slots of the same kind
+    EXPECT_EQ(copy.headers[n - 1].name, moved.headers[n - 1].name);
+    const std::string small = many_headers(3);
+    ASSERT_EQ(parse_req(small, copy), ParseStatus::complete);
+    EXPECT_EQ(copy.header_count, 3u);
+    EXPECT_EQ(copy.headers[2].name, "X-H2");
+  }
+}
+
+TEST(ResponseHead, KeepsEveryFieldPastTheInlineSlots) {
+  std::string wire = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n";
+  for (size_t i = 1; i < 70; ++i) wire += "X-R" + std::to_string(i) + ": " + std::to_string(i) + "\r\n";
+  wire += "\r\n";
+  ResponseHead h;
+  ASSERT_EQ(parse_response_head(wire, h), ParseStatus::complete);
+  ASSERT_EQ(h.header_count, 70u);
+  EXPECT_EQ(h.header("x-r69"), "69");
+  EXPECT_EQ(h.header("x-r1"), "1");
+  EXPECT_EQ(h.content_length, 0u);
+}
+
 TEST(RequestHead, RejectsTooManyHeadersWith431) {
   expect_request_error(many_headers(kMaxHeaders + 1), 431);
 }

@@ -70,7 +70,9 @@ bool for_each_element(std::string_view list, Fn&& fn) {
 
 // What the framing-relevant header fields said, accumulated while the lines are parsed.
 struct FieldInfo {
-  Header* headers = nullptr;
+  HeaderSlots* slots = nullptr;
+  Header* headers = nullptr;  // slots->data()
+  size_t capacity = 0;        // slots->capacity()
   size_t count = 0;
   uint64_t content_length = 0;
   bool has_content_length = false;
@@ -190,7 +192,11 @@ ParseStatus parse_fields(const char* p, const char* end, FieldInfo& info, const 
     for (size_t k = i + 1; k < line.size(); ++k) {
       if (!is_field_char(line[k])) return fail(info, "control character in header value");
     }
-    if (info.count == kMaxHeaders) return fail(info, "too many headers", 431);
+    if (info.count == info.capacity) {
+      if (info.capacity >= kMaxHeaders) return fail(info, "too many headers", 431);
+      info.headers = info.slots->grow();
+      info.capacity = info.slots->capacity();
+    }
     Header& h = info.headers[info.count++];
     h.name = std::string_view(line.data(), i);
     h.value = trim(std::string_view(line.data() + i + 1, line.size() - i - 1));
@@ -351,7 +357,9 @@ ParseStatus parse_request_head(std::string_view data, RequestHead& out) {
   }
 
   FieldInfo info;
+  info.slots = &out.headers;
   info.headers = out.headers.data();
+  info.capacity = out.headers.capacity();
   info.strict_lf = true;
   const char* head_end = nullptr;
   const ParseStatus s = parse_fields(next, end, info, head_end);
@@ -425,7 +433,9 @@ ParseStatus parse_response_head(std::string_view data, ResponseHead& out, bool r
   }
 
   FieldInfo info;
+  info.slots = &out.headers;
   info.headers = out.headers.data();
+  info.capacity = out.headers.capacity();
   const char* head_end = nullptr;
   const ParseStatus s = parse_fields(next, end, info, head_end);
   out.header_count = info.count;

@@ -2,10 +2,12 @@
 // upstreams). Pure functions over a byte buffer: no allocation, no I/O; fuzzed in tests/fuzz.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string_view>
 
 namespace sluice::http {
@@ -34,30 +36,59 @@ struct Header {
 
 inline constexpr size_t kMaxHeaders = 100;
 
-/// Room for kMaxHeaders headers, left uninitialised: only the first `header_count` slots of a
-/// head are ever written or read. (A head is built per client connection and per upstream
-/// call; zeroing 3.2 KiB each time cost more than parsing a head, and touched memory a held
-/// stream then kept.)
+/// Room for the headers of one head: kInline slots in place, left uninitialised (only the
+/// first `header_count` are ever written or read), and all kMaxHeaders on the heap for the rare
+/// head with more. A head is built per client connection and per upstream call, and a held
+/// stream keeps both: zeroing 3.2 KiB each time cost more than parsing a head, and 100 slots in
+/// place were 2.2 KiB of every connection and every upstream call that a typical head (10-30
+/// fields) never uses.
 class HeaderSlots {
  public:
+  static constexpr size_t kInline = 32;
+
   HeaderSlots() noexcept {}  // NOLINT: deliberately no initialisation
-  HeaderSlots(const HeaderSlots& o) noexcept { *this = o; }
-  HeaderSlots& operator=(const HeaderSlots& o) noexcept {
-    if (this != &o) {
-      std::memcpy(static_cast<void*>(slots_), static_cast<const void*>(o.slots_), sizeof slots_);
+  HeaderSlots(const HeaderSlots& o) { *this = o; }
+  HeaderSlots(HeaderSlots&& o) noexcept : heap_(std::move(o.heap_)) {
+    std::memcpy(static_cast<void*>(inline_), static_cast<const void*>(o.inline_), sizeof inline_);
+  }
+  HeaderSlots& operator=(const HeaderSlots& o) {
+    if (this == &o) return *this;
+    if (o.heap_) {
+      if (!heap_) heap_ = std::make_unique<Header[]>(kMaxHeaders);
+      std::copy(o.heap_.get(), o.heap_.get() + kMaxHeaders, heap_.get());
+    } else {
+      heap_.reset();
+      std::memcpy(static_cast<void*>(inline_), static_cast<const void*>(o.inline_), sizeof inline_);
     }
     return *this;
   }
+  HeaderSlots& operator=(HeaderSlots&& o) noexcept {
+    if (this == &o) return *this;
+    heap_ = std::move(o.heap_);
+    std::memcpy(static_cast<void*>(inline_), static_cast<const void*>(o.inline_), sizeof inline_);
+    return *this;
+  }
   ~HeaderSlots() {}
-  Header& operator[](size_t i) noexcept { return slots_[i]; }
-  const Header& operator[](size_t i) const noexcept { return slots_[i]; }
-  Header* data() noexcept { return slots_; }
-  const Header* data() const noexcept { return slots_; }
-  static constexpr size_t size() noexcept { return kMaxHeaders; }
+  Header& operator[](size_t i) noexcept { return data()[i]; }
+  const Header& operator[](size_t i) const noexcept { return data()[i]; }
+  Header* data() noexcept { return heap_ ? heap_.get() : inline_; }
+  const Header* data() const noexcept { return heap_ ? heap_.get() : inline_; }
+  /// Slots available now: kInline, or kMaxHeaders once grown.
+  size_t capacity() const noexcept { return heap_ ? kMaxHeaders : kInline; }
+  /// Moves to kMaxHeaders heap slots, keeping the first kInline; returns the new slots. (A
+  /// connection keeps them for its later requests: one that sent many fields will again.)
+  Header* grow() {
+    if (!heap_) {
+      heap_ = std::make_unique<Header[]>(kMaxHeaders);
+      std::memcpy(static_cast<void*>(heap_.get()), static_cast<const void*>(inline_), sizeof inline_);
+    }
+    return heap_.get();
+  }
 
  private:
+  std::unique_ptr<Header[]> heap_;
   union {
-    Header slots_[kMaxHeaders];
+    Header inline_[kInline];
   };
 };
 
