@@ -85,8 +85,7 @@ asio::awaitable<void> Dispatcher::serve_demo(const providers::ParsedRequest& par
   std::string tail = providers::chunk_event(shape, "", false, "stop");
   if (parsed.include_usage) tail += providers::usage_event(shape, usage);
   tail += providers::kDoneEvent;
-  if (!co_await responder.write_chunk(tail)) co_return;
-  co_await responder.end_stream();
+  co_await responder.write_chunk(tail, true);  // the body ends in the same write
 }
 
 asio::awaitable<void> Dispatcher::serve_demo_translated(RequestContext& ctx, UsageTokens* usage) {

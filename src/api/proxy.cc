@@ -249,7 +249,9 @@ asio::awaitable<void> Dispatcher::attempt(RequestContext& ctx, TargetRuntime& ru
           if (!co_await responder.begin_stream(status, content_type, stream_headers)) break;
         }
         observe_chunk(ready);
-        if (!co_await responder.write_chunk(ready)) break;
+        // The upstream's body ended with these events: the chunked body ends in the same write.
+        const bool last = call.body_complete() && events.pending().empty();
+        if (!co_await responder.write_chunk(ready, last)) break;
       }
     }
     if (call.body_complete()) {
@@ -267,7 +269,7 @@ asio::awaitable<void> Dispatcher::attempt(RequestContext& ctx, TargetRuntime& ru
         if (!co_await responder.write_chunk(events.pending())) break;
       }
       call.finish();
-      co_await responder.end_stream();
+      co_await responder.end_stream();  // (already ended when the last events carried the end)
       state.count(AttemptOutcome::success);
       verdict.success();
       result.responded = true;

@@ -14,9 +14,9 @@ HttpSink::HttpSink(http::Responder& responder, canonical::Protocol protocol,
       request_(request),
       check_(validate, protocol, request_id) {}
 
-asio::awaitable<bool> HttpSink::send(std::string_view bytes) {
+asio::awaitable<bool> HttpSink::send(std::string_view bytes, bool last) {
   check_.feed(bytes);
-  co_return co_await responder_.write_chunk(bytes);
+  co_return co_await responder_.write_chunk(bytes, last);
 }
 
 asio::awaitable<void> HttpSink::answer(const canonical::Response& r) {
@@ -56,7 +56,7 @@ asio::awaitable<bool> HttpSink::events(const std::vector<canonical::Event>& even
     }
   }
   if (out_.empty()) co_return !gone();
-  const bool sent = co_await send(out_);
+  const bool sent = co_await send(out_, ended_);
   if (out_.capacity() > 32 * 1024) std::string().swap(out_);  // held streams keep no big buffer
   co_return sent;
 }
@@ -68,7 +68,7 @@ asio::awaitable<void> HttpSink::fail_stream(int status, std::string_view message
   out_.clear();
   encoder_->fail(status, message, out_);
   responder_.note_error(status == 504 ? "upstream_timeout" : "upstream_stream_error");
-  co_await send(out_);
+  co_await send(out_, true);
 }
 
 asio::awaitable<void> HttpSink::end_stream() { co_await responder_.end_stream(); }

@@ -58,7 +58,8 @@ class HttpSink final : public ResponseSink {
   void abandon() override { check_.abandon(); }
 
  private:
-  boost::asio::awaitable<bool> send(std::string_view bytes);
+  // `last`: the stream ends with these bytes (the end goes in the same write).
+  boost::asio::awaitable<bool> send(std::string_view bytes, bool last = false);
   http::Responder& responder_;
   canonical::Protocol protocol_;
   const canonical::Request& request_;

@@ -616,6 +616,13 @@ asio::awaitable<void> Connection::run() {
     request.body = body_;
     Responder responder(*this);
     co_await server_.handler_(request, responder);
+    if (responder.head_pending_ && !write_failed_) {
+      // A stream begun but never written to nor ended: its head still goes out, and the
+      // connection closes (the body was cut).
+      responder.head_pending_ = false;
+      close_ = true;
+      co_await write_all(out_);
+    }
     if (watching_ || watch_pending_) co_await stop_watch();
     if (!responder.responded_ && !write_failed_ && !client_gone_) {
       if (refused) {
@@ -684,21 +691,45 @@ asio::awaitable<bool> Responder::begin_stream(int status, std::string_view conte
     close_after_ = true;
   }
   c.render_head(c.out_, status, content_type, -1, c.should_close(*this), extra_headers);
-  co_return co_await c.write_all(c.out_);
+  head_pending_ = true;
+  co_return !client_gone();
 }
 
-asio::awaitable<bool> Responder::write_chunk(std::string_view data) {
-  if (data.empty()) co_return true;  // an empty chunk would end the body
+asio::awaitable<bool> Responder::write_chunk(std::string_view data, bool last) {
   Connection& c = conn_;
-  if (c.close_delimited_) co_return co_await c.write_all(data);
-  int n = snprintf(c.chunk_line_, sizeof c.chunk_line_, "%zx\r\n", data.size());
-  co_return co_await c.write_all(std::string_view(c.chunk_line_, n), data, "\r\n");
+  if (stream_ended_) co_return false;
+  if (data.empty() && !last) co_return true;  // an empty chunk would end the body
+  if (last) stream_ended_ = true;
+  // What goes before `data`: the pending head, and the chunk-size line.
+  std::string_view before;
+  if (!c.close_delimited_ && !data.empty()) {
+    int n = snprintf(c.chunk_line_, sizeof c.chunk_line_, "%zx\r\n", data.size());
+    before = std::string_view(c.chunk_line_, static_cast<size_t>(n));
+  }
+  if (head_pending_) {
+    head_pending_ = false;
+    c.out_ += before;
+    before = c.out_;
+  }
+  std::string_view after;
+  if (!c.close_delimited_) {
+    after = !last ? std::string_view("\r\n")
+                  : data.empty() ? std::string_view("0\r\n\r\n") : std::string_view("\r\n0\r\n\r\n");
+  }
+  if (before.empty() && data.empty() && after.empty()) co_return !client_gone();
+  co_return co_await c.write_all(before, data, after);
+}
+
+asio::awaitable<bool> Responder::flush_head() {
+  if (!head_pending_) co_return !client_gone();
+  head_pending_ = false;
+  co_return co_await conn_.write_all(conn_.out_);
 }
 
 asio::awaitable<bool> Responder::end_stream(bool close) {
   if (close) close_after_ = true;
-  if (conn_.close_delimited_) co_return !conn_.write_failed_;  // closing ends the body
-  co_return co_await conn_.write_all("0\r\n\r\n");
+  if (stream_ended_) co_return !conn_.write_failed_;
+  co_return co_await write_chunk({}, true);
 }
 
 asio::awaitable<bool> Responder::write_raw(std::string_view bytes) {

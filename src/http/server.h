@@ -97,14 +97,19 @@ class Responder {
   /// An error in OpenAI's shape (status, body and Retry-After from to_response()).
   asio::awaitable<bool> send_error(const Error& error);
 
-  /// Starts a chunked response (headers flushed at once). To an HTTP/1.0 client the body is
-  /// close-delimited instead: no Transfer-Encoding, raw writes, the connection closes at the end.
+  /// Starts a chunked response. The head goes out with the first write_chunk() or
+  /// end_stream(), in one write (one send fewer per stream); it is rendered now, so headers
+  /// added later are not in it. To an HTTP/1.0 client the body is close-delimited instead: no
+  /// Transfer-Encoding, raw writes, the connection closes at the end.
   asio::awaitable<bool> begin_stream(int status, std::string_view content_type,
                                      std::string_view extra_headers = {});
-  /// Writes `data` as one chunk, flushed immediately.
-  asio::awaitable<bool> write_chunk(std::string_view data);
+  /// Writes `data` as one chunk, flushed immediately (with the head if still pending). `last`
+  /// ends the body in the same write (end_stream() is then a no-op).
+  asio::awaitable<bool> write_chunk(std::string_view data, bool last = false);
   /// Ends the chunked body. After an abnormal end pass `close = true` to close the connection.
   asio::awaitable<bool> end_stream(bool close = false);
+  /// Writes a pending stream head now (for a stream whose first bytes may take a while).
+  asio::awaitable<bool> flush_head();
 
   /// Starts watching the client socket while the response is produced: if the client closes,
   /// client_gone() becomes true and `on_gone` runs once (it should cancel the upstream I/O).
@@ -141,6 +146,8 @@ class Responder {
   Connection& conn_;
   bool responded_ = false;
   bool streaming_ = false;
+  bool head_pending_ = false;  // begin_stream rendered the head into the connection's out_
+  bool stream_ended_ = false;
   bool close_after_ = false;
   int status_ = 0;
   std::string_view error_kind_;

@@ -405,9 +405,11 @@ class MockHandler {
                                    int error_after, bool stamp, http::Responder& resp,
                                    asio::steady_timer* timer, Fault fault, int ttft, int itl) {
     stats_.streams_started++;
+    // The head goes out at once, as from a model server that answers before its first token.
     if (!co_await resp.begin_stream(200, "text/event-stream", "Cache-Control: no-cache\r\n")) {
       co_return;
     }
+    if (!co_await resp.flush_head()) co_return;
     std::string batch;
     int count = 0;
     for (const Event& e : events) {
