@@ -17,6 +17,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace sluice::http {
 namespace {
@@ -176,6 +177,170 @@ TEST(Server, AnswersOverTheBodyBudgetWith503AndHoldsNothingWhileLingering) {
   EXPECT_FALSE(called);
   EXPECT_EQ(shared.buffered_bytes.load(), 0u);  // the lingering connection gave it back
   ASSERT_TRUE(run_until(io, [&] { return ex.done && server.connection_count() == 0; }));
+}
+
+// Sends `pieces` one after the other, `gap` apart (each may then arrive in a read of its own),
+// then reads until the server closes.
+asio::awaitable<void> paced_client(uint16_t port, std::vector<std::string> pieces,
+                                   std::chrono::milliseconds gap, Exchange& ex) {
+  tcp::socket s(co_await asio::this_coro::executor);
+  auto [cec] = co_await s.async_connect(
+      tcp::endpoint(asio::ip::make_address("127.0.0.1"), port), use_nothrow);
+  if (!cec) {
+    s.set_option(tcp::no_delay(true));
+    asio::steady_timer t(co_await asio::this_coro::executor);
+    for (const std::string& p : pieces) {
+      co_await asio::async_write(s, asio::buffer(p), use_nothrow);
+      t.expires_after(gap);
+      co_await t.async_wait(use_nothrow);
+    }
+    char buf[4096];
+    for (;;) {
+      auto [ec, n] = co_await s.async_read_some(asio::buffer(buf), use_nothrow);
+      if (ec) break;
+      ex.received.append(buf, n);
+    }
+  }
+  ex.done = true;
+}
+
+// A stream handler for path `p`: what it writes is named by the path.
+Handler stream_handler() {
+  return [](Request& req, Responder& resp) -> asio::awaitable<void> {
+    const std::string_view p = req.path();
+    if (p == "/send") {
+      co_await resp.send(200, "text/plain", "whole");
+      co_return;
+    }
+    co_await resp.begin_stream(200, "text/event-stream");
+    if (p == "/chunks") {
+      co_await resp.write_chunk("a");
+      co_await resp.write_chunk("");  // nothing: an empty chunk would end the body
+      co_await resp.write_chunk("bc");
+      co_await resp.end_stream();
+    } else if (p == "/last") {
+      co_await resp.write_chunk("a");
+      co_await resp.write_chunk("bc", true);
+      co_await resp.end_stream();  // already ended: writes nothing
+    } else if (p == "/first-is-last") {
+      co_await resp.write_chunk("xyz", true);
+    } else if (p == "/empty") {
+      co_await resp.end_stream();
+    }
+    // "/abandoned": begun, never written to nor ended.
+  };
+}
+
+std::string get(std::string_view path, std::string_view extra = "") {
+  return "GET " + std::string(path) + " HTTP/1.1\r\nHost: h\r\n" + std::string(extra) + "\r\n";
+}
+
+// The head of a stream leaves with its first chunk, its end with the last one: the bytes a
+// client sees are the same chunked body whichever call carried them, and the connection
+// stays usable after every complete stream.
+TEST(Server, StreamsKeepTheirFramingWhenHeadAndEndShareAWrite) {
+  asio::io_context io;
+  ServerShared shared;
+  Server server(io, ServerLimits{}, stream_handler(), shared);
+  server.listen("127.0.0.1", 0);
+  Exchange ex;
+  const std::string all = get("/chunks") + get("/last") + get("/first-is-last") + get("/empty") +
+                          get("/send", "Connection: close\r\n");
+  asio::co_spawn(io, client(server.bound_port(), all, ex), asio::detached);
+  ASSERT_TRUE(run_until(io, [&] { return ex.done; }));
+  std::vector<std::string> bodies;
+  size_t pos = 0;
+  while ((pos = ex.received.find("\r\n\r\n", pos)) != std::string::npos) {
+    pos += 4;
+    size_t next = ex.received.find("HTTP/1.1 ", pos);
+    bodies.push_back(ex.received.substr(pos, next == std::string::npos ? std::string::npos
+                                                                       : next - pos));
+    if (next == std::string::npos) break;
+    pos = next;
+  }
+  ASSERT_EQ(bodies.size(), 5u) << ex.received;
+  EXPECT_EQ(bodies[0], "1\r\na\r\n2\r\nbc\r\n0\r\n\r\n");
+  EXPECT_EQ(bodies[1], "1\r\na\r\n2\r\nbc\r\n0\r\n\r\n");
+  EXPECT_EQ(bodies[2], "3\r\nxyz\r\n0\r\n\r\n");
+  EXPECT_EQ(bodies[3], "0\r\n\r\n");
+  EXPECT_EQ(bodies[4], "whole");
+  EXPECT_NE(ex.received.find("Transfer-Encoding: chunked"), std::string::npos);
+}
+
+TEST(Server, AStreamBegunButNeverWrittenSendsItsHeadAndCloses) {
+  asio::io_context io;
+  ServerShared shared;
+  Server server(io, ServerLimits{}, stream_handler(), shared);
+  server.listen("127.0.0.1", 0);
+  Exchange ex;
+  // Keep-alive asked for, and a second request queued: the cut body must end the connection.
+  asio::co_spawn(io, client(server.bound_port(), get("/abandoned") + get("/send"), ex),
+                 asio::detached);
+  ASSERT_TRUE(run_until(io, [&] { return ex.done; }));
+  EXPECT_EQ(ex.received.rfind("HTTP/1.1 200 ", 0), 0u) << ex.received;
+  EXPECT_NE(ex.received.find("text/event-stream"), std::string::npos);
+  EXPECT_EQ(ex.received.find("whole"), std::string::npos) << ex.received;
+}
+
+TEST(Server, StreamsToHttp10ClientsAreCloseDelimitedWithTheLastWrite) {
+  asio::io_context io;
+  ServerShared shared;
+  Server server(io, ServerLimits{}, stream_handler(), shared);
+  server.listen("127.0.0.1", 0);
+  for (const char* path : {"/last", "/first-is-last", "/empty"}) {
+    Exchange ex;
+    asio::co_spawn(io,
+                   client(server.bound_port(),
+                          "GET " + std::string(path) + " HTTP/1.0\r\nHost: h\r\n\r\n", ex),
+                   asio::detached);
+    ASSERT_TRUE(run_until(io, [&] { return ex.done; })) << path;
+    size_t body = ex.received.find("\r\n\r\n");
+    ASSERT_NE(body, std::string::npos) << ex.received;
+    const std::string expect = std::string(path) == "/last"            ? "abc"
+                               : std::string(path) == "/first-is-last" ? "xyz"
+                                                                       : "";
+    EXPECT_EQ(ex.received.substr(body + 4), expect) << path;
+    EXPECT_EQ(ex.received.find("chunked"), std::string::npos) << ex.received;
+  }
+}
+
+// An idle keep-alive connection holds no read buffer: the next request is read into the
+// worker's scratch and copied into one of its size. A request whose head and body arrive in
+// pieces (the buffer then grows from that size), requests after idle pauses, and pipelined
+// ones all read right.
+TEST(Server, ReadsRequestsThatArriveInPiecesAfterIdlePauses) {
+  asio::io_context io;
+  ServerShared shared;
+  std::vector<std::string> seen;
+  Handler handler = [&seen](Request& req, Responder& resp) -> asio::awaitable<void> {
+    seen.push_back(std::string(req.path()) + ":" + std::to_string(req.body.size()) + ":" +
+                   std::string(req.body.substr(0, 3)) + std::string(req.header("x-h")));
+    co_await resp.send(200, "text/plain", "ok");
+  };
+  Server server(io, ServerLimits{}, handler, shared);
+  server.listen("127.0.0.1", 0);
+  const std::string big(40 * 1024, 'b');
+  std::vector<std::string> pieces = {
+      "POST /a HTTP/1.1\r\nHo", "st: h\r\nx-h: 1\r\nContent-Len", "gth: 5\r\n\r\nab",
+      "cde",
+      // after an idle pause: a body larger than the scratch, in three pieces
+      "POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: " + std::to_string(big.size()) +
+          "\r\n\r\n" + big.substr(0, 100),
+      big.substr(100, 20000), big.substr(20100),
+      // two pipelined requests in one write, the second one cut in the middle of its head
+      get("/c", "x-h: 2\r\n") + "GET /d HTTP/1.1\r\nHost: h\r\n",
+      "Connection: close\r\n\r\n"};
+  Exchange ex;
+  asio::co_spawn(io, paced_client(server.bound_port(), pieces, std::chrono::milliseconds(15), ex),
+                 asio::detached);
+  ASSERT_TRUE(run_until(io, [&] { return ex.done; }));
+  ASSERT_EQ(seen.size(), 4u) << ex.received;
+  EXPECT_EQ(seen[0], "/a:5:abc1");
+  EXPECT_EQ(seen[1], "/b:40960:bbb");
+  EXPECT_EQ(seen[2], "/c:0:2");
+  EXPECT_EQ(seen[3], "/d:0:");
+  ASSERT_TRUE(run_until(io, [&] { return server.connection_count() == 0; }));
+  EXPECT_EQ(shared.buffered_bytes.load(), 0u);
 }
 
 }  // namespace
