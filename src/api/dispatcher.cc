@@ -103,7 +103,9 @@ asio::awaitable<void> Dispatcher::dispatch(RequestContext& ctx, RouteRuntime& pr
     if (ctx.live_call) ctx.live_call->cancel();
     if (ctx.sleeper) ctx.sleeper->cancel();
   });
-  asio::steady_timer sleeper(co_await asio::this_coro::executor);
+  // The backoff timer, made on the first retry that waits: most requests never retry, and
+  // making a timer takes the io_context's service-registry lock.
+  std::optional<asio::steady_timer> sleeper;
 
   // The chain: the route, then its fallbacks (each with its own attempt budget).
   struct Hop {
@@ -210,10 +212,14 @@ asio::awaitable<void> Dispatcher::dispatch(RequestContext& ctx, RouteRuntime& pr
           break;
         }
         if (wait.count() > 0) {
-          sleeper.expires_after(wait);
-          ctx.sleeper = &sleeper;
+          if (!sleeper) {
+            auto ex = co_await asio::this_coro::executor;
+            sleeper.emplace(ex);
+          }
+          sleeper->expires_after(wait);
+          ctx.sleeper = &*sleeper;
           auto slept_at = Clock::now();
-          co_await sleeper.async_wait(asio::as_tuple(asio::use_awaitable));
+          co_await sleeper->async_wait(asio::as_tuple(asio::use_awaitable));
           ctx.waited_since(slept_at);
           ctx.sleeper = nullptr;
           if (responder.client_gone()) {

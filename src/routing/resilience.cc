@@ -300,11 +300,20 @@ RetryBudget::RetryBudget(const config::RetryPolicy& policy)
       window_(sane_window(policy.budget_window)),
       min_retries_(std::max(0, policy.budget_min_retries)) {}
 
-void RetryBudget::roll(Clock::time_point now) {
-  roll_buckets(now, window_, bucket_start_, requests_, retries_);
+size_t ShardedCount::slot() {
+  static std::atomic<size_t> next{0};
+  thread_local const size_t mine = next.fetch_add(1, std::memory_order_relaxed) % kSlots;
+  return mine;
 }
 
-void RetryBudget::on_request(Clock::time_point now) {
+void RetryBudget::roll(Clock::time_point now) {
+  requests_[1] += pending_.take();
+  roll_buckets(now, window_, bucket_start_, requests_, retries_);
+  fast_until_.store((bucket_start_ + window_ / 2).time_since_epoch().count(),
+                    std::memory_order_relaxed);
+}
+
+void RetryBudget::on_request_slow(Clock::time_point now) {
   std::lock_guard lock(mu_);
   roll(now);
   ++requests_[1];
@@ -342,17 +351,23 @@ CircuitBreaker::CircuitBreaker(const config::BreakerConfig& config) : config_(co
 }
 
 void CircuitBreaker::roll(Clock::time_point now) const {
+  requests_[1] += pending_successes_.take();
   roll_buckets(now, config_.window, bucket_start_, requests_, failures_);
+  fast_until_.store(state_ == BreakerState::closed
+                        ? (bucket_start_ + config_.window / 2).time_since_epoch().count()
+                        : 0,
+                    std::memory_order_relaxed);
 }
 
 void CircuitBreaker::set_state(BreakerState s) {
   if (s == state_) return;
   state_ = s;
+  closed_.store(s == BreakerState::closed, std::memory_order_relaxed);
+  if (s != BreakerState::closed) fast_until_.store(0, std::memory_order_relaxed);
   transitions_.fetch_add(1, std::memory_order_relaxed);
 }
 
-bool CircuitBreaker::allow(Clock::time_point now) {
-  if (!config_.enabled) return true;
+bool CircuitBreaker::allow_slow(Clock::time_point now) {
   std::lock_guard lock(mu_);
   switch (state_) {
     case BreakerState::closed:
@@ -370,7 +385,7 @@ bool CircuitBreaker::allow(Clock::time_point now) {
   return false;
 }
 
-void CircuitBreaker::on_success(Clock::time_point now) {
+void CircuitBreaker::on_success_slow(Clock::time_point now) {
   std::lock_guard lock(mu_);
   switch (state_) {
     case BreakerState::closed:
@@ -380,8 +395,10 @@ void CircuitBreaker::on_success(Clock::time_point now) {
     case BreakerState::half_open:
       probes_in_flight_ = 0;
       set_state(BreakerState::closed);
+      pending_successes_.take();  // admitted before the breaker opened: the window restarts
       requests_[0] = requests_[1] = failures_[0] = failures_[1] = 0;
       bucket_start_ = now;
+      roll(now);  // renews the lock-free window
       break;
     case BreakerState::open:  // a request admitted before the breaker opened: ignored
       break;

@@ -366,6 +366,48 @@ TEST(CircuitBreaker, CountsEveryTransition) {
   EXPECT_EQ(to_string(b.state(at(10'000))), "closed");
 }
 
+// Successes are counted without the lock within a half-window bucket (ShardedCount): they
+// still weigh in the ratio, in the bucket they happened in, and age out with it.
+TEST(CircuitBreaker, LockFreeSuccessesCountInTheirBucket) {
+  CircuitBreaker b(breaker_config(10, 0.5));
+  for (int i = 0; i < 30; ++i) b.on_success(at(1'000 + i));
+  for (int i = 0; i < 20; ++i) b.on_failure(at(6'000 + i));  // the next bucket
+  EXPECT_EQ(b.state(at(6'100)), BreakerState::closed);
+  EXPECT_DOUBLE_EQ(b.failure_ratio(at(6'100)), 20.0 / 50.0);
+  // One half-window later the successes' bucket is gone: only the failures remain.
+  EXPECT_DOUBLE_EQ(b.failure_ratio(at(11'500)), 1.0);
+}
+
+TEST(CircuitBreaker, NoSuccessIsLostAcrossThreads) {
+  CircuitBreaker b(breaker_config(10, 0.5));
+  b.on_success(at(100));  // opens the lock-free window
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&b] {
+      for (int i = 0; i < 10'000; ++i) b.on_success(at(200 + i / 10));
+    });
+  }
+  for (auto& th : threads) th.join();
+  b.on_failure(at(1'300));
+  EXPECT_DOUBLE_EQ(b.failure_ratio(at(1'300)), 1.0 / 40'002.0);
+}
+
+TEST(RetryBudget, LockFreeRequestsCountAcrossThreads) {
+  RetryBudget b(budget_policy(0.001, 10'000, 0));
+  b.on_request(at(100));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&b] {
+      for (int i = 0; i < 2'500; ++i) b.on_request(at(200 + i / 10));
+    });
+  }
+  for (auto& th : threads) th.join();
+  // 10,001 requests at 0.1%: a retry fits while retries < 10.001, so 11 do and the 12th not
+  // (one request lost would make it 10).
+  for (int i = 0; i < 11; ++i) EXPECT_TRUE(b.try_spend_retry(at(1'000))) << i;
+  EXPECT_FALSE(b.try_spend_retry(at(1'000)));
+}
+
 TEST(CircuitBreaker, ConcurrentUseFromFourThreadsIsSafe) {
   CircuitBreaker b(breaker_config(5, 0.3, 2));
   std::atomic<int> admitted{0};
