@@ -176,36 +176,26 @@ class Connection {
     cap_ = kInitialBuffer;
   }
 
-  // Waits for the next request without a buffer, then takes what arrived in a buffer of its
-  // size: an idle keep-alive connection holds no read buffer at all, and one whose response is
+  // Waits for the next request without a read buffer, then takes what arrived in a buffer of
+  // its size: an idle keep-alive connection holds only idle_buf_, and one whose response is
   // being produced (a held stream) only its request, not a 16 KiB buffer's first page. The
-  // bytes are read into the worker's scratch buffer and copied out at once. The read is tried
-  // before waiting, as asio's speculative read did (bytes that came before an edge-triggered
-  // wait was queued raise no new event); the worker's io_context is single-threaded, so
-  // nothing reads the socket's events between a read that found nothing and the wait. False:
-  // EOF, error, deadline or drain.
+  // read is asio's usual one (speculative, then readiness): a wait for readiness instead would
+  // cost an epoll_ctl each time, and a read into a buffer shared by the worker's connections
+  // is unsafe (asio performs reads for several ready sockets before any completion runs).
+  // False: EOF, error, deadline or drain.
   asio::awaitable<bool> wait_for_request() {
     buf_.reset();
     cap_ = 0;
     budget_.resize(0);
-    auto& scratch = server_.read_scratch_;
-    if (!scratch) scratch.reset(new char[kInitialBuffer]);
-    for (;;) {
-      ssize_t n = ::recv(socket_.native_handle(), scratch.get(), kInitialBuffer - kBodyPadding,
-                         MSG_DONTWAIT);
-      if (n > 0) {
-        const size_t got = static_cast<size_t>(n);
-        buf_.reset(new char[got + kBodyPadding]);
-        cap_ = got + kBodyPadding;
-        std::memcpy(buf_.get(), scratch.get(), got);
-        size_ = got;
-        co_return true;
-      }
-      if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) co_return false;
-      if (errno == EINTR) continue;
-      auto [ec] = co_await socket_.async_wait(tcp::socket::wait_read, use_nothrow);
-      if (ec) co_return false;
-    }
+    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(idle_buf_), use_nothrow);
+    if (ec || n == 0) co_return false;
+    // A full idle_buf_ means a larger request: room for the rest of it at once.
+    const size_t cap = n < sizeof idle_buf_ ? n + kBodyPadding : kInitialBuffer;
+    buf_.reset(new char[cap]);
+    cap_ = cap;
+    std::memcpy(buf_.get(), idle_buf_, n);
+    size_ = n;
+    co_return true;
   }
 
   // Reads at least one more byte into buf_ at size_. `limit` is the most buffer the current
@@ -395,6 +385,7 @@ class Connection {
   std::string out_;            // response head scratch, reused
   std::string added_headers_;  // Responder::add_header lines for the current request
   char chunk_line_[24];
+  char idle_buf_[512];         // where the next request's first bytes are read (wait_for_request)
   bool idle_ = false;
   bool close_ = false;
   bool linger_ = false;            // an early error was sent: lingering close

@@ -198,10 +198,6 @@ class Server {
   uint16_t port_ = 0;
   bool draining_ = false;
   std::list<Connection*> connections_;
-  // Where a connection waiting for its next request reads it first; the connection then keeps
-  // a buffer the size of what arrived, not a whole read buffer (connection.cc). One per
-  // worker: its io_context is single-threaded and the bytes are copied out before any await.
-  std::unique_ptr<char[]> read_scratch_;
 };
 
 /// "Sat, 01 Jan 2026 00:00:00 GMT" for the current second, cached per thread.

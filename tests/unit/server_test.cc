@@ -304,8 +304,8 @@ TEST(Server, StreamsToHttp10ClientsAreCloseDelimitedWithTheLastWrite) {
   }
 }
 
-// An idle keep-alive connection holds no read buffer: the next request is read into the
-// worker's scratch and copied into one of its size. A request whose head and body arrive in
+// An idle keep-alive connection holds no read buffer: the next request's first bytes are read
+// into a small buffer of the connection's and copied into one of their size. A request whose head and body arrive in
 // pieces (the buffer then grows from that size), requests after idle pauses, and pipelined
 // ones all read right.
 TEST(Server, ReadsRequestsThatArriveInPiecesAfterIdlePauses) {
