@@ -5,8 +5,12 @@
 wrk.method = "POST"
 wrk.path = "/v1/chat/completions"
 wrk.headers["Content-Type"] = "application/json"
+-- Ignored by sluice-mock (it streams because of "stream": true); the static upstream of run.sh
+-- (bench/static-upstream.conf.tmpl, an nginx that cannot look into the body) answers the
+-- recorded stream instead of the unary answer when it sees it. Every gateway forwards it.
+wrk.headers["x-mock-stream"] = "1"
 wrk.body = '{"model":"mock-model","messages":[{"role":"user","content":"hello"}],"stream":true}'
--- Each response is 1 role chunk + N content chunks (sluice-mock --tokens 20) + final chunk + [DONE];
+-- Each response is 1 role chunk + N content chunks (--tokens 20) + final chunk + [DONE];
 -- wrk counts a request complete at the end of the chunked body, so latency = time to the last event.
 
 function done(summary, latency, requests)

@@ -92,7 +92,10 @@ wait_line() {
   local pid=$1 logf=$2 re=$3 t=$4 i line
   for ((i = 0; i < t * 20; i++)); do
     if line=$(grep -m1 -E "$re" "$logf" 2>/dev/null); then echo "$line"; return 0; fi
-    alive_or_die "$pid" "$logf"
+    if ! kill -0 "$pid" 2>/dev/null; then  # it may have written the line just before exiting
+      if line=$(grep -m1 -E "$re" "$logf" 2>/dev/null); then echo "$line"; return 0; fi
+      alive_or_die "$pid" "$logf"
+    fi
     sleep 0.05
   done
   tail -n 30 "$logf" >&2 || true
@@ -135,6 +138,15 @@ free_port() {
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
+tree_rss() {  # PID → VmRSS of PID plus its direct children (nginx's workers), KiB
+  local total child
+  total=$(rss_kib "$1")
+  for child in $(children_of "$1"); do
+    total=$((total + $(rss_kib "$child" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+
 CLK_TCK=$(getconf CLK_TCK)
 cpu_ticks() {  # PID → utime+stime of the whole process (all threads), in clock ticks
   local s
@@ -143,13 +155,39 @@ cpu_ticks() {  # PID → utime+stime of the whole process (all threads), in cloc
   awk '{print $12 + $13}' <<<"$s"
 }
 
+children_of() {  # PID → its direct children's PIDs (nginx's workers), space-separated
+  local f out=
+  for f in "/proc/$1/task/"*/children; do out+=" $(cat "$f" 2>/dev/null || true)"; done
+  echo "$out"
+}
+
 tree_ticks() {  # PID → cpu_ticks of PID plus its direct children (nginx's and HAProxy's workers)
   local total child
   total=$(cpu_ticks "$1")
-  for child in $(cat "/proc/$1/task/"*/children 2>/dev/null); do
+  for child in $(children_of "$1"); do
     total=$((total + $(cpu_ticks "$child" 2>/dev/null || echo 0)))
   done
   echo "$total"
+}
+
+# cpu_snapshot → one line "cpuN total idle steal ..." per CPU from /proc/stat (jiffies)
+cpu_snapshot() {
+  awk '/^cpu[0-9]/ {t = 0; for (i = 2; i <= NF; i++) t += $i; printf "%s %d %d %d ", $1, t, $5 + $6, $9}' /proc/stat
+}
+
+# cpu_busy SNAPSHOT_BEFORE SNAPSHOT_AFTER → "busy=B0/B1/...,steal=S0/S1/..." (% of each CPU's time
+# over the interval: busy = not idle, steal = taken by the hypervisor)
+cpu_busy() {
+  awk -v a="$1" -v b="$2" 'BEGIN {
+    n = split(a, x, " "); split(b, y, " ")
+    for (i = 1; i + 3 <= n; i += 4) {
+      t = y[i + 1] - x[i + 1]; if (t <= 0) t = 1
+      busy = busy sep sprintf("%.0f", 100 * (t - (y[i + 2] - x[i + 2])) / t)
+      steal = steal sep sprintf("%.0f", 100 * (y[i + 3] - x[i + 3]) / t)
+      sep = "/"
+    }
+    printf "busy=%s,steal=%s", busy, steal
+  }'
 }
 
 # per_req_us TICKS REQUESTS → CPU microseconds per request, 2 decimals
