@@ -49,14 +49,19 @@ inline void add(Cell c, uint64_t n = 1) {
 inline void sub(Cell c, uint64_t n = 1) { add(c, static_cast<uint64_t>(0) - n); }
 
 /// Records one sample (in the histogram's recorded unit, e.g. microseconds or tokens).
-inline void observe(const Histogram& h, uint64_t value) {
-  if (h.bounds == nullptr) return;
+/// Records `count` observations of `value` at once (the sum saturates).
+inline void observe_n(const Histogram& h, uint64_t value, uint64_t count) {
+  if (h.bounds == nullptr || count == 0) return;
   size_t i = 0;
   const auto& b = *h.bounds;
   while (i < b.size() && value > b[i]) ++i;
-  add(h.base + static_cast<Cell>(i));
-  add(h.base + static_cast<Cell>(b.size() + 1), value);
+  add(h.base + static_cast<Cell>(i), count);
+  uint64_t sum = 0;
+  if (__builtin_mul_overflow(value, count, &sum)) sum = UINT64_MAX;
+  add(h.base + static_cast<Cell>(b.size() + 1), sum);
 }
+
+inline void observe(const Histogram& h, uint64_t value) { observe_n(h, value, 1); }
 
 /// Holds a gauge up by one for its lifetime (so cancellation can never leave it drifted).
 class GaugeHold {

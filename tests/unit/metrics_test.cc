@@ -127,6 +127,25 @@ TEST(MetricsTest, HistogramRendersCumulativeBucketsInExportedUnits) {
   EXPECT_NE(text.find("# HELP test_latency_seconds Latency.\n"), std::string::npos);
 }
 
+TEST(MetricsTest, ObserveNRecordsManyObservationsAtOnce) {
+  auto& r = Registry::instance();
+  static const std::vector<uint64_t> bounds = {500, 1000};
+  Histogram h = r.histogram("test_many_seconds", "Many.", label("m", "n"), bounds, 1e6);
+  observe_n(h, 0, 21);    // 21 x 0 (≤ 0.0005)
+  observe_n(h, 700, 3);   // 3 x 0.0007
+  observe_n(h, 900, 0);   // nothing
+  std::string text = r.render();
+  EXPECT_EQ(line_of(text, "test_many_seconds_bucket{m=\"n\",le=\"0.0005\"}"),
+            "test_many_seconds_bucket{m=\"n\",le=\"0.0005\"} 21");
+  EXPECT_EQ(line_of(text, "test_many_seconds_bucket{m=\"n\",le=\"0.001\"}"),
+            "test_many_seconds_bucket{m=\"n\",le=\"0.001\"} 24");
+  EXPECT_EQ(line_of(text, "test_many_seconds_count{"), "test_many_seconds_count{m=\"n\"} 24");
+  EXPECT_EQ(r.value(h.base + 3), 2100u);  // buckets 0..1, +Inf, then the sum cell
+  Histogram big = r.histogram("test_many_big_seconds", "Big.", "", bounds, 1e6);
+  observe_n(big, UINT64_MAX / 2, 3);  // the product saturates instead of wrapping
+  EXPECT_EQ(r.value(big.base + 3), UINT64_MAX);
+}
+
 TEST(MetricsTest, LabelValuesAreEscaped) {
   EXPECT_EQ(label("model", "a\"b\\c\nd"), "model=\"a\\\"b\\\\c\\nd\"");
   EXPECT_EQ(labels({label("a", "1"), "", label("b", "2")}), "a=\"1\",b=\"2\"");

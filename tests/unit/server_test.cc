@@ -224,6 +224,9 @@ Handler stream_handler() {
       co_await resp.end_stream();  // already ended: writes nothing
     } else if (p == "/first-is-last") {
       co_await resp.write_chunk("xyz", true);
+    } else if (p == "/big") {
+      co_await resp.write_chunk(std::string(0x12c, 'x'));
+      co_await resp.write_chunk(std::string(0x10000, 'y'), true);
     } else if (p == "/empty") {
       co_await resp.end_stream();
     }
@@ -245,7 +248,7 @@ TEST(Server, StreamsKeepTheirFramingWhenHeadAndEndShareAWrite) {
   server.listen("127.0.0.1", 0);
   Exchange ex;
   const std::string all = get("/chunks") + get("/last") + get("/first-is-last") + get("/empty") +
-                          get("/send", "Connection: close\r\n");
+                          get("/big") + get("/send", "Connection: close\r\n");
   asio::co_spawn(io, client(server.bound_port(), all, ex), asio::detached);
   ASSERT_TRUE(run_until(io, [&] { return ex.done; }));
   std::vector<std::string> bodies;
@@ -258,12 +261,14 @@ TEST(Server, StreamsKeepTheirFramingWhenHeadAndEndShareAWrite) {
     if (next == std::string::npos) break;
     pos = next;
   }
-  ASSERT_EQ(bodies.size(), 5u) << ex.received;
+  ASSERT_EQ(bodies.size(), 6u) << ex.received.substr(0, 2000);
   EXPECT_EQ(bodies[0], "1\r\na\r\n2\r\nbc\r\n0\r\n\r\n");
   EXPECT_EQ(bodies[1], "1\r\na\r\n2\r\nbc\r\n0\r\n\r\n");
   EXPECT_EQ(bodies[2], "3\r\nxyz\r\n0\r\n\r\n");
   EXPECT_EQ(bodies[3], "0\r\n\r\n");
-  EXPECT_EQ(bodies[4], "whole");
+  EXPECT_EQ(bodies[4], "12c\r\n" + std::string(0x12c, 'x') + "\r\n10000\r\n" +
+                          std::string(0x10000, 'y') + "\r\n0\r\n\r\n");
+  EXPECT_EQ(bodies[5], "whole");
   EXPECT_NE(ex.received.find("Transfer-Encoding: chunked"), std::string::npos);
 }
 

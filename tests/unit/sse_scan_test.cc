@@ -69,6 +69,27 @@ TEST(SseScan, UsageNullStaysOnTheFastPath) {
   EXPECT_TRUE(sse_may_carry_usage("data: {\"usage\"\ndata: :{}}\n\n"));  // odd: parse it
 }
 
+// The key is searched 16 positions at a time: it is found at every offset of a long chunk,
+// among decoys that share its probe bytes ('u' one after a start, 'g' four after), and a
+// `"usage":null` before it is skipped.
+TEST(SseScan, FindsTheUsageKeyAtEveryOffset) {
+  const std::string decoy = "\"uxxg\" \"usagX\" \"usag";  // 'u'/'g' pairs, no key
+  for (size_t at = 0; at < 80; ++at) {
+    std::string chunk;
+    while (chunk.size() < at) chunk += decoy;
+    chunk.resize(at);
+    const std::string key = "\"usage\":{\"prompt_tokens\":1}";
+    EXPECT_EQ(first_usage_candidate(chunk + key + decoy), at) << at;
+    EXPECT_EQ(first_usage_candidate(chunk + "\"usage\": null," + key), at + 14) << at;
+    EXPECT_EQ(first_usage_candidate(chunk + "\"usage\":null"), std::string_view::npos) << at;
+    EXPECT_EQ(first_usage_candidate(chunk + decoy + decoy), std::string_view::npos) << at;
+    // Cut anywhere inside the key: no match (a whole key is needed).
+    for (size_t cut = 1; cut < 7; ++cut) {
+      EXPECT_EQ(first_usage_candidate(chunk + key.substr(0, cut)), std::string_view::npos);
+    }
+  }
+}
+
 TEST(SseScan, BoundariesAreBlankLinesAndNeverSplitACrlf) {
   EXPECT_EQ(last_event_boundary("data: a\n\ndata: b\n"), 9u);
   EXPECT_EQ(last_event_boundary("data: a\r\n\r\n"), 11u);
