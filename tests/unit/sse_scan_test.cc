@@ -60,6 +60,25 @@ TEST(SseScan, CountsContentEventsLikeTheParser) {
   EXPECT_EQ(count_sse_events("data: a\r\n\r\ndata: b\r\n\r\n"), 2u);
 }
 
+// Lines are found through a bitmask per 16/32-byte block: events of every length, so that
+// line ends fall at every position of a block, and every prefix of such a chunk, count as
+// SseParser counts them.
+TEST(SseScan, CountsLongChunksLikeTheParser) {
+  std::string chunk;
+  for (int i = 0; i < 60; ++i) {
+    if (i % 7 == 3) chunk += ": keep-alive\n\n";
+    if (i % 11 == 5) chunk += "event: ping\n";
+    chunk += "data: {\"i\":" + std::to_string(i) + ",\"t\":\"" + std::string(i % 37, 'x') + "\"}\n\n";
+  }
+  chunk += "data: [DONE]\n\n";
+  EXPECT_EQ(count_sse_events(chunk), parser_count(chunk));
+  EXPECT_EQ(count_sse_events(chunk), 60u);
+  for (size_t cut = 0; cut <= chunk.size(); ++cut) {
+    const std::string_view prefix(chunk.data(), cut);
+    ASSERT_EQ(count_sse_events(prefix), parser_count(prefix)) << cut;
+  }
+}
+
 TEST(SseScan, UsageNullStaysOnTheFastPath) {
   EXPECT_FALSE(sse_may_carry_usage("data: {\"choices\":[],\"usage\":null}\n\n"));
   EXPECT_FALSE(sse_may_carry_usage("data: {\"usage\" : null}\n\ndata: {\"usage\":null}\n\n"));
