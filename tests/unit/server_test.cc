@@ -29,13 +29,22 @@ struct Exchange {
   bool done = false;
 };
 
-// Sends `request`, then reads until the server closes.
-asio::awaitable<void> client(uint16_t port, std::string request, Exchange& ex) {
+
+// Sends `pieces` one after the other, `gap` apart (each may then arrive in a read of its own),
+// then reads until the server closes.
+asio::awaitable<void> paced_client(uint16_t port, std::vector<std::string> pieces,
+                                   std::chrono::milliseconds gap, Exchange& ex) {
   tcp::socket s(co_await asio::this_coro::executor);
   auto [cec] = co_await s.async_connect(
       tcp::endpoint(asio::ip::make_address("127.0.0.1"), port), use_nothrow);
   if (!cec) {
-    co_await asio::async_write(s, asio::buffer(request), use_nothrow);
+    s.set_option(tcp::no_delay(true));
+    asio::steady_timer t(co_await asio::this_coro::executor);
+    for (const std::string& p : pieces) {
+      co_await asio::async_write(s, asio::buffer(p), use_nothrow);
+      t.expires_after(gap);
+      co_await t.async_wait(use_nothrow);
+    }
     char buf[4096];
     for (;;) {
       auto [ec, n] = co_await s.async_read_some(asio::buffer(buf), use_nothrow);
@@ -44,6 +53,11 @@ asio::awaitable<void> client(uint16_t port, std::string request, Exchange& ex) {
     }
   }
   ex.done = true;
+}
+
+// Sends `request`, then reads until the server closes.
+asio::awaitable<void> client(uint16_t port, std::string request, Exchange& ex) {
+  co_await paced_client(port, {std::move(request)}, std::chrono::milliseconds(0), ex);
 }
 
 // Runs `io` until `cond` holds (generous timeout: this is not a timing assertion).
@@ -179,30 +193,6 @@ TEST(Server, AnswersOverTheBodyBudgetWith503AndHoldsNothingWhileLingering) {
   ASSERT_TRUE(run_until(io, [&] { return ex.done && server.connection_count() == 0; }));
 }
 
-// Sends `pieces` one after the other, `gap` apart (each may then arrive in a read of its own),
-// then reads until the server closes.
-asio::awaitable<void> paced_client(uint16_t port, std::vector<std::string> pieces,
-                                   std::chrono::milliseconds gap, Exchange& ex) {
-  tcp::socket s(co_await asio::this_coro::executor);
-  auto [cec] = co_await s.async_connect(
-      tcp::endpoint(asio::ip::make_address("127.0.0.1"), port), use_nothrow);
-  if (!cec) {
-    s.set_option(tcp::no_delay(true));
-    asio::steady_timer t(co_await asio::this_coro::executor);
-    for (const std::string& p : pieces) {
-      co_await asio::async_write(s, asio::buffer(p), use_nothrow);
-      t.expires_after(gap);
-      co_await t.async_wait(use_nothrow);
-    }
-    char buf[4096];
-    for (;;) {
-      auto [ec, n] = co_await s.async_read_some(asio::buffer(buf), use_nothrow);
-      if (ec) break;
-      ex.received.append(buf, n);
-    }
-  }
-  ex.done = true;
-}
 
 // A stream handler for path `p`: what it writes is named by the path.
 Handler stream_handler() {
