@@ -52,12 +52,5 @@ if capture and capture ~= "" then
   end
 end
 
-function done(summary, latency, requests)
-  local e = summary.errors
-  local sock_errors = e.connect + e.read + e.write + e.timeout
-  local secs = summary.duration / 1e6
-  io.write(string.format(
-    "BENCH_RESULT rps=%.2f p50_us=%d p99_us=%d requests=%d duration_us=%d errors=%d non2xx=%d timeouts=%d\n",
-    summary.requests / secs, latency:percentile(50), latency:percentile(99),
-    summary.requests, summary.duration, sock_errors, e.status, e.timeout))
-end
+-- done(): the BENCH_RESULT line, shared (bench/wrk_result.lua next to this script).
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "wrk_result.lua")
