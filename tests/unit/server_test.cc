@@ -57,7 +57,9 @@ asio::awaitable<void> paced_client(uint16_t port, std::vector<std::string> piece
 
 // Sends `request`, then reads until the server closes.
 asio::awaitable<void> client(uint16_t port, std::string request, Exchange& ex) {
-  co_await paced_client(port, {std::move(request)}, std::chrono::milliseconds(0), ex);
+  std::vector<std::string> pieces;  // (a braced list in the co_await: GCC 12 rejects it)
+  pieces.push_back(std::move(request));
+  co_await paced_client(port, std::move(pieces), std::chrono::milliseconds(0), ex);
 }
 
 // Runs `io` until `cond` holds (generous timeout: this is not a timing assertion).
