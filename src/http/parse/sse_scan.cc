@@ -14,6 +14,25 @@
 namespace sluice::http {
 namespace {
 
+// The scans below look at kBlock bytes at a time: eq_mask(p, c) has bit i set when p[i] == c.
+// 0 without SSE2 (the scalar tails then do all the work).
+#if defined(__AVX2__)
+constexpr size_t kBlock = 32;
+inline unsigned eq_mask(const char* p, char c) {
+  return static_cast<unsigned>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(
+      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), _mm256_set1_epi8(c))));
+}
+#elif defined(__SSE2__)
+constexpr size_t kBlock = 16;
+inline unsigned eq_mask(const char* p, char c) {
+  return static_cast<unsigned>(_mm_movemask_epi8(
+      _mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), _mm_set1_epi8(c))));
+}
+#else
+constexpr size_t kBlock = 0;
+inline unsigned eq_mask(const char*, char) { return 0; }
+#endif
+
 bool is_eol(char c) { return c == '\n' || c == '\r'; }
 
 // Is `i` (2 <= i <= s.size()) just past two consecutive line terminators?
@@ -110,29 +129,15 @@ size_t count_sse_events(std::string_view chunk) {
     // of a whole event.
     const char* line = p;
     const char* q = p;
-#if defined(__AVX2__)
-    const __m256i lf32 = _mm256_set1_epi8('\n');
-    for (; end - q >= 32; q += 32) {
-      unsigned mask = static_cast<unsigned>(_mm256_movemask_epi8(
-          _mm256_cmpeq_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)), lf32)));
-      for (; mask != 0; mask &= mask - 1) {
-        const char* lf = q + __builtin_ctz(mask);
-        c.line(std::string_view(line, static_cast<size_t>(lf - line)));
-        line = lf + 1;
+    if constexpr (kBlock != 0) {
+      for (; static_cast<size_t>(end - q) >= kBlock; q += kBlock) {
+        for (unsigned mask = eq_mask(q, '\n'); mask != 0; mask &= mask - 1) {
+          const char* lf = q + __builtin_ctz(mask);
+          c.line(std::string_view(line, static_cast<size_t>(lf - line)));
+          line = lf + 1;
+        }
       }
     }
-#elif defined(__SSE2__)
-    const __m128i lf16 = _mm_set1_epi8('\n');
-    for (; end - q >= 16; q += 16) {
-      unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(
-          _mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)), lf16)));
-      for (; mask != 0; mask &= mask - 1) {
-        const char* lf = q + __builtin_ctz(mask);
-        c.line(std::string_view(line, static_cast<size_t>(lf - line)));
-        line = lf + 1;
-      }
-    }
-#endif
     for (; q < end; ++q) {
       if (*q == '\n') {
         c.line(std::string_view(line, static_cast<size_t>(q - line)));
@@ -163,39 +168,18 @@ constexpr std::string_view kUsageKey = "\"usage\"";
 // glibc's memmem cost about 2 instructions a byte here.
 const char* find_usage_key(const char* p, const char* end) {
   constexpr size_t n = kUsageKey.size();
-#if defined(__AVX2__)
-  const __m256i u32 = _mm256_set1_epi8('u');
-  const __m256i g32 = _mm256_set1_epi8('g');
-  while (end - p >= 36) {  // starts p..p+31, reads up to p+4+31
-    const __m256i at_u = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 1));
-    const __m256i at_g = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 4));
-    unsigned mask = static_cast<unsigned>(_mm256_movemask_epi8(
-        _mm256_and_si256(_mm256_cmpeq_epi8(at_u, u32), _mm256_cmpeq_epi8(at_g, g32))));
-    while (mask != 0) {
-      const char* c = p + __builtin_ctz(mask);
-      if (static_cast<size_t>(end - c) >= n && std::memcmp(c, kUsageKey.data(), n) == 0) return c;
-      mask &= mask - 1;
+  if constexpr (kBlock != 0) {
+    // A block tests starts p..p+kBlock-1 and reads up to p+4+kBlock-1.
+    for (; static_cast<size_t>(end - p) >= kBlock + 4; p += kBlock) {
+      for (unsigned mask = eq_mask(p + 1, 'u') & eq_mask(p + 4, 'g'); mask != 0;
+           mask &= mask - 1) {
+        const char* c = p + __builtin_ctz(mask);
+        if (static_cast<size_t>(end - c) >= n && std::memcmp(c, kUsageKey.data(), n) == 0) {
+          return c;
+        }
+      }
     }
-    p += 32;
   }
-#endif
-#if defined(__SSE2__)
-  const __m128i u = _mm_set1_epi8('u');
-  const __m128i g = _mm_set1_epi8('g');
-  // A block tests starts p..p+15 and reads up to p+4+15.
-  while (end - p >= 20) {
-    const __m128i at_u = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 1));
-    const __m128i at_g = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 4));
-    unsigned mask = static_cast<unsigned>(
-        _mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(at_u, u), _mm_cmpeq_epi8(at_g, g))));
-    while (mask != 0) {
-      const char* c = p + __builtin_ctz(mask);
-      if (static_cast<size_t>(end - c) >= n && std::memcmp(c, kUsageKey.data(), n) == 0) return c;
-      mask &= mask - 1;
-    }
-    p += 16;
-  }
-#endif
   for (; static_cast<size_t>(end - p) >= n; ++p) {
     if (p[1] == 'u' && std::memcmp(p, kUsageKey.data(), n) == 0) return p;
   }
