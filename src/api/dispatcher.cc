@@ -47,7 +47,8 @@ ServePath serve_path(const RequestContext& ctx, config::ProviderKind provider) {
                : ServePath::estimate;
   }
   if (provider == config::ProviderKind::demo) return ServePath::in_process;
-  if (ingress == canonical::Protocol::openai && provider == config::ProviderKind::openai) {
+  if (ingress == canonical::Protocol::openai && provider == config::ProviderKind::openai &&
+      !ctx.canonical_only) {
     return ServePath::same_protocol;
   }
   return ServePath::translated;
@@ -173,7 +174,7 @@ asio::awaitable<void> Dispatcher::dispatch(RequestContext& ctx, RouteRuntime& pr
         verdict.success();
         tr.state.count(AttemptOutcome::success);
         UsageTokens demo_usage;
-        if (ctx.ingress == canonical::Protocol::openai) {
+        if (ctx.ingress == canonical::Protocol::openai && !ctx.canonical_only) {
           co_await serve_demo(ctx.parsed, responder, &demo_usage);
         } else {
           co_await serve_demo_translated(ctx, &demo_usage);

@@ -34,6 +34,8 @@ Endpoint endpoint_of(std::string_view api, std::string_view path,
   if (api == "/embeddings") return Endpoint::embeddings;
   if (api == "/messages") return Endpoint::messages;
   if (api == "/messages/count_tokens") return Endpoint::count_tokens;
+  if (api == "/responses" || api.starts_with("/responses/")) return Endpoint::responses;
+  if (api == "/conversations" || api.starts_with("/conversations/")) return Endpoint::conversations;
   if (!gemini_target(path).model.empty()) return Endpoint::gemini_generate;
   if (api == "/models" || api.starts_with("/models/")) return Endpoint::models;
   if (path.starts_with("/admin/")) return Endpoint::admin;
@@ -53,7 +55,8 @@ bool operations_endpoint(Endpoint e) {
 
 Gateway::Gateway(std::shared_ptr<const routing::Router> router, const std::atomic<bool>* draining,
                  std::shared_ptr<Governance> governance,
-                 std::shared_ptr<observe::AccessLog> access_log)
+                 std::shared_ptr<observe::AccessLog> access_log,
+                 std::shared_ptr<store::StateService> state)
     : router_(std::move(router)),
       draining_(draining),
       governance_(std::move(governance)),
@@ -81,6 +84,7 @@ Gateway::Gateway(std::shared_ptr<const routing::Router> router, const std::atomi
     }
   }
   if (router_->config().metrics.validate_streams) register_stream_check_metrics();
+  if (state) responses_ = std::make_unique<ResponsesApi>(std::move(state), router_->config().state);
 }
 
 namespace {
@@ -89,7 +93,9 @@ namespace {
 bool is_api_path(std::string_view path) {
   return path == "/chat/completions" || path == "/completions" || path == "/embeddings" ||
          path == "/models" || path.starts_with("/models/") || path == "/messages" ||
-         path.starts_with("/messages/") || path.starts_with("/v1beta/");
+         path.starts_with("/messages/") || path.starts_with("/v1beta/") ||
+         path == "/responses" || path.starts_with("/responses/") || path == "/conversations" ||
+         path.starts_with("/conversations/");
 }
 
 }  // namespace
@@ -202,6 +208,22 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
     }
     co_return co_await proxy(g.method == "countTokens" ? Operation::count_tokens : Operation::chat,
                              request, responder, worker, who, trace, canonical::Protocol::gemini);
+  } else if (trace.endpoint == Endpoint::responses || trace.endpoint == Endpoint::conversations) {
+    if (!responses_) {
+      co_await send_built_error(responder, [] {
+        return make_error(Errc::unavailable, "No state store is configured for this gateway.");
+      });
+      co_return;
+    }
+    if (path == "/responses") {
+      if (method != "POST") co_return co_await method_not_allowed("POST");
+      co_return co_await create_response(request, responder, worker, who, trace);
+    }
+    const std::string owner = state_owner(who);
+    if (trace.endpoint == Endpoint::responses) {
+      co_return co_await responses_->serve_response(request, responder, path, owner);
+    }
+    co_return co_await responses_->serve_conversations(request, responder, path, owner);
   } else if (path == "/completions") {
     op = Operation::completions;
   } else if (path == "/embeddings") {
@@ -249,10 +271,26 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
   co_await proxy(op, request, responder, worker, who, trace, ingress);
 }
 
+asio::awaitable<void> Gateway::create_response(http::Request& request,
+                                               http::Responder& responder, WorkerContext& worker,
+                                               const Identity& who, Trace& trace) {
+  const std::string owner = state_owner(who);
+  auto prepared = co_await responses_->prepare(request.body, owner);
+  if (!prepared) {
+    co_await responder.send_error(prepared.error());
+    co_return;
+  }
+  PreparedResponse& p = *prepared.value();
+  ResponsesSink sink(responder, *responses_, p);
+  co_await proxy(Operation::chat, request, responder, worker, who, trace,
+                 canonical::Protocol::openai, &p.decoded.request, &sink);
+}
+
 asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
                                      http::Responder& responder, WorkerContext& worker,
                                      const Identity& who, Trace& trace,
-                                     canonical::Protocol ingress) {
+                                     canonical::Protocol ingress, canonical::Request* prepared,
+                                     ResponseSink* sink) {
   RequestContext ctx;
   ctx.request = &request;
   ctx.responder = &responder;
@@ -264,9 +302,14 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
   ctx.parsed.op = op;
   auto route_at = Clock::now();
   auto route_done = [&] { http::Timing::add_since(request.timing->route_ns, route_at); };
-  if (auto r = ingress == canonical::Protocol::openai
-                   ? providers::parse_request(op, request.body, ctx.parsed)
-                   : decode_client_request(ctx);
+  if (prepared != nullptr) {
+    ctx.canon = std::move(*prepared);
+    ctx.canonical_only = true;
+    ctx.sink = sink;
+  }
+  if (auto r = prepared != nullptr                     ? adopt_canonical_request(ctx)
+               : ingress == canonical::Protocol::openai ? providers::parse_request(op, request.body, ctx.parsed)
+                                                        : decode_client_request(ctx);
       !r) {
     route_done();
     co_await responder.send_error(r.error());

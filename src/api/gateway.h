@@ -15,6 +15,7 @@
 #include "api/dispatcher.h"
 #include "api/governance.h"
 #include "api/request_context.h"
+#include "api/responses.h"
 #include "api/stage.h"
 #include "api/telemetry.h"
 #include "canonical/canonical.h"
@@ -33,9 +34,12 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
  public:
   /// `draining` is read by /readyz (503 while the process shuts down). `access_log` may be
   /// null (off); it is shared with the next Gateway when a reload leaves it unchanged.
+  /// `state` (may be null: the Responses and Conversations endpoints then answer 503) is the
+  /// store shared with the next Gateway when a reload leaves `state` unchanged.
   Gateway(std::shared_ptr<const routing::Router> router, const std::atomic<bool>* draining,
           std::shared_ptr<Governance> governance,
-          std::shared_ptr<observe::AccessLog> access_log = nullptr);
+          std::shared_ptr<observe::AccessLog> access_log = nullptr,
+          std::shared_ptr<store::StateService> state = nullptr);
 
   /// Serves one request on the calling worker (`worker` lends its upstream pool). `keep` is
   /// held for the request's lifetime (the owner of this Gateway, across a reload). Paths the
@@ -69,11 +73,19 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
   }
 
  private:
-  /// The model endpoints: decode, route, run the stages, dispatch.
+  /// The model endpoints: decode, route, run the stages, dispatch. With `prepared` (a
+  /// Responses request, decoded with its history), its canonical request is dispatched and
+  /// the answer goes to `sink` instead of being decoded from the body.
   asio::awaitable<void> proxy(providers::Operation op, http::Request& request,
                               http::Responder& responder, WorkerContext& worker,
                               const Identity& who, Trace& trace,
-                              canonical::Protocol ingress = canonical::Protocol::openai);
+                              canonical::Protocol ingress = canonical::Protocol::openai,
+                              canonical::Request* prepared = nullptr,
+                              ResponseSink* sink = nullptr);
+  /// POST /v1/responses: the history loaded, then proxy() with a ResponsesSink.
+  asio::awaitable<void> create_response(http::Request& request, http::Responder& responder,
+                                        WorkerContext& worker, const Identity& who,
+                                        Trace& trace);
 
   std::shared_ptr<const routing::Router> router_;
   const std::atomic<bool>* draining_;
@@ -82,6 +94,7 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
   Dispatcher dispatcher_;  // after telemetry_, which it uses
   AdminApi admin_;         // after dispatcher_, which it reads
   Stages stages_;          // in the order they run (the table in the constructor)
+  std::unique_ptr<ResponsesApi> responses_;  // null without a state store
   std::atomic<bool> retired_{false};
 };
 

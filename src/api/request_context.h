@@ -69,6 +69,9 @@ struct RequestContext {
   // clients, on the first translated attempt for OpenAI clients (never on the fast path).
   canonical::Protocol ingress = canonical::Protocol::openai;
   std::optional<canonical::Request> canon;
+  // The client's wire is not one any upstream speaks (the Responses API): every target,
+  // OpenAI-compatible ones included, is served through the canonical model and ctx.sink.
+  bool canonical_only = false;
 
   /// Adds the time since `since` to the upstream phase (time not charged as overhead).
   void waited_since(Clock::time_point since) const {
@@ -91,5 +94,7 @@ struct RequestContext {
 /// Decodes an Anthropic or Gemini client's body into ctx.canon and fills ctx.parsed from it
 /// (translate.cc). OpenAI clients are parsed by providers::parse_request instead.
 Result<void> decode_client_request(RequestContext& ctx);
+/// Checks ctx.canon (model, max_tokens) and fills ctx.parsed from it.
+Result<void> adopt_canonical_request(RequestContext& ctx);
 
 }  // namespace sluice::api

@@ -105,6 +105,8 @@ std::string_view endpoint_label(Endpoint e) {
     case Endpoint::messages: return "/v1/messages";
     case Endpoint::count_tokens: return "/v1/messages/count_tokens";
     case Endpoint::gemini_generate: return "/v1beta/models:generateContent";
+    case Endpoint::responses: return "/v1/responses";
+    case Endpoint::conversations: return "/v1/conversations";
     case Endpoint::admin: return "/admin";
     case Endpoint::health: return "/healthz";
     case Endpoint::metrics: return "/metrics";

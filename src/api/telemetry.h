@@ -24,7 +24,8 @@ struct RouteRuntime;
 struct TargetRuntime;
 
 enum class Endpoint : uint8_t {
-  chat, completions, embeddings, models, messages, count_tokens, gemini_generate, admin, health,
+  chat, completions, embeddings, models, messages, count_tokens, gemini_generate, responses,
+  conversations, admin, health,
   metrics, debug, other, kCount
 };
 std::string_view endpoint_label(Endpoint e);

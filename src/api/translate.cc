@@ -39,6 +39,11 @@ Result<void> decode_client_request(RequestContext& ctx) {
                        : canonical::decode_request(ctx.ingress, ctx.request->body, fc);
   if (!decoded) return std::move(decoded.error());
   ctx.canon = std::move(decoded.value());
+  return adopt_canonical_request(ctx);
+}
+
+Result<void> adopt_canonical_request(RequestContext& ctx) {
+  const bool count = ctx.parsed.op == Operation::count_tokens;
   const canonical::Request& req = *ctx.canon;
   if (req.model.empty()) return canonical::invalid("model: Field required", "model");
   if (req.model.size() > providers::kMaxModelBytes) {

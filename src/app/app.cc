@@ -22,6 +22,7 @@
 #include "observe/metrics.h"
 #include "routing/router.h"
 #include "store/redis_client.h"
+#include "store/state_service.h"
 #include "upstream/client.h"
 
 namespace sluice::app {
@@ -41,6 +42,25 @@ struct WorkerState {
   // Per worker, so taking a reference per request touches no cache line other workers write.
   std::shared_ptr<std::shared_ptr<api::Gateway>> current;
 };
+
+/// The state store `state:` asks for (SQLite: throws when the file cannot be opened).
+std::shared_ptr<store::StateService> make_state(const config::Config& config) {
+  const config::StateConfig& s = config.state;
+  std::unique_ptr<store::StateStore> st;
+  switch (s.backend) {
+    case config::StateConfig::Backend::memory:
+      st = store::make_memory_store(store::StoreLimits{s.max_entries, s.max_bytes});
+      break;
+    case config::StateConfig::Backend::sqlite: st = store::make_sqlite_store(s.path); break;
+    case config::StateConfig::Backend::redis:
+      st = store::make_redis_store(config.rate_limits.redis_host, config.rate_limits.redis_port,
+                                   config.rate_limits.redis_timeout);
+      break;
+  }
+  spdlog::info("state store: {}{}", st->backend(),
+               s.backend == config::StateConfig::Backend::sqlite ? " at " + s.path : "");
+  return std::make_shared<store::StateService>(std::move(st), s.sweep_interval);
+}
 
 struct FileStamp {
   bool ok = false;
@@ -96,10 +116,12 @@ class App {
     last_reload_unix_ = started_unix_;
     governance_config_ = config_;
     governance_ = std::make_shared<api::Governance>(config_);
+    state_config_ = config_;
+    state_ = make_state(*config_);
     if (config_->access_log.enabled) {
       access_log_ = std::make_shared<observe::AccessLog>(config_->access_log);
     }
-    gateway_ = build_gateway(config_, governance_, access_log_);
+    gateway_ = build_gateway(config_, governance_, access_log_, state_);
     stamp_ = stamp_of(config_->source_path);
     register_process_collector();
   }
@@ -184,10 +206,11 @@ class App {
  private:
   std::shared_ptr<api::Gateway> build_gateway(const std::shared_ptr<const config::Config>& config,
                                               std::shared_ptr<api::Governance> governance,
-                                              std::shared_ptr<observe::AccessLog> access_log) {
+                                              std::shared_ptr<observe::AccessLog> access_log,
+                                              std::shared_ptr<store::StateService> state) {
     auto router = std::make_shared<const routing::Router>(config);
     auto gateway = std::make_shared<api::Gateway>(router, &shared_.draining, std::move(governance),
-                                                  std::move(access_log));
+                                                  std::move(access_log), std::move(state));
     gateway->register_collectors();
     return gateway;
   }
@@ -245,6 +268,8 @@ class App {
     std::shared_ptr<api::Governance> governance = governance_;
     std::shared_ptr<const config::Config> governance_config = governance_config_;
     std::shared_ptr<observe::AccessLog> access_log = access_log_;
+    std::shared_ptr<store::StateService> state = state_;
+    std::shared_ptr<const config::Config> state_config = state_config_;
     try {
       next = config::load_config(path);
       if (next->governance_fingerprint != governance_config_->governance_fingerprint) {
@@ -263,7 +288,14 @@ class App {
           access_log = std::make_shared<observe::AccessLog>(next->access_log);
         }
       }
-      gateway = build_gateway(next, governance, access_log);
+      if (next->state_fingerprint != state_config_->state_fingerprint) {
+        // A new store (a SQLite file that cannot be opened rejects the reload). With the
+        // memory backend what the old one held is gone once no request uses it.
+        spdlog::warn("state (or redis) changed in {}: opening a new state store", path);
+        state = make_state(*next);
+        state_config = next;
+      }
+      gateway = build_gateway(next, governance, access_log, state);
     } catch (const std::exception& e) {
       observe::add(reload_failed_);
       last_reload_ok_ = false;
@@ -310,6 +342,8 @@ class App {
     config_ = std::move(next);
     governance_ = std::move(governance);
     governance_config_ = std::move(governance_config);
+    state_ = std::move(state);
+    state_config_ = std::move(state_config);
     access_log_ = std::move(access_log);
     publish_weak();
     observe::add(reload_ok_);
@@ -382,6 +416,8 @@ class App {
   std::shared_ptr<const config::Config> config_;
   std::shared_ptr<api::Governance> governance_;
   std::shared_ptr<const config::Config> governance_config_;  // what governance_ was built from
+  std::shared_ptr<store::StateService> state_;
+  std::shared_ptr<const config::Config> state_config_;       // what state_ was built from
   std::shared_ptr<observe::AccessLog> access_log_;
   std::shared_ptr<api::Gateway> gateway_;
   std::vector<std::shared_ptr<api::Gateway>> graveyard_;

@@ -261,6 +261,19 @@ struct ReloadConfig {
   Millis interval{1000};              // how often the file is checked
 };
 
+/// `state`: what the gateway remembers between requests (stored Responses, conversations).
+struct StateConfig {
+  enum class Backend { memory, sqlite, redis };
+  Backend backend = Backend::memory;
+  std::string path;                          // sqlite: the file (relative to the config file)
+  size_t max_entries = 1'000'000;            // memory: records + list items
+  size_t max_bytes = size_t{512} << 20;      // memory: bytes of keys and values
+  Millis sweep_interval{1000};               // how often expired state is removed
+  int64_t responses_ttl_s = 30 * 86'400;     // stored responses (OpenAI keeps them 30 days)
+  int64_t conversations_ttl_s = 0;           // conversations and their items (0 = no expiry)
+  int max_chain = 1000;                      // previous_response_id links replayed at most
+};
+
 struct Config {
   ServerConfig server;
   UpstreamConfig upstream;
@@ -280,11 +293,13 @@ struct Config {
   AccessLogConfig access_log;
   LoggingConfig logging;
   ReloadConfig reload;
+  StateConfig state;
   // What a reload cannot apply in place: the YAML of server (listen address, threads, limits)
   // and of everything governance builds state from (auth, admin, rate_limits, prices, budgets,
   // usage). Compared between the old and the new config on reload.
   std::string server_fingerprint;
   std::string governance_fingerprint;
+  std::string state_fingerprint;    // state + redis: a new store only when these change
   std::string source_path;          // file it came from (empty when parsed from a string)
 };
 

@@ -115,6 +115,7 @@ Config build(const std::string& text, const std::string& source, const std::stri
   if (const auto* n = top.find("access_log")) parse_access_log(*n, base_dir, config.access_log);
   if (const auto* n = top.find("logging")) parse_logging(*n, config.logging);
   if (const auto* n = top.find("reload")) parse_reload(*n, config.reload);
+  if (const auto* n = top.find("state")) parse_state(*n, base_dir, config.state);
   auto dump = [&](std::initializer_list<const char*> keys) {
     std::string out;
     for (const char* key : keys) {
@@ -128,6 +129,7 @@ Config build(const std::string& text, const std::string& source, const std::stri
   config.server_fingerprint = dump({"server"});
   config.governance_fingerprint =
       dump({"admin", "auth", "rate_limits", "prices", "budgets", "usage", "redis"});
+  config.state_fingerprint = dump({"state", "redis"});
   return config;
 }
 

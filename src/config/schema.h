@@ -34,7 +34,7 @@ struct Entry {
 // clang-format off
 inline constexpr Entry kEntries[] = {
     {"", "server upstream admin auth redis rate_limits prices budgets usage pipeline routes "
-         "metrics errors access_log logging reload"},
+         "metrics errors access_log logging reload state"},
     {"server", "listen threads max_header_bytes max_body_bytes header_timeout_ms body_timeout_ms "
                "idle_timeout_ms max_connections drain_timeout_ms max_buffered_body_bytes"},
     {"upstream", "max_idle_per_host idle_timeout_ms max_connections_per_host dns_ttl_ms ca_file "
@@ -58,6 +58,8 @@ inline constexpr Entry kEntries[] = {
     {"budgets.per_key", "usd period"},
     {"budgets.per_tenant.*", "usd period"},
     {"usage", "db"},
+    {"state", "backend path max_entries max_bytes sweep_interval_ms responses_ttl_s "
+              "conversations_ttl_s max_chain"},
     {"pipeline", "stages"},
     {"routes[]", "model description when_env targets balancer retry fallbacks context_fallback "
                  "fail_fast context_window default_max_tokens"},

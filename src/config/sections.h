@@ -57,5 +57,6 @@ Budget parse_budget(const YAML::Node& node, const std::string& path, SchemaRef s
 void parse_access_log(const YAML::Node& node, const std::string& base_dir, AccessLogConfig& a);
 void parse_logging(const YAML::Node& node, LoggingConfig& l);
 void parse_reload(const YAML::Node& node, ReloadConfig& r);
+void parse_state(const YAML::Node& node, const std::string& base_dir, StateConfig& state);
 
 }  // namespace sluice::config::detail

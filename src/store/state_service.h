@@ -35,13 +35,15 @@ class StateService {
 
   StateStore& store() { return *store_; }
 
-  /// fn(StateStore&) → R, off the worker when the backend blocks.
+  /// fn(StateStore&) → R, off the worker when the backend blocks (fn is copied there). Name
+  /// the lambda before the co_await: GCC 12 destroys a lambda temporary that lives across a
+  /// co_await twice (ASan: bad free). Not a coroutine itself, so fn is never kept in a frame.
   template <class F>
-  auto run(F fn) -> asio::awaitable<std::invoke_result_t<F&, StateStore&>> {
+  auto run(F&& fn) -> asio::awaitable<std::invoke_result_t<F&, StateStore&>> {
     using R = std::invoke_result_t<F&, StateStore&>;
-    if (!store_->blocking()) co_return fn(*store_);
-    co_return co_await asio::async_initiate<const asio::use_awaitable_t<>, void(R)>(
-        [this, fn = std::move(fn)](auto handler) mutable {
+    if (!store_->blocking()) return ready<R>(fn(*store_));
+    return asio::async_initiate<const asio::use_awaitable_t<>, void(R)>(
+        [this, fn = std::decay_t<F>(std::forward<F>(fn))](auto handler) mutable {
           auto ex = asio::get_associated_executor(handler);
           auto work = asio::make_work_guard(ex);
           asio::post(pool_, [this, fn = std::move(fn), handler = std::move(handler),
@@ -61,6 +63,11 @@ class StateService {
   size_t swept() const { return swept_.load(std::memory_order_relaxed); }
 
  private:
+  template <class R>
+  static asio::awaitable<R> ready(R r) {
+    co_return std::move(r);
+  }
+
   std::unique_ptr<StateStore> store_;
   asio::thread_pool pool_;
   std::mutex mu_;
