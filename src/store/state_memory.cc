@@ -158,6 +158,7 @@ class MemoryStore final : public StateStore {
           break;
         }
         page.items.push_back(it->second);
+        page.items.back().seq = it->first;
       }
     };
     if (after.empty()) {
@@ -200,6 +201,23 @@ class MemoryStore final : public StateStore {
     s.entries--;
     l->items.erase(node);
     l->index.erase(at);
+    return true;
+  }
+
+  Result<bool> replace_item(std::string_view list, std::string_view id,
+                            std::string_view value) override {
+    Shard& s = shard(list);
+    std::lock_guard lock(s.mu);
+    List* l = live_list(s, list, now_());
+    if (l == nullptr) return false;
+    auto at = l->index.find(std::string(id));
+    if (at == l->index.end()) return false;
+    ListItem& item = l->items.at(at->second);
+    l->bytes = l->bytes - item.value.size() + value.size();
+    s.bytes = s.bytes - item.value.size() + value.size();
+    item.value.assign(value);
+    touch(s, l->lru);
+    evict(s, list);
     return true;
   }
 

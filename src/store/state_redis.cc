@@ -6,6 +6,7 @@
 // Multi-key operations (append, range, the walk of a chain) are Lua scripts, so each is one
 // round trip and atomic. Expiry is Redis' own (sweep() has nothing to do). Calls block on a
 // RedisSync connection: the StateService runs them off the worker threads.
+#include <cstdlib>
 #include <stdexcept>
 
 #include "store/redis_sync.h"
@@ -68,10 +69,17 @@ for i, id in ipairs(ids) do
   if i > lim then break end
   out[#out + 1] = id
   out[#out + 1] = redis.call('HGET', KEYS[2], id) or ''
+  out[#out + 1] = redis.call('ZSCORE', KEYS[1], id) or '0'
 end
 local more = 0
 if #ids > lim then more = 1 end
 return {more, out}
+)lua";
+
+constexpr const char* kReplaceItem = R"lua(
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
 )lua";
 
 constexpr const char* kEraseItem = R"lua(
@@ -169,8 +177,9 @@ class RedisStore final : public StateStore {
     if (r->elements.size() != 2) return make_error(Errc::internal, "state store: bad range reply");
     page.has_more = r->elements[0].integer != 0;
     auto& flat = r->elements[1].elements;
-    for (size_t i = 0; i + 1 < flat.size(); i += 2) {
-      page.items.push_back(ListItem{std::move(flat[i].str), std::move(flat[i + 1].str)});
+    for (size_t i = 0; i + 2 < flat.size(); i += 3) {
+      page.items.push_back(ListItem{std::move(flat[i].str), std::move(flat[i + 1].str),
+                                    std::atoll(flat[i + 2].str.c_str())});
     }
     return page;
   }
@@ -187,6 +196,18 @@ class RedisStore final : public StateStore {
     std::vector<std::string> args{"EVAL", kEraseItem, "2"};
     push_list_keys(args, list, false);
     args.push_back(std::string(id));
+    auto r = redis_.command(args);
+    if (!r) return std::move(r.error());
+    if (r->is_error()) return reply_error(*r);
+    return r->integer > 0;
+  }
+
+  Result<bool> replace_item(std::string_view list, std::string_view id,
+                            std::string_view value) override {
+    std::vector<std::string> args{"EVAL", kReplaceItem, "2"};
+    push_list_keys(args, list, false);
+    args.push_back(std::string(id));
+    args.push_back(std::string(value));
     auto r = redis_.command(args);
     if (!r) return std::move(r.error());
     if (r->is_error()) return reply_error(*r);

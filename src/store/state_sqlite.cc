@@ -180,9 +180,9 @@ class SqliteStore final : public StateStore {
       if (st.step() != SQLITE_ROW) return not_found_after(after);
       from = st.integer(0);
     }
-    Stmt st(db_, descending ? "SELECT id, value FROM items WHERE list = ? AND seq < ? "
+    Stmt st(db_, descending ? "SELECT id, value, seq FROM items WHERE list = ? AND seq < ? "
                               "ORDER BY seq DESC LIMIT ?"
-                            : "SELECT id, value FROM items WHERE list = ? AND seq > ? "
+                            : "SELECT id, value, seq FROM items WHERE list = ? AND seq > ? "
                               "ORDER BY seq ASC LIMIT ?");
     st.bind_text(1, list);
     st.bind_int(2, from);
@@ -193,7 +193,7 @@ class SqliteStore final : public StateStore {
         page.has_more = true;
         break;
       }
-      page.items.push_back(ListItem{st.text(0), st.text(1)});
+      page.items.push_back(ListItem{st.text(0), st.text(1), st.integer(2)});
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) return failure("read a list");
     return page;
@@ -218,6 +218,18 @@ class SqliteStore final : public StateStore {
     st.bind_text(1, list);
     st.bind_text(2, id);
     if (st.step() != SQLITE_DONE) return failure("delete an item");
+    return sqlite3_changes(db_) > 0;
+  }
+
+  Result<bool> replace_item(std::string_view list, std::string_view id,
+                            std::string_view value) override {
+    std::lock_guard lock(mu_);
+    if (!live_list_locked(list)) return false;
+    Stmt st(db_, "UPDATE items SET value = ? WHERE list = ? AND id = ?");
+    st.bind_text(1, value);
+    st.bind_text(2, list);
+    st.bind_text(3, id);
+    if (st.step() != SQLITE_DONE) return failure("replace an item");
     return sqlite3_changes(db_) > 0;
   }
 

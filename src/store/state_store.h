@@ -35,6 +35,7 @@ int64_t system_now_ms();
 struct ListItem {
   std::string id;
   std::string value;
+  int64_t seq = 0;  // its position, filled by range(): 1, 2, 3, ... in append order, never reused
 };
 
 struct ListPage {
@@ -78,6 +79,9 @@ class StateStore {
                                  bool descending) = 0;
   virtual Result<std::optional<std::string>> item(std::string_view list, std::string_view id) = 0;
   virtual Result<bool> erase_item(std::string_view list, std::string_view id) = 0;
+  /// Replaces an item's value in place (its position stays). False when there is no such item.
+  virtual Result<bool> replace_item(std::string_view list, std::string_view id,
+                                    std::string_view value) = 0;
   virtual Result<void> erase_list(std::string_view list) = 0;
   /// Number of items in the list (0 when there is none).
   virtual Result<size_t> size(std::string_view list) = 0;

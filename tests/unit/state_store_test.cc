@@ -155,6 +155,23 @@ TEST_P(StateStoreContract, ListsAppendAndPageBothWays) {
   EXPECT_EQ(unknown.error().code, Errc::not_found);
 }
 
+TEST_P(StateStoreContract, ItemsCarryTheirPositionAndCanBeReplacedInPlace) {
+  ASSERT_TRUE(store_->append("L", items({"a", "b"}), 0ms));
+  ASSERT_TRUE(store_->erase_item("L", "a"));
+  ASSERT_TRUE(store_->append("L", items({"c"}), 0ms));
+  auto page = store_->range("L", "", 10, false).value();
+  ASSERT_EQ(page.items.size(), 2u);
+  EXPECT_EQ(page.items[0].seq, 2);  // b
+  EXPECT_EQ(page.items[1].seq, 3);  // c: positions are never reused
+  EXPECT_TRUE(store_->replace_item("L", "b", "new b").value());
+  EXPECT_FALSE(store_->replace_item("L", "zz", "x").value());
+  EXPECT_FALSE(store_->replace_item("none", "b", "x").value());
+  page = store_->range("L", "", 10, false).value();
+  EXPECT_EQ(page.items[0].id, "b");
+  EXPECT_EQ(page.items[0].value, "new b");
+  EXPECT_EQ(page.items[0].seq, 2);
+}
+
 TEST_P(StateStoreContract, DuplicateIdsAreRefusedWholeBatch) {
   ASSERT_TRUE(store_->append("L", items({"a"}), 0ms));
   auto dup = store_->append("L", items({"b", "a"}), 0ms);
@@ -247,7 +264,10 @@ TEST_P(StateStoreContract, ConcurrentAppendsKeepEveryItemInOrder) {
   ASSERT_EQ(page.items.size(), size_t{kThreads * kEach});
   // Each thread's items appear in the order it appended them.
   std::vector<int> next(kThreads, 0);
+  int64_t last_seq = 0;
   for (const ListItem& item : page.items) {
+    EXPECT_GT(item.seq, last_seq) << item.id;  // positions unique and in order
+    last_seq = item.seq;
     int t = std::stoi(item.id.substr(1, item.id.find('-') - 1));
     int i = std::stoi(item.id.substr(item.id.find('-') + 1));
     EXPECT_EQ(i, next[t]) << item.id;
