@@ -28,6 +28,28 @@ void append_array(json::array& out, const json::value* arr) {
   for (const json::value& v : arr->as_array()) out.push_back(v);
 }
 
+std::string percent_decode(std::string_view value) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  for (size_t i = 0; i < value.size(); ++i) {
+    if (value[i] == '+') {
+      out += ' ';
+    } else if (value[i] == '%' && i + 2 < value.size() + 0 && hex(value[i + 1]) >= 0 &&
+               hex(value[i + 2]) >= 0) {
+      out += static_cast<char>(hex(value[i + 1]) * 16 + hex(value[i + 2]));
+      i += 2;
+    } else {
+      out += value[i];
+    }
+  }
+  return out;
+}
+
 Result<ListQuery> parse_list_query(std::string_view q) {
   ListQuery out;
   while (!q.empty()) {
@@ -38,7 +60,7 @@ Result<ListQuery> parse_list_query(std::string_view q) {
     if (eq == std::string_view::npos) continue;
     std::string_view name = pair.substr(0, eq), value = pair.substr(eq + 1);
     if (name == "after") {
-      out.after.assign(value);
+      out.after = percent_decode(value);
     } else if (name == "limit") {
       size_t n = 0;
       auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
@@ -122,11 +144,13 @@ asio::awaitable<Result<void>> append_conversation_items(store::StateService& sta
                                                         std::vector<store::ListItem>&& items,
                                                         std::chrono::milliseconds ttl) {
   const std::string key = "conv:" + id;
-  const auto op2 = [key, record, items = std::move(items), ttl](store::StateStore& s) {
+  const auto op2 = [key, record, items = std::move(items),
+                    ttl](store::StateStore& s) -> Result<void> {
     if (ttl.count() > 0) {
       if (auto put = s.put(key, record, "", ttl); !put) return put;
     }
-    return s.append(key, items, ttl);
+    if (auto a = s.append(key, items, ttl); !a) return std::move(a.error());
+    return {};
   };
   co_return co_await state.run(op2);
 }
@@ -229,11 +253,13 @@ asio::awaitable<void> ResponsesApi::serve_conversations(http::Request& request,
     const std::string key = "conv:" + id;
     const std::string value = canonical::to_text(record);
     const auto ttl = conversations_ttl_;
-    const auto op3 = [key, value, ttl, items = std::move(*items)](store::StateStore& s) -> Result<void> {
-          if (auto put = s.put(key, value, "", ttl); !put) return put;
-          if (items.empty()) return {};
-          return s.append(key, items, ttl);
-        };
+    const auto op3 = [key, value, ttl,
+                      items = std::move(*items)](store::StateStore& s) -> Result<void> {
+      if (auto put = s.put(key, value, "", ttl); !put) return put;
+      if (items.empty()) return {};
+      if (auto a = s.append(key, items, ttl); !a) return std::move(a.error());
+      return {};
+    };
     auto made = co_await state_->run(op3);
     if (!made) co_return co_await send_error_value(responder, made.error());
     const std::string out = canonical::to_text(conv);

@@ -36,6 +36,7 @@ Endpoint endpoint_of(std::string_view api, std::string_view path,
   if (api == "/messages/count_tokens") return Endpoint::count_tokens;
   if (api == "/responses" || api.starts_with("/responses/")) return Endpoint::responses;
   if (api == "/conversations" || api.starts_with("/conversations/")) return Endpoint::conversations;
+  if (api == "/sessions" || api.starts_with("/sessions/")) return Endpoint::sessions;
   if (!gemini_target(path).model.empty()) return Endpoint::gemini_generate;
   if (api == "/models" || api.starts_with("/models/")) return Endpoint::models;
   if (path.starts_with("/admin/")) return Endpoint::admin;
@@ -84,7 +85,11 @@ Gateway::Gateway(std::shared_ptr<const routing::Router> router, const std::atomi
     }
   }
   if (router_->config().metrics.validate_streams) register_stream_check_metrics();
-  if (state) responses_ = std::make_unique<ResponsesApi>(std::move(state), router_->config().state);
+  if (state) {
+    const config::Config& c = router_->config();
+    sessions_ = std::make_unique<SessionsApi>(state, c.state, c.metrics.validate_streams);
+    responses_ = std::make_unique<ResponsesApi>(std::move(state), c.state);
+  }
 }
 
 namespace {
@@ -95,7 +100,8 @@ bool is_api_path(std::string_view path) {
          path == "/models" || path.starts_with("/models/") || path == "/messages" ||
          path.starts_with("/messages/") || path.starts_with("/v1beta/") ||
          path == "/responses" || path.starts_with("/responses/") || path == "/conversations" ||
-         path.starts_with("/conversations/");
+         path.starts_with("/conversations/") || path == "/sessions" ||
+         path.starts_with("/sessions/");
 }
 
 }  // namespace
@@ -208,7 +214,8 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
     }
     co_return co_await proxy(g.method == "countTokens" ? Operation::count_tokens : Operation::chat,
                              request, responder, worker, who, trace, canonical::Protocol::gemini);
-  } else if (trace.endpoint == Endpoint::responses || trace.endpoint == Endpoint::conversations) {
+  } else if (trace.endpoint == Endpoint::responses || trace.endpoint == Endpoint::conversations ||
+             trace.endpoint == Endpoint::sessions) {
     if (!responses_) {
       co_await send_built_error(responder, [] {
         return make_error(Errc::unavailable, "No state store is configured for this gateway.");
@@ -220,6 +227,9 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
       co_return co_await create_response(request, responder, worker, who, trace);
     }
     const std::string owner = state_owner(who);
+    if (trace.endpoint == Endpoint::sessions) {
+      co_return co_await sessions_->serve(request, responder, path, owner);
+    }
     if (trace.endpoint == Endpoint::responses) {
       co_return co_await responses_->serve_response(request, responder, path, owner);
     }
@@ -269,6 +279,21 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
   }
   if (method != "POST") co_return co_await method_not_allowed("POST");
   co_await proxy(op, request, responder, worker, who, trace, ingress);
+}
+
+asio::awaitable<bool> Gateway::attach_session(RequestContext& ctx, const RouteRuntime& route,
+                                              std::unique_ptr<SessionTurn>& turn) {
+  const std::string id(ctx.request->header("x-sluice-session"));
+  const std::string owner = state_owner(*ctx.who);
+  auto at = Clock::now();
+  auto attached = co_await sessions_->augment(ctx, id, owner, route.route->context_window);
+  http::Timing::add_since(ctx.request->timing->route_ns, at);
+  if (!attached) {
+    co_await ctx.responder->send_error(attached.error());
+    co_return false;
+  }
+  turn = std::move(attached.value());
+  co_return true;
 }
 
 asio::awaitable<void> Gateway::create_response(http::Request& request,
@@ -352,6 +377,12 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
       return too_many;
     });
     co_return;
+  }
+  // A request in a session: its memories and turns packed around it, its answer recorded.
+  std::unique_ptr<SessionTurn> session_turn;
+  if (sessions_ && !request.header("x-sluice-session").empty()) {
+    const bool attached = co_await attach_session(ctx, *primary, session_turn);
+    if (!attached) co_return;
   }
   // The stages (today all governance: their time is the auth phase). What they acquire lives
   // in ctx (RAII); their on_finish runs through ctx.settle(): here when one refuses, else from

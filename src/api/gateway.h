@@ -16,6 +16,7 @@
 #include "api/governance.h"
 #include "api/request_context.h"
 #include "api/responses.h"
+#include "api/sessions.h"
 #include "api/stage.h"
 #include "api/telemetry.h"
 #include "canonical/canonical.h"
@@ -82,6 +83,10 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
                               canonical::Protocol ingress = canonical::Protocol::openai,
                               canonical::Request* prepared = nullptr,
                               ResponseSink* sink = nullptr);
+  /// x-sluice-session: the session's memories and turns packed into the request, its answer
+  /// recorded as a turn (`turn` holds the sink). False when an error was sent.
+  asio::awaitable<bool> attach_session(RequestContext& ctx, const RouteRuntime& route,
+                                       std::unique_ptr<SessionTurn>& turn);
   /// POST /v1/responses: the history loaded, then proxy() with a ResponsesSink.
   asio::awaitable<void> create_response(http::Request& request, http::Responder& responder,
                                         WorkerContext& worker, const Identity& who,
@@ -95,6 +100,7 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
   AdminApi admin_;         // after dispatcher_, which it reads
   Stages stages_;          // in the order they run (the table in the constructor)
   std::unique_ptr<ResponsesApi> responses_;  // null without a state store
+  std::unique_ptr<SessionsApi> sessions_;    // null without a state store
   std::atomic<bool> retired_{false};
 };
 

@@ -24,6 +24,9 @@ std::string_view str_of(const canonical::json::object& o, std::string_view key);
 /// Appends the elements of `arr` (when it is an array) to `out`.
 void append_array(canonical::json::array& out, const canonical::json::value* arr);
 
+/// A query-string value with %XX escapes and '+' decoded (an invalid escape stays as it is).
+std::string percent_decode(std::string_view value);
+
 /// ?after=&limit=&order= of a list endpoint (OpenAI: limit 1..100, default 20; order desc).
 struct ListQuery {
   std::string after;

@@ -272,6 +272,16 @@ struct StateConfig {
   int64_t responses_ttl_s = 30 * 86'400;     // stored responses (OpenAI keeps them 30 days)
   int64_t conversations_ttl_s = 0;           // conversations and their items (0 = no expiry)
   int max_chain = 1000;                      // previous_response_id links replayed at most
+  struct Sessions {
+    int64_t idle_ttl_s = 86'400;             // default of a session's idle_ttl (0 = none)
+    int64_t max_ttl_s = 0;                   // default of a session's max_ttl (0 = none)
+    int memories_k = 8;                      // memories considered for a request
+    double memory_share = 0.2;               // of the context budget memories may take
+    int64_t margin_tokens = 256;             // left free besides max_tokens
+    int64_t default_context_window = 128'000;  // for routes without context_window
+    double alpha = 1.0, beta = 0.2, gamma = 0.3;  // score = α·relevance + β·recency + γ·weight
+    double half_life_s = 7 * 86'400;         // recency halves every half_life_s
+  } sessions;
 };
 
 struct Config {

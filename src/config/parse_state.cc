@@ -49,6 +49,31 @@ void parse_state(const YAML::Node& node, const std::string& base_dir, StateConfi
   if (const auto* n = s.find("max_chain")) {
     st.max_chain = static_cast<int>(read_int_in(*n, s.path("max_chain"), 1, 100'000));
   }
+  if (const auto* n = s.find("sessions")) {
+    const Section ss(*n, s.path("sessions"), "state.sessions");
+    auto& x = st.sessions;
+    constexpr int64_t kTenYears = 10LL * 365 * 86'400;
+    if (const auto* v = ss.find("idle_ttl_s")) x.idle_ttl_s = read_int_in(*v, ss.path("idle_ttl_s"), 0, kTenYears);
+    if (const auto* v = ss.find("max_ttl_s")) x.max_ttl_s = read_int_in(*v, ss.path("max_ttl_s"), 0, kTenYears);
+    if (const auto* v = ss.find("memories_k")) {
+      x.memories_k = static_cast<int>(read_int_in(*v, ss.path("memories_k"), 0, 1000));
+    }
+    if (const auto* v = ss.find("memory_share")) {
+      x.memory_share = read_double_in(*v, ss.path("memory_share"), 0, 1, false);
+    }
+    if (const auto* v = ss.find("margin_tokens")) {
+      x.margin_tokens = read_int_in(*v, ss.path("margin_tokens"), 0, 1'000'000);
+    }
+    if (const auto* v = ss.find("default_context_window")) {
+      x.default_context_window = read_int_in(*v, ss.path("default_context_window"), 1, 100'000'000);
+    }
+    for (auto [key, field] : {std::pair{"alpha", &x.alpha}, {"beta", &x.beta}, {"gamma", &x.gamma}}) {
+      if (const auto* v = ss.find(key)) *field = read_double_in(*v, ss.path(key), 0, 100, false);
+    }
+    if (const auto* v = ss.find("half_life_s")) {
+      x.half_life_s = read_double_in(*v, ss.path("half_life_s"), 1, 1e10, false);
+    }
+  }
 }
 
 }  // namespace sluice::config::detail

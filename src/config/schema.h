@@ -59,7 +59,9 @@ inline constexpr Entry kEntries[] = {
     {"budgets.per_tenant.*", "usd period"},
     {"usage", "db"},
     {"state", "backend path max_entries max_bytes sweep_interval_ms responses_ttl_s "
-              "conversations_ttl_s max_chain"},
+              "conversations_ttl_s max_chain sessions"},
+    {"state.sessions", "idle_ttl_s max_ttl_s memories_k memory_share margin_tokens "
+                       "default_context_window alpha beta gamma half_life_s"},
     {"pipeline", "stages"},
     {"routes[]", "model description when_env targets balancer retry fallbacks context_fallback "
                  "fail_fast context_window default_max_tokens"},

@@ -101,7 +101,7 @@ class MemoryStore final : public StateStore {
     return out;
   }
 
-  Result<void> append(std::string_view list, const std::vector<ListItem>& items,
+  Result<int64_t> append(std::string_view list, const std::vector<ListItem>& items,
                       std::chrono::milliseconds ttl) override {
     Shard& s = shard(list);
     std::lock_guard lock(s.mu);
@@ -127,6 +127,7 @@ class MemoryStore final : public StateStore {
       touch(s, l->lru);
     }
     if (ttl.count() > 0) l->expires_at = expiry(now, ttl);
+    const int64_t first = l->next_seq;
     for (const ListItem& item : items) {
       const int64_t seq = l->next_seq++;
       l->index.emplace(item.id, seq);
@@ -137,7 +138,7 @@ class MemoryStore final : public StateStore {
       s.entries++;
     }
     evict(s, list);
-    return {};
+    return first;
   }
 
   Result<ListPage> range(std::string_view list, std::string_view after, size_t limit,

@@ -37,6 +37,7 @@ for i = 2, #ARGV, 2 do
   end
   seen[ARGV[i]] = true
 end
+local first = tonumber(redis.call('GET', KEYS[3]) or '0') + 1
 for i = 2, #ARGV, 2 do
   local seq = redis.call('INCR', KEYS[3])
   redis.call('ZADD', KEYS[1], seq, ARGV[i])
@@ -46,7 +47,7 @@ local ttl = tonumber(ARGV[1])
 if ttl > 0 then
   for j = 1, 3 do redis.call('PEXPIRE', KEYS[j], ttl) end
 end
-return 1
+return first
 )lua";
 
 constexpr const char* kRange = R"lua(
@@ -135,7 +136,7 @@ class RedisStore final : public StateStore {
     return out;
   }
 
-  Result<void> append(std::string_view list, const std::vector<ListItem>& items,
+  Result<int64_t> append(std::string_view list, const std::vector<ListItem>& items,
                       std::chrono::milliseconds ttl) override {
     std::vector<std::string> args{"EVAL", kAppend, "3"};
     push_list_keys(args, list, true);
@@ -154,7 +155,7 @@ class RedisStore final : public StateStore {
       }
       return reply_error(*r);
     }
-    return {};
+    return r->integer;
   }
 
   Result<ListPage> range(std::string_view list, std::string_view after, size_t limit,

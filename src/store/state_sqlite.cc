@@ -107,7 +107,7 @@ class SqliteStore final : public StateStore {
     return out;
   }
 
-  Result<void> append(std::string_view list, const std::vector<ListItem>& items,
+  Result<int64_t> append(std::string_view list, const std::vector<ListItem>& items,
                       std::chrono::milliseconds ttl) override {
     std::lock_guard lock(mu_);
     const int64_t now = now_();
@@ -136,6 +136,7 @@ class SqliteStore final : public StateStore {
         return failure("read a list");
       }
     }
+    const int64_t first = next_seq;
     Stmt insert(db_, "INSERT INTO items (list, seq, id, value) VALUES (?,?,?,?)");
     for (const ListItem& item : items) {
       insert.reset();
@@ -161,7 +162,7 @@ class SqliteStore final : public StateStore {
     if (upsert.step() != SQLITE_DONE) return failure("update a list");
     if (!exec("COMMIT")) return failure("commit");
     rollback.armed = false;
-    return {};
+    return first;
   }
 
   Result<ListPage> range(std::string_view list, std::string_view after, size_t limit,

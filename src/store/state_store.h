@@ -69,9 +69,11 @@ class StateStore {
   virtual Result<std::vector<std::string>> chain(std::string_view key, size_t max) = 0;
 
   // ---- lists ----
-  /// Appends items in order. An id already in the list is a bad_request (nothing is added).
-  /// `ttl` > 0 (re)sets the whole list's expiry, 0 leaves it as it is (none for a new list).
-  virtual Result<void> append(std::string_view list, const std::vector<ListItem>& items,
+  /// Appends items in order and returns the position (seq) of the first (of the next item when
+  /// `items` is empty, which only refreshes the TTL). An id already in the list is a bad_request
+  /// (nothing is added). `ttl` > 0 (re)sets the whole list's expiry, 0 leaves it as it is (none
+  /// for a new list).
+  virtual Result<int64_t> append(std::string_view list, const std::vector<ListItem>& items,
                               std::chrono::milliseconds ttl) = 0;
   /// Up to `limit` items after the item `after` ("" = from the start; from the end when
   /// `descending`), in list order or reversed. An unknown `after` is not_found.

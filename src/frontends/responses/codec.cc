@@ -266,6 +266,56 @@ void append_items(const json::array& items, Request& req) {
   }
 }
 
+json::array items_of(const std::vector<Message>& messages) {
+  json::array out;
+  for (const Message& m : messages) {
+    const bool assistant = m.role == Role::assistant;
+    json::array parts;
+    auto flush = [&] {
+      if (parts.empty()) return;
+      out.push_back(json::object{{"type", "message"}, {"id", new_id("msg")}, {"status", "completed"},
+                                 {"role", assistant ? "assistant" : "user"},
+                                 {"content", std::move(parts)}});
+      parts = json::array();
+    };
+    for (const Block& b : m.content) {
+      switch (b.kind) {
+        case BlockKind::text: {
+          json::object p{{"type", assistant ? "output_text" : "input_text"}, {"text", b.text}};
+          if (assistant) p["annotations"] = json::array();
+          parts.push_back(std::move(p));
+          break;
+        }
+        case BlockKind::image: {
+          std::string url = !b.image_url.empty()
+                                ? b.image_url
+                                : "data:" + b.image_media_type + ";base64," + b.image_data;
+          parts.push_back(json::object{{"type", "input_image"}, {"image_url", url}});
+          break;
+        }
+        case BlockKind::tool_use:
+          flush();
+          out.push_back(json::object{{"type", "function_call"}, {"id", new_id("fc")},
+                                     {"status", "completed"}, {"call_id", b.tool_id},
+                                     {"name", b.tool_name}, {"arguments", b.tool_input}});
+          break;
+        case BlockKind::tool_result: {
+          flush();
+          std::string text;
+          for (const Block& c : b.content) text += c.text;
+          out.push_back(json::object{{"type", "function_call_output"}, {"id", new_id("fco")},
+                                     {"status", "completed"}, {"call_id", b.tool_id},
+                                     {"output", text}});
+          break;
+        }
+        default: break;
+      }
+    }
+    flush();
+  }
+  return out;
+}
+
 Result<Decoded> decode_request(std::string_view body) {
   auto parsed = parse_json(body);
   if (!parsed) return std::move(parsed.error());

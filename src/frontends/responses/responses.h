@@ -48,6 +48,10 @@ Result<json::array> normalize_items(const json::array& items, std::string_view p
 /// one user message (a function_call_output's tool name is looked up from its function_call).
 void append_items(const json::array& items, Request& req);
 
+/// The inverse of append_items for messages: canonical messages as items in normal form with
+/// fresh ids (thinking blocks are left out). append_items(items_of(m)) gives back m's content.
+json::array items_of(const std::vector<Message>& messages);
+
 /// What a Response object says besides its output.
 struct Meta {
   std::string id;

@@ -1,0 +1,707 @@
+// Sessions, turns, memories and the augmentation of requests: see sessions.h.
+#include "api/sessions.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+
+#include "api/responses_util.h"
+#include "canonical/codec.h"
+#include "frontends/responses/responses.h"
+#include "sessions/context.h"
+
+namespace sluice::api {
+
+namespace json = canonical::json;
+namespace rs = canonical::responses;
+
+namespace {
+
+constexpr int64_t kMaxTtlS = 10LL * 365 * 86'400;
+constexpr size_t kMaxTurnsLoaded = 1000;   // newest turns considered for packing
+constexpr size_t kMaxMemoriesLoaded = 10'000;
+
+int64_t now_ms() { return store::system_now_ms(); }
+
+// The session object's TTL from now in ms: 0 = none; nullopt = it has expired (max_ttl).
+std::optional<int64_t> ttl_ms_of(const json::object& session, int64_t now) {
+  int64_t ttl = 0;
+  if (auto idle = canonical::integer(session, "idle_ttl"); idle && *idle > 0) ttl = *idle * 1000;
+  if (auto exp = canonical::integer(session, "expires_at"); exp && *exp > 0) {
+    const int64_t left = *exp * 1000 - now;
+    if (left <= 0) return std::nullopt;
+    ttl = ttl > 0 ? std::min(ttl, left) : left;
+  }
+  return ttl;
+}
+
+const json::object* session_of(const json::object& record) {
+  const json::value* s = record.if_contains("session");
+  return s != nullptr && s->is_object() ? &s->as_object() : nullptr;
+}
+
+std::string normalized(std::string_view text) {
+  std::string out;
+  for (const std::string& w : sessions::tokenize(text)) {
+    if (!out.empty()) out += ' ';
+    out += w;
+  }
+  return out;
+}
+
+bool memory_open(const json::object& m, int64_t now_s) {
+  if (!m.contains("valid_to") || !m.at("valid_to").is_null()) return false;
+  auto exp = canonical::integer(m, "expires_at");
+  return !exp || *exp == 0 || *exp > now_s;
+}
+
+Result<std::optional<int64_t>> optional_int(const json::object& o, std::string_view key,
+                                            int64_t min, int64_t max) {
+  const json::value* v = o.if_contains(key);
+  if (v == nullptr || v->is_null()) return std::optional<int64_t>();
+  auto n = canonical::integer(o, key);
+  if (!n || *n < min || *n > max) {
+    return canonical::invalid(std::string(key) + " must be an integer from " +
+                                  std::to_string(min) + " to " + std::to_string(max) + ".",
+                              std::string(key));
+  }
+  return std::optional<int64_t>(*n);
+}
+
+Result<json::object> body_of(std::string_view body, bool allow_empty) {
+  if (body.empty() && allow_empty) return json::object();
+  auto v = canonical::parse_json(body);
+  if (!v) return std::move(v.error());
+  if (!v->is_object()) return canonical::invalid("The request body must be a JSON object.");
+  return std::move(v->as_object());
+}
+
+// A JSON array of strings (tags) or integers (source_turns); nullopt when absent.
+Result<json::array> list_field(const json::object& o, std::string_view key, bool strings) {
+  const json::value* v = o.if_contains(key);
+  if (v == nullptr || v->is_null()) return json::array();
+  if (!v->is_array() || v->as_array().size() > 100) {
+    return canonical::invalid(std::string(key) + " must be an array of at most 100 " +
+                                  (strings ? "strings." : "integers."),
+                              std::string(key));
+  }
+  for (const json::value& e : v->as_array()) {
+    if (strings ? !e.is_string() : !(e.is_int64() || e.is_uint64())) {
+      return canonical::invalid(std::string(key) + " must be an array of " +
+                                    (strings ? "strings." : "integers."),
+                                std::string(key));
+    }
+  }
+  return v->as_array();
+}
+
+void merge_into(json::array& into, const json::array& more) {
+  for (const json::value& v : more) {
+    if (std::find(into.begin(), into.end(), v) == into.end()) into.push_back(v);
+  }
+}
+
+std::string turn_json(const store::ListItem& item) {
+  json::value v = canonical::from_text(item.value);
+  if (v.is_object()) v.as_object()["turn"] = item.seq;
+  return canonical::to_text(v);
+}
+
+}  // namespace
+
+// ---- the sink that records the exchange -------------------------------------------------------
+
+SessionTurn::SessionTurn(SessionsApi& api, std::string session_id, std::string record,
+                         json::array user_items, std::unique_ptr<HttpSink> own_sink,
+                         ResponseSink* inner)
+    : api_(api),
+      session_id_(std::move(session_id)),
+      record_(std::move(record)),
+      user_items_(std::move(user_items)),
+      own_sink_(std::move(own_sink)),
+      inner_(inner != nullptr ? inner : own_sink_.get()) {}
+
+asio::awaitable<void> SessionTurn::record(const canonical::Response& r) {
+  if (recorded_) co_return;
+  recorded_ = true;
+  json::array items = user_items_;
+  json::array out = rs::output_items(r);
+  for (json::value& v : out) items.push_back(std::move(v));
+  const std::string intent;
+  auto turn = co_await api_.append_turn(session_id_, record_, std::move(items), intent);
+  if (!turn) {
+    spdlog::warn("sessions: could not record a turn of {}: {}", session_id_, turn.error().message);
+  }
+}
+
+asio::awaitable<void> SessionTurn::answer(const canonical::Response& r) {
+  co_await record(r);  // before the answer leaves: the next request sees this turn
+  co_await inner_->answer(r);
+}
+
+asio::awaitable<bool> SessionTurn::events(const std::vector<canonical::Event>& events) {
+  if (!recorded_) {
+    builder_.add(events);
+    if (builder_.complete()) {
+      const canonical::Response whole = builder_.take();
+      co_await record(whole);  // before the terminal event is sent
+    }
+  }
+  co_return co_await inner_->events(events);
+}
+
+// ---- the API ----------------------------------------------------------------------------------
+
+SessionsApi::SessionsApi(std::shared_ptr<store::StateService> state,
+                         const config::StateConfig& config, bool validate_streams)
+    : state_(std::move(state)), config_(config.sessions), validate_streams_(validate_streams) {}
+
+asio::awaitable<Result<int64_t>> SessionsApi::append_turn(const std::string& id,
+                                                          const std::string& record,
+                                                          json::array&& items,
+                                                          const std::string& intent) {
+  auto rec = parse_record(record);
+  const json::object* session = rec ? session_of(*rec) : nullptr;
+  if (session == nullptr) co_return make_error(Errc::internal, "A session record is damaged.");
+  auto ttl = ttl_ms_of(*session, now_ms());
+  if (!ttl) co_return make_error(Errc::not_found, "Session with id '" + id + "' has expired.");
+  json::object turn{{"id", rs::new_id("turn")},
+                    {"object", "session.turn"},
+                    {"created_at", now_ms() / 1000},
+                    {"intent", intent.empty() ? json::value(nullptr) : json::value(intent)},
+                    {"items", std::move(items)}};
+  const std::string item_id(turn.at("id").as_string());
+  const std::string value = canonical::to_text(turn);
+  const std::chrono::milliseconds life(*ttl);
+  const std::string key = "sess:" + id;
+  const auto op = [key, record, value, item_id, life, id](store::StateStore& s) -> Result<int64_t> {
+    // The turn first: once it is in, the session and its lists live `life` longer.
+    auto seq = s.append("turns:" + id, {store::ListItem{item_id, value}}, life);
+    if (!seq) return seq;
+    if (life.count() > 0) {
+      if (auto put = s.put(key, record, "", life); !put) return std::move(put.error());
+      if (auto m = s.append("mems:" + id, {}, life); !m) return std::move(m.error());
+    }
+    return seq;
+  };
+  co_return co_await state_->run(op);
+}
+
+asio::awaitable<void> SessionsApi::serve(http::Request& request, http::Responder& responder,
+                                         std::string_view api_path, const std::string& owner) {
+  const std::string_view method = request.method();
+  std::string_view rest = api_path.substr(std::string_view("/sessions").size());
+  const std::string index = "sessions:" + owner;
+  if (rest.empty()) {
+    if (method == "POST") {  // create
+      auto body = body_of(request.body, true);
+      if (!body) co_return co_await send_error_value(responder, body.error());
+      auto idle = optional_int(*body, "idle_ttl", 0, kMaxTtlS);
+      if (!idle) co_return co_await send_error_value(responder, idle.error());
+      auto max = optional_int(*body, "max_ttl", 0, kMaxTtlS);
+      if (!max) co_return co_await send_error_value(responder, max.error());
+      json::object metadata;
+      if (const json::value* md = body->if_contains("metadata"); md && !md->is_null()) {
+        if (!md->is_object() || md->as_object().size() > 16) {
+          const Error e = canonical::invalid("metadata must be an object of at most 16 entries.", "metadata");
+          co_return co_await send_error_value(responder, e);
+        }
+        metadata = md->as_object();
+      }
+      const int64_t created = now_ms() / 1000;
+      const int64_t idle_s = idle->value_or(config_.idle_ttl_s);
+      const int64_t max_s = max->value_or(config_.max_ttl_s);
+      const std::string id = rs::new_id("sess");
+      json::object session{{"id", id},
+                           {"object", "session"},
+                           {"created_at", created},
+                           {"idle_ttl", idle_s},
+                           {"max_ttl", max_s},
+                           {"expires_at", max_s > 0 ? json::value(created + max_s) : json::value(nullptr)},
+                           {"metadata", std::move(metadata)}};
+      const std::string value = canonical::to_text(json::object{{"owner", owner}, {"session", session}});
+      const std::chrono::milliseconds life(ttl_ms_of(session, now_ms()).value_or(0));
+      const std::string key = "sess:" + id;
+      const auto op = [key, value, life, index, id](store::StateStore& s) -> Result<void> {
+        if (auto put = s.put(key, value, "", life); !put) return put;
+        if (auto a = s.append(index, {store::ListItem{id, id}}, std::chrono::milliseconds(0)); !a) {
+          return std::move(a.error());
+        }
+        return {};
+      };
+      auto made = co_await state_->run(op);
+      if (!made) co_return co_await send_error_value(responder, made.error());
+      const std::string out = canonical::to_text(session);
+      co_await responder.send(200, "application/json", out);
+      co_return;
+    }
+    if (method != "GET") co_return co_await send_method_not_allowed(responder, request, "GET, POST");
+    // The caller's sessions (ids of expired ones are dropped from the index as they are met).
+    auto query = parse_list_query(request.head->query);
+    if (!query) co_return co_await send_error_value(responder, query.error());
+    const ListQuery q = *query;
+    const auto op = [index, q](store::StateStore& s) -> Result<store::ListPage> {
+      auto page = s.range(index, q.after, q.limit, q.descending);
+      if (!page) return page;
+      store::ListPage out;
+      out.has_more = page->has_more;
+      for (store::ListItem& item : page->items) {
+        auto rec = s.get("sess:" + item.id);
+        if (!rec) return std::move(rec.error());
+        if (!rec->has_value()) {
+          (void)s.erase_item(index, item.id);
+          continue;
+        }
+        auto parsed = parse_record(**rec);
+        const json::object* session = parsed ? session_of(*parsed) : nullptr;
+        if (session != nullptr) out.items.push_back({item.id, canonical::to_text(*session), item.seq});
+      }
+      return out;
+    };
+    auto page = co_await state_->run(op);
+    if (!page) co_return co_await send_error_value(responder, page.error());
+    const std::string out = list_body(*page);
+    co_await responder.send(200, "application/json", out);
+    co_return;
+  }
+  if (rest.front() != '/') {
+    const std::string message = "Unknown request URL: " + std::string(method) + " " +
+                                std::string(request.path()) + ".";
+    co_return co_await send_not_found(responder, message);
+  }
+  rest.remove_prefix(1);
+  const std::string id(rest.substr(0, rest.find('/')));
+  const std::string_view sub = rest.substr(id.size());
+  // The session, as its owner sees it.
+  const std::string key = "sess:" + id;
+  const auto get_op = [key](store::StateStore& s) { return s.get(key); };
+  auto got = co_await state_->run(get_op);
+  if (!got) co_return co_await send_error_value(responder, got.error());
+  std::optional<json::object> rec;
+  if (got->has_value()) rec = parse_record(**got);
+  if (!rec || str_of(*rec, "owner") != owner || session_of(*rec) == nullptr ||
+      !ttl_ms_of(*session_of(*rec), now_ms())) {
+    const std::string message = "Session with id '" + id + "' not found.";
+    co_return co_await send_not_found(responder, message);
+  }
+  const std::string& record = **got;
+
+  if (sub.empty()) {
+    if (method == "GET") {
+      const std::string turns = "turns:" + id;
+      const auto size_op = [turns](store::StateStore& s) { return s.size(turns); };
+      auto n = co_await state_->run(size_op);
+      if (!n) co_return co_await send_error_value(responder, n.error());
+      json::object session = *session_of(*rec);
+      session["turns"] = static_cast<int64_t>(*n);
+      const std::string out = canonical::to_text(session);
+      co_await responder.send(200, "application/json", out);
+    } else if (method == "DELETE") {
+      const auto op = [key, id, index](store::StateStore& s) -> Result<void> {
+        if (auto e = s.erase(key); !e) return std::move(e.error());
+        if (auto e = s.erase_list("turns:" + id); !e) return e;
+        if (auto e = s.erase_list("mems:" + id); !e) return e;
+        if (auto e = s.erase_item(index, id); !e) return std::move(e.error());
+        return {};
+      };
+      auto erased = co_await state_->run(op);
+      if (!erased) co_return co_await send_error_value(responder, erased.error());
+      const std::string out = canonical::to_text(
+          json::object{{"id", id}, {"object", "session.deleted"}, {"deleted", true}});
+      co_await responder.send(200, "application/json", out);
+    } else {
+      co_await send_method_not_allowed(responder, request, "GET, DELETE");
+    }
+    co_return;
+  }
+  if (sub == "/turns") {
+    if (method == "POST") {
+      auto body = body_of(request.body, false);
+      if (!body) co_return co_await send_error_value(responder, body.error());
+      const json::value* items = body->if_contains("items");
+      if (items == nullptr || !items->is_array() || items->as_array().empty() ||
+          items->as_array().size() > 100) {
+        const Error e = canonical::invalid("items must be an array of 1 to 100 items.", "items");
+        co_return co_await send_error_value(responder, e);
+      }
+      auto normal = rs::normalize_items(items->as_array(), "items");
+      if (!normal) co_return co_await send_error_value(responder, normal.error());
+      std::string intent;
+      if (const json::value* in = body->if_contains("intent"); in && !in->is_null()) {
+        if (!in->is_string() || in->as_string().size() > 256) {
+          const Error e = canonical::invalid("intent must be a string of at most 256 characters.", "intent");
+          co_return co_await send_error_value(responder, e);
+        }
+        intent = std::string(in->as_string());
+      }
+      auto seq = co_await append_turn(id, record, std::move(*normal), intent);
+      if (!seq) co_return co_await send_error_value(responder, seq.error());
+      // The stored turn's id is the newest in the list; read it back for the answer.
+      const std::string turns = "turns:" + id;
+      const auto last_op = [turns](store::StateStore& s) { return s.range(turns, "", 1, true); };
+      auto last = co_await state_->run(last_op);
+      if (!last || last->items.empty()) {
+        const Error e = make_error(Errc::unavailable, "The turn was stored but cannot be read back.");
+        co_return co_await send_error_value(responder, e);
+      }
+      const std::string out = turn_json(last->items.front());
+      co_await responder.send(200, "application/json", out);
+      co_return;
+    }
+    if (method != "GET") co_return co_await send_method_not_allowed(responder, request, "GET, POST");
+    auto query = parse_list_query(request.head->query);
+    if (!query) co_return co_await send_error_value(responder, query.error());
+    const ListQuery q = *query;
+    const std::string turns = "turns:" + id;
+    const auto op = [turns, q](store::StateStore& s) { return s.range(turns, q.after, q.limit, q.descending); };
+    auto page = co_await state_->run(op);
+    if (!page) co_return co_await send_error_value(responder, page.error());
+    for (store::ListItem& item : page->items) item.value = turn_json(item);
+    const std::string out = list_body(*page);
+    co_await responder.send(200, "application/json", out);
+    co_return;
+  }
+  if (sub == "/memories" || sub.starts_with("/memories/")) {
+    co_return co_await serve_memories(request, responder, id, sub.substr(9), record);
+  }
+  const std::string message = "Unknown request URL: " + std::string(method) + " " +
+                              std::string(request.path()) + ".";
+  co_await send_not_found(responder, message);
+}
+
+asio::awaitable<void> SessionsApi::serve_memories(http::Request& request,
+                                                  http::Responder& responder,
+                                                  const std::string& id, std::string_view sub,
+                                                  const std::string& record) {
+  const std::string_view method = request.method();
+  const std::string list = "mems:" + id;
+  const int64_t now = now_ms();
+  const int64_t now_s = now / 1000;
+  auto session_ttl = ttl_ms_of(*session_of(*parse_record(record)), now).value_or(0);
+  const std::chrono::milliseconds life(session_ttl);
+  // Every memory of the session, oldest first.
+  const auto all_op = [list](store::StateStore& s) {
+    return s.range(list, "", kMaxMemoriesLoaded, false);
+  };
+
+  if (sub.empty() && method == "POST") {
+    auto body = body_of(request.body, false);
+    if (!body) co_return co_await send_error_value(responder, body.error());
+    std::string_view key = str_of(*body, "key"), text = str_of(*body, "text");
+    if (key.empty() || key.size() > 256) {
+      const Error e = canonical::invalid("key is required (a string of at most 256 characters).", "key");
+      co_return co_await send_error_value(responder, e);
+    }
+    if (text.empty() || text.size() > 8192) {
+      const Error e = canonical::invalid("text is required (a string of at most 8192 characters).", "text");
+      co_return co_await send_error_value(responder, e);
+    }
+    double weight = 0.5;
+    if (const json::value* w = body->if_contains("weight"); w && !w->is_null()) {
+      auto x = canonical::number(*body, "weight");
+      if (!x || *x < 0 || *x > 1) {
+        const Error e = canonical::invalid("weight must be a number from 0 to 1.", "weight");
+        co_return co_await send_error_value(responder, e);
+      }
+      weight = *x;
+    }
+    auto ttl = optional_int(*body, "ttl", 1, kMaxTtlS);
+    if (!ttl) co_return co_await send_error_value(responder, ttl.error());
+    auto valid_from = optional_int(*body, "valid_from", 0, INT64_MAX / 1000);
+    if (!valid_from) co_return co_await send_error_value(responder, valid_from.error());
+    auto tags = list_field(*body, "tags", true);
+    if (!tags) co_return co_await send_error_value(responder, tags.error());
+    auto sources = list_field(*body, "source_turns", false);
+    if (!sources) co_return co_await send_error_value(responder, sources.error());
+
+    json::object mem{{"id", rs::new_id("mem")},
+                     {"object", "session.memory"},
+                     {"key", key},
+                     {"text", text},
+                     {"weight", weight},
+                     {"source_turns", *sources},
+                     {"tags", *tags},
+                     {"created_at", now_s},
+                     {"last_access", now_s},
+                     {"valid_from", valid_from->value_or(now_s)},
+                     {"valid_to", nullptr},
+                     {"ttl", ttl->has_value() ? json::value(**ttl) : json::value(nullptr)},
+                     {"expires_at", ttl->has_value() ? json::value(now_s + **ttl) : json::value(nullptr)}};
+    const std::string want = normalized(text);
+    const std::string key_s(key);
+    // Read, decide, write: the same open key either merges (same fact) or is closed.
+    const auto op = [list, key_s, want, mem, now_s, life](store::StateStore& s) -> Result<json::object> {
+      auto page = s.range(list, "", kMaxMemoriesLoaded, false);
+      if (!page) return std::move(page.error());
+      for (const store::ListItem& item : page->items) {
+        auto m = parse_record(item.value);
+        if (!m || str_of(*m, "key") != key_s || !memory_open(*m, now_s)) continue;
+        if (normalized(str_of(*m, "text")) == want) {
+          // The same fact again: its weight rises (1 − (1−w)(1−w')), nothing is duplicated.
+          const double w0 = canonical::number(*m, "weight").value_or(0.5);
+          const double w1 = canonical::number(mem, "weight").value_or(0.5);
+          (*m)["weight"] = std::min(1.0, 1 - (1 - w0) * (1 - w1));
+          (*m)["last_access"] = now_s;
+          json::array& st = (*m)["source_turns"].is_array() ? (*m)["source_turns"].as_array()
+                                                             : ((*m)["source_turns"] = json::array()).as_array();
+          merge_into(st, mem.at("source_turns").as_array());
+          json::array& tg = (*m)["tags"].is_array() ? (*m)["tags"].as_array()
+                                                     : ((*m)["tags"] = json::array()).as_array();
+          merge_into(tg, mem.at("tags").as_array());
+          if (auto r = s.replace_item(list, item.id, canonical::to_text(*m)); !r) {
+            return std::move(r.error());
+          }
+          return std::move(*m);
+        }
+        // A new text for the key: the old fact stays, closed (history is kept).
+        (*m)["valid_to"] = now_s;
+        if (auto r = s.replace_item(list, item.id, canonical::to_text(*m)); !r) {
+          return std::move(r.error());
+        }
+      }
+      const std::string mid(mem.at("id").as_string());
+      if (auto a = s.append(list, {store::ListItem{mid, canonical::to_text(mem)}}, life); !a) {
+        return std::move(a.error());
+      }
+      return mem;
+    };
+    auto saved = co_await state_->run(op);
+    if (!saved) co_return co_await send_error_value(responder, saved.error());
+    const std::string out = canonical::to_text(*saved);
+    co_await responder.send(200, "application/json", out);
+    co_return;
+  }
+  if (sub.empty() || sub == "/search") {
+    if (method != "GET") {
+      co_return co_await send_method_not_allowed(responder, request, sub.empty() ? "GET, POST" : "GET");
+    }
+    std::string q_text;
+    size_t k = 10;
+    bool explain = false, history = false;
+    std::string_view qs = request.head->query;
+    while (!qs.empty()) {
+      size_t amp = qs.find('&');
+      std::string_view pair = qs.substr(0, amp);
+      qs = amp == std::string_view::npos ? std::string_view{} : qs.substr(amp + 1);
+      size_t eq = pair.find('=');
+      std::string_view name = pair.substr(0, eq);
+      std::string_view value = eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
+      if (name == "q") q_text = percent_decode(value);
+      if (name == "k") {
+        size_t n = 0;
+        auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+        if (ec != std::errc() || end != value.data() + value.size() || n < 1 || n > 100) {
+          const Error e = canonical::invalid("k must be an integer from 1 to 100.", "k");
+          co_return co_await send_error_value(responder, e);
+        }
+        k = n;
+      }
+      if (name == "explain") explain = value == "1" || value == "true";
+      if (name == "include_history") history = value == "1" || value == "true";
+    }
+    auto page = co_await state_->run(all_op);
+    if (!page) co_return co_await send_error_value(responder, page.error());
+    std::vector<json::object> mems;
+    for (const store::ListItem& item : page->items) {
+      auto m = parse_record(item.value);
+      if (m && (history || memory_open(*m, now_s))) mems.push_back(std::move(*m));
+    }
+    store::ListPage out;
+    if (sub.empty()) {
+      for (json::object& m : mems) out.items.push_back({std::string(str_of(m, "id")), canonical::to_text(m)});
+      std::reverse(out.items.begin(), out.items.end());  // newest first
+    } else {
+      std::vector<sessions::MemoryDoc> docs;
+      for (const json::object& m : mems) {
+        docs.push_back({std::string(str_of(m, "key")), std::string(str_of(m, "text")),
+                        canonical::number(m, "weight").value_or(0.5),
+                        canonical::integer(m, "last_access").value_or(0) * 1000});
+      }
+      sessions::ScoreParams params{config_.alpha, config_.beta, config_.gamma, config_.half_life_s};
+      for (const sessions::Scored& s : sessions::score_memories(docs, q_text, k, now, params)) {
+        json::object m = mems[s.index];
+        m["score"] = s.score;
+        if (explain) {
+          m["explain"] = json::object{{"relevance", s.relevance}, {"bm25", s.bm25},
+                                      {"recency", s.recency}, {"weight", s.weight},
+                                      {"alpha", params.alpha}, {"beta", params.beta},
+                                      {"gamma", params.gamma}};
+        }
+        out.items.push_back({std::string(str_of(m, "id")), canonical::to_text(m)});
+      }
+    }
+    const std::string body = list_body(out);
+    co_await responder.send(200, "application/json", body);
+    co_return;
+  }
+  // /memories/{mid}
+  const std::string mid(sub.substr(1));
+  if (mid.empty() || mid.find('/') != std::string::npos) {
+    const std::string message = "Unknown request URL: " + std::string(method) + " " +
+                                std::string(request.path()) + ".";
+    co_return co_await send_not_found(responder, message);
+  }
+  const auto item_op = [list, mid](store::StateStore& s) { return s.item(list, mid); };
+  auto got = co_await state_->run(item_op);
+  if (!got) co_return co_await send_error_value(responder, got.error());
+  if (!got->has_value()) {
+    const std::string message = "Memory with id '" + mid + "' not found.";
+    co_return co_await send_not_found(responder, message);
+  }
+  if (method == "GET") {
+    co_await responder.send(200, "application/json", **got);
+  } else if (method == "DELETE") {
+    const auto op = [list, mid](store::StateStore& s) { return s.erase_item(list, mid); };
+    auto erased = co_await state_->run(op);
+    if (!erased) co_return co_await send_error_value(responder, erased.error());
+    const std::string out = canonical::to_text(
+        json::object{{"id", mid}, {"object", "session.memory.deleted"}, {"deleted", true}});
+    co_await responder.send(200, "application/json", out);
+  } else if (method == "POST") {  // edit text, weight or tags in place
+    auto body = body_of(request.body, false);
+    if (!body) co_return co_await send_error_value(responder, body.error());
+    auto m = parse_record(**got);
+    if (!m) {
+      const Error e = make_error(Errc::internal, "A stored memory is damaged.");
+      co_return co_await send_error_value(responder, e);
+    }
+    if (const json::value* t = body->if_contains("text"); t && !t->is_null()) {
+      if (!t->is_string() || t->as_string().empty() || t->as_string().size() > 8192) {
+        const Error e = canonical::invalid("text must be a string of 1 to 8192 characters.", "text");
+        co_return co_await send_error_value(responder, e);
+      }
+      (*m)["text"] = *t;
+    }
+    if (const json::value* w = body->if_contains("weight"); w && !w->is_null()) {
+      auto x = canonical::number(*body, "weight");
+      if (!x || *x < 0 || *x > 1) {
+        const Error e = canonical::invalid("weight must be a number from 0 to 1.", "weight");
+        co_return co_await send_error_value(responder, e);
+      }
+      (*m)["weight"] = *x;
+    }
+    if (body->contains("tags")) {
+      auto tags = list_field(*body, "tags", true);
+      if (!tags) co_return co_await send_error_value(responder, tags.error());
+      (*m)["tags"] = std::move(*tags);
+    }
+    (*m)["last_access"] = now_s;
+    const std::string value = canonical::to_text(*m);
+    const auto op = [list, mid, value](store::StateStore& s) { return s.replace_item(list, mid, value); };
+    auto replaced = co_await state_->run(op);
+    if (!replaced) co_return co_await send_error_value(responder, replaced.error());
+    co_await responder.send(200, "application/json", value);
+  } else {
+    co_await send_method_not_allowed(responder, request, "GET, POST, DELETE");
+  }
+}
+
+// ---- augmentation -----------------------------------------------------------------------------
+
+asio::awaitable<Result<std::unique_ptr<SessionTurn>>> SessionsApi::augment(
+    RequestContext& ctx, const std::string& session_id, const std::string& owner,
+    int64_t context_window) {
+  if (ctx.parsed.op != providers::Operation::chat) {
+    co_return canonical::invalid(
+        "x-sluice-session applies to chat requests (chat completions, messages, responses).");
+  }
+  if (!ctx.canon) {  // an OpenAI chat client: decoded once, served through the canonical model
+    auto decoded = canonical::decode_request(canonical::Protocol::openai, ctx.request->body, {});
+    if (!decoded) co_return std::move(decoded.error());
+    ctx.canon = std::move(decoded.value());
+  }
+  ctx.canonical_only = true;
+  const std::string key = "sess:" + session_id;
+  const std::string turns_list = "turns:" + session_id;
+  const std::string mems_list = "mems:" + session_id;
+  struct Loaded {
+    std::optional<std::string> record;
+    std::vector<store::ListItem> turns, memories;
+  };
+  const auto load_op = [key, turns_list, mems_list](store::StateStore& s) -> Result<Loaded> {
+    Loaded l;
+    auto rec = s.get(key);
+    if (!rec) return std::move(rec.error());
+    l.record = std::move(*rec);
+    if (!l.record) return l;
+    auto turns = s.range(turns_list, "", kMaxTurnsLoaded, true);
+    if (!turns) return std::move(turns.error());
+    l.turns = std::move(turns->items);
+    auto mems = s.range(mems_list, "", kMaxMemoriesLoaded, false);
+    if (!mems) return std::move(mems.error());
+    l.memories = std::move(mems->items);
+    return l;
+  };
+  auto pin = state_->store().pin(turns_list);
+  auto loaded = co_await state_->run(load_op);
+  if (!loaded) co_return std::move(loaded.error());
+  std::optional<json::object> rec;
+  if (loaded->record) rec = parse_record(*loaded->record);
+  const int64_t now = now_ms();
+  if (!rec || str_of(*rec, "owner") != owner || session_of(*rec) == nullptr ||
+      !ttl_ms_of(*session_of(*rec), now)) {
+    co_return make_error(Errc::not_found, "Session with id '" + session_id + "' not found.");
+  }
+  canonical::Request& req = *ctx.canon;
+  // The new turn as the client sent it (before the context is packed around it).
+  json::array user_items = rs::items_of(req.messages);
+
+  // Memories scored against the newest user text.
+  std::string query;
+  for (auto it = req.messages.rbegin(); it != req.messages.rend() && query.empty(); ++it) {
+    if (it->role != canonical::Role::user) continue;
+    for (const canonical::Block& b : it->content) {
+      if (b.kind == canonical::BlockKind::text) query += b.text + " ";
+    }
+  }
+  std::vector<json::object> mems;
+  std::vector<sessions::MemoryDoc> docs;
+  for (const store::ListItem& item : loaded->memories) {
+    auto m = parse_record(item.value);
+    if (!m || !memory_open(*m, now / 1000)) continue;
+    docs.push_back({std::string(str_of(*m, "key")), std::string(str_of(*m, "text")),
+                    canonical::number(*m, "weight").value_or(0.5),
+                    canonical::integer(*m, "last_access").value_or(0) * 1000});
+    mems.push_back(std::move(*m));
+  }
+  sessions::PackInput input;
+  sessions::ScoreParams params{config_.alpha, config_.beta, config_.gamma, config_.half_life_s};
+  for (const sessions::Scored& s : sessions::score_memories(
+           docs, query, static_cast<size_t>(config_.memories_k), now, params)) {
+    input.memory_lines.push_back(docs[s.index].key + ": " + docs[s.index].text);
+  }
+  // Turns oldest first, each as the messages it holds.
+  for (auto it = loaded->turns.rbegin(); it != loaded->turns.rend(); ++it) {
+    auto turn = parse_record(it->value);
+    if (!turn) continue;
+    canonical::Request one;
+    if (const json::value* items = turn->if_contains("items"); items && items->is_array()) {
+      rs::append_items(items->as_array(), one);
+    }
+    input.turns.push_back(std::move(one.messages));
+  }
+  const int64_t window = context_window > 0 ? context_window : config_.default_context_window;
+  const int64_t max_tokens = req.max_tokens.value_or(ctx.parsed.max_tokens);
+  input.budget = std::max<int64_t>(0, window - max_tokens - config_.margin_tokens);
+  input.memory_budget = static_cast<int64_t>(static_cast<double>(input.budget) * config_.memory_share);
+  const sessions::PackResult packed = sessions::pack(req, std::move(input));
+  http::Responder& responder = *ctx.responder;
+  responder.add_header("x-sluice-context-tokens", std::to_string(packed.context_tokens));
+  responder.add_header("x-sluice-turns-evicted", std::to_string(packed.turns_evicted));
+  responder.add_header("x-sluice-memories-used", std::to_string(packed.memories_used));
+  responder.add_header("x-sluice-session", session_id);
+
+  std::unique_ptr<HttpSink> own;
+  if (ctx.sink == nullptr) {
+    own = std::make_unique<HttpSink>(responder, ctx.ingress, req, validate_streams_,
+                                     ctx.request->request_id);
+  }
+  auto turn = std::make_unique<SessionTurn>(*this, session_id, std::move(*loaded->record),
+                                            std::move(user_items), std::move(own), ctx.sink);
+  turn->pin_ = std::move(pin);
+  ctx.sink = turn.get();
+  co_return std::move(turn);
+}
+
+}  // namespace sluice::api

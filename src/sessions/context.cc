@@ -1,0 +1,210 @@
+// Memory scoring and context packing: see context.h.
+#include "sessions/context.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "common/saturating.h"
+
+namespace sluice::sessions {
+
+using canonical::Block;
+using canonical::BlockKind;
+using canonical::Message;
+
+namespace {
+
+// A light English suffix stripper (plurals, -ing, -ed) so "lives", "living" and "lived" meet
+// "live"; words with digits or non-ASCII bytes are left as they are.
+std::string stem(std::string w) {
+  for (char c : w) {
+    if (!std::isalpha(static_cast<unsigned char>(c))) return w;
+  }
+  auto ends = [&](std::string_view s) { return w.size() > s.size() && w.ends_with(s); };
+  if (ends("ies") && w.size() > 4) {
+    w.resize(w.size() - 3);
+    w += 'y';
+  } else if (ends("sses")) {
+    w.resize(w.size() - 2);
+  } else if (ends("s") && !ends("ss") && !ends("us") && !ends("is") && w.size() > 3) {
+    w.pop_back();
+  } else if (ends("ing") && w.size() > 5) {
+    w.resize(w.size() - 3);
+  } else if (ends("ed") && w.size() > 4) {
+    w.resize(w.size() - 2);
+  }
+  // "liv" (from living/lived) and "live" (from lives) meet on the stem without a final e.
+  if (w.size() > 3 && w.back() == 'e') w.pop_back();
+  return w;
+}
+
+}  // namespace
+
+std::vector<std::string> tokenize(std::string_view text) {
+  std::vector<std::string> out;
+  std::string word;
+  auto flush = [&] {
+    if (!word.empty()) out.push_back(stem(std::move(word)));
+    word.clear();
+  };
+  for (char c : text) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (std::isalnum(u) || u >= 0x80) {
+      word += static_cast<char>(u < 0x80 ? std::tolower(u) : u);
+    } else {
+      flush();
+    }
+  }
+  flush();
+  return out;
+}
+
+std::vector<Scored> score_memories(const std::vector<MemoryDoc>& docs, std::string_view query,
+                                   size_t k, int64_t now_ms, const ScoreParams& params) {
+  constexpr double k1 = 1.2, b = 0.75;
+  const std::vector<std::string> q = tokenize(query);
+  std::unordered_set<std::string> qset(q.begin(), q.end());
+  // Term frequencies of the query terms per document, document lengths, document frequencies.
+  std::vector<std::unordered_map<std::string, int>> tf(docs.size());
+  std::vector<size_t> len(docs.size(), 0);
+  std::unordered_map<std::string, int> df;
+  double total_len = 0;
+  for (size_t i = 0; i < docs.size(); ++i) {
+    std::vector<std::string> words = tokenize(docs[i].key);
+    std::vector<std::string> text = tokenize(docs[i].text);
+    words.insert(words.end(), text.begin(), text.end());
+    len[i] = words.size();
+    total_len += static_cast<double>(words.size());
+    for (const std::string& w : words) {
+      if (qset.contains(w) && tf[i][w]++ == 0) df[w]++;
+    }
+  }
+  const double n = static_cast<double>(docs.size());
+  const double avg = docs.empty() ? 1 : std::max(1.0, total_len / n);
+  std::vector<Scored> scored(docs.size());
+  double best = 0;
+  for (size_t i = 0; i < docs.size(); ++i) {
+    double s = 0;
+    for (const std::string& term : qset) {
+      auto it = tf[i].find(term);
+      if (it == tf[i].end()) continue;
+      const double f = it->second;
+      const double d = df[term];
+      const double idf = std::log(1 + (n - d + 0.5) / (d + 0.5));
+      s += idf * f * (k1 + 1) / (f + k1 * (1 - b + b * static_cast<double>(len[i]) / avg));
+    }
+    scored[i].index = i;
+    scored[i].bm25 = s;
+    best = std::max(best, s);
+  }
+  for (size_t i = 0; i < docs.size(); ++i) {
+    Scored& s = scored[i];
+    s.relevance = best > 0 ? s.bm25 / best : 0;
+    const double age_s = std::max<double>(0, static_cast<double>(now_ms - docs[i].last_access_ms) / 1000.0);
+    s.recency = params.half_life_s > 0 ? std::pow(0.5, age_s / params.half_life_s) : 0;
+    s.weight = std::clamp(docs[i].weight, 0.0, 1.0);
+    s.score = params.alpha * s.relevance + params.beta * s.recency + params.gamma * s.weight;
+  }
+  std::stable_sort(scored.begin(), scored.end(), [](const Scored& a, const Scored& b) {
+    if (a.score != b.score) return a.score > b.score;
+    return a.index > b.index;
+  });
+  if (scored.size() > k) scored.resize(k);
+  return scored;
+}
+
+int64_t estimate_tokens(const std::vector<Block>& blocks) {
+  int64_t bytes = 0, extra = 0;
+  for (const Block& b : blocks) {
+    switch (b.kind) {
+      case BlockKind::image: extra = sat_add(extra, int64_t{765}); break;
+      case BlockKind::tool_use:
+        bytes = sat_add(bytes, static_cast<int64_t>(b.tool_name.size() + b.tool_input.size()));
+        break;
+      case BlockKind::tool_result:
+        bytes = sat_add(bytes, static_cast<int64_t>(b.tool_id.size()));
+        extra = sat_add(extra, estimate_tokens(b.content));
+        break;
+      default:
+        bytes = sat_add(bytes, static_cast<int64_t>(b.text.size() + b.data.size()));
+    }
+    extra = sat_add(extra, int64_t{3});  // per block framing
+  }
+  return sat_add((bytes + 3) / 4, extra);
+}
+
+int64_t estimate_tokens(const std::vector<Message>& messages) {
+  int64_t total = 0;
+  for (const Message& m : messages) total = sat_add(total, sat_add(estimate_tokens(m.content), int64_t{4}));
+  return total;
+}
+
+namespace {
+
+bool starts_with_tool_result(const std::vector<Message>& turn) {
+  if (turn.empty() || turn.front().content.empty()) return false;
+  return turn.front().content.front().kind == BlockKind::tool_result;
+}
+
+int64_t tools_tokens(const canonical::Request& req) {
+  int64_t t = 0;
+  for (const canonical::Tool& tool : req.tools) {
+    t = sat_add(t, static_cast<int64_t>(
+                       (tool.name.size() + tool.description.size() + tool.parameters.size() + 3) / 4));
+  }
+  return t;
+}
+
+}  // namespace
+
+PackResult pack(canonical::Request& req, PackInput input) {
+  PackResult r;
+  int64_t used = sat_add(sat_add(estimate_tokens(req.system), estimate_tokens(req.messages)),
+                         tools_tokens(req));
+  // Memories, best first, within their sub-budget and the whole budget.
+  std::string memory_text;
+  int64_t memory_tokens = 0;
+  for (const std::string& line : input.memory_lines) {
+    const int64_t t = static_cast<int64_t>((line.size() + 3) / 4) + 2;
+    if (sat_add(memory_tokens, t) > input.memory_budget || sat_add(used, t) > input.budget) break;
+    memory_text += "\n- ";
+    memory_text += line;
+    memory_tokens = sat_add(memory_tokens, t);
+    used = sat_add(used, t);
+    r.memories_used++;
+  }
+  if (r.memories_used > 0) {
+    Block b;
+    b.text = "Relevant memories from this session:" + memory_text;
+    used = sat_add(used, int64_t{10});
+    req.system.push_back(std::move(b));
+  }
+  // Whole turns, newest first.
+  size_t first = input.turns.size();  // index of the oldest turn kept
+  while (first > 0) {
+    const int64_t t = estimate_tokens(input.turns[first - 1]);
+    if (sat_add(used, t) > input.budget) break;
+    used = sat_add(used, t);
+    --first;
+  }
+  // A kept turn that answers a call in a turn left out goes too (and so on).
+  while (first > 0 && first < input.turns.size() && starts_with_tool_result(input.turns[first])) {
+    used -= estimate_tokens(input.turns[first]);
+    ++first;
+  }
+  std::vector<Message> messages;
+  for (size_t i = first; i < input.turns.size(); ++i) {
+    for (Message& m : input.turns[i]) messages.push_back(std::move(m));
+  }
+  r.turns_used = input.turns.size() - first;
+  r.turns_evicted = first;
+  for (Message& m : req.messages) messages.push_back(std::move(m));
+  req.messages = std::move(messages);
+  r.context_tokens = used;
+  return r;
+}
+
+}  // namespace sluice::sessions

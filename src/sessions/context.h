@@ -1,0 +1,76 @@
+// Session memory on the request path, pure (no I/O): scoring memories against a query, and
+// packing a model's context from the system prompt, the chosen memories and the newest turns.
+//
+// Scoring: score = alpha·relevance + beta·recency + gamma·weight, where relevance is BM25
+// (k1 1.2, b 0.75) over the memory's key and text, divided by the best BM25 among the memories
+// scored (so it lies in [0, 1]); recency = 0.5^(age / half_life) of its last access; weight is
+// the memory's own, in [0, 1].
+//
+// Packing (budget = context window − max_tokens − margin): the system prompt, the tools and the
+// new messages always go; then memories in score order while they fit their sub-budget; then
+// whole turns, newest first, while they fit. A turn is never split, and a turn whose first
+// message answers a tool call of a turn left out is left out too, so a tool call never travels
+// without its result or a result without its call.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "canonical/canonical.h"
+
+namespace sluice::sessions {
+
+struct ScoreParams {
+  double alpha = 1.0;              // relevance
+  double beta = 0.2;               // recency
+  double gamma = 0.3;              // weight
+  double half_life_s = 7 * 86400;  // recency halves every week
+};
+
+struct MemoryDoc {
+  std::string key;
+  std::string text;
+  double weight = 0.5;
+  int64_t last_access_ms = 0;
+};
+
+struct Scored {
+  size_t index = 0;  // into the docs
+  double score = 0, relevance = 0, bm25 = 0, recency = 0, weight = 0;
+};
+
+/// The `k` best documents for `query`, best first (ties: the later document first).
+std::vector<Scored> score_memories(const std::vector<MemoryDoc>& docs, std::string_view query,
+                                   size_t k, int64_t now_ms, const ScoreParams& params);
+
+/// Lower-cased word tokens (ASCII letters and digits; bytes ≥ 0x80 count as letters), English
+/// plural, -ing and -ed endings and a final e stripped ("lives", "lived", "living" → "liv").
+std::vector<std::string> tokenize(std::string_view text);
+
+/// Estimated tokens of messages / blocks (about 4 bytes a token; tool arguments and results
+/// included; an image counts 765).
+int64_t estimate_tokens(const std::vector<canonical::Message>& messages);
+int64_t estimate_tokens(const std::vector<canonical::Block>& blocks);
+
+struct PackInput {
+  int64_t budget = 0;                     // tokens for everything sent
+  int64_t memory_budget = 0;              // of which memories may take at most this
+  std::vector<std::string> memory_lines;  // in score order ("key: text")
+  // Stored turns, oldest first, each the messages it holds.
+  std::vector<std::vector<canonical::Message>> turns;
+};
+
+struct PackResult {
+  int64_t context_tokens = 0;  // the estimate of what is sent
+  size_t turns_used = 0;
+  size_t turns_evicted = 0;
+  size_t memories_used = 0;
+};
+
+/// Rewrites `req` (its system and messages are the new request's) into the packed request: the
+/// memories as a system block after the request's own, the turns kept before its messages.
+PackResult pack(canonical::Request& req, PackInput input);
+
+}  // namespace sluice::sessions
