@@ -168,7 +168,8 @@ PackResult pack(canonical::Request& req, PackInput input) {
   std::string memory_text;
   int64_t memory_tokens = 0;
   for (const std::string& line : input.memory_lines) {
-    const int64_t t = static_cast<int64_t>((line.size() + 3) / 4) + 2;
+    // A line's tokens, and the block's heading with the first one.
+    const int64_t t = static_cast<int64_t>((line.size() + 3) / 4) + 2 + (r.memories_used == 0 ? 10 : 0);
     if (sat_add(memory_tokens, t) > input.memory_budget || sat_add(used, t) > input.budget) break;
     memory_text += "\n- ";
     memory_text += line;
@@ -179,7 +180,6 @@ PackResult pack(canonical::Request& req, PackInput input) {
   if (r.memories_used > 0) {
     Block b;
     b.text = "Relevant memories from this session:" + memory_text;
-    used = sat_add(used, int64_t{10});
     req.system.push_back(std::move(b));
   }
   // Whole turns, newest first.

@@ -1,0 +1,170 @@
+// Session memory scoring and context packing (src/sessions/context.h), including a property
+// test: whatever the turns and the budget, a packed prompt never exceeds its budget (when the
+// new request alone fits), keeps the newest turns contiguous, and never separates a tool call
+// from its result.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <set>
+
+#include "sessions/context.h"
+
+namespace sluice::sessions {
+namespace {
+
+using canonical::Block;
+using canonical::BlockKind;
+using canonical::Message;
+using canonical::Request;
+using canonical::Role;
+
+Message text_message(Role role, std::string text) {
+  Message m;
+  m.role = role;
+  Block b;
+  b.text = std::move(text);
+  m.content.push_back(std::move(b));
+  return m;
+}
+
+TEST(SessionScoring, TokenizeLowercasesAndStems) {
+  EXPECT_EQ(tokenize("Lives, LIVED; living in Paris!"),
+            (std::vector<std::string>{"liv", "liv", "liv", "in", "paris"}));
+  EXPECT_EQ(tokenize("cities bus 42 glasses"), (std::vector<std::string>{"city", "bus", "42", "glass"}));
+  EXPECT_TRUE(tokenize("  ,;  ").empty());
+}
+
+TEST(SessionScoring, RelevanceRanksTheMatchingMemoryFirst) {
+  const int64_t now = 1'000'000'000'000;
+  std::vector<MemoryDoc> docs = {
+      {"name", "The user is called Ada", 0.5, now},
+      {"city", "Lives in Lyon", 0.5, now},
+      {"pet", "Has a cat named Tom", 0.5, now},
+  };
+  auto top = score_memories(docs, "where does she live", 2, now, ScoreParams{});
+  ASSERT_EQ(top.size(), 2u);
+  EXPECT_EQ(top[0].index, 1u);
+  EXPECT_DOUBLE_EQ(top[0].relevance, 1.0);
+  EXPECT_GT(top[0].bm25, 0);
+  EXPECT_DOUBLE_EQ(top[1].relevance, 0.0);
+  // score = α·relevance + β·recency + γ·weight
+  const ScoreParams p;
+  EXPECT_NEAR(top[0].score, p.alpha * 1.0 + p.beta * 1.0 + p.gamma * 0.5, 1e-9);
+}
+
+TEST(SessionScoring, RecencyAndWeightBreakTies) {
+  const int64_t now = 1'000'000'000'000;
+  const int64_t week_ms = 7LL * 86400 * 1000;
+  std::vector<MemoryDoc> docs = {
+      {"a", "same words", 0.5, now - week_ms},  // half as recent
+      {"b", "same words", 0.5, now},
+      {"c", "same words", 0.9, now - week_ms},
+  };
+  auto top = score_memories(docs, "", 3, now, ScoreParams{});
+  ASSERT_EQ(top.size(), 3u);
+  EXPECT_NEAR(top[0].recency + top[1].recency + top[2].recency, 0.5 + 1 + 0.5, 1e-9);
+  // c: 0.2·0.5 + 0.3·0.9 = 0.37; b: 0.2 + 0.15 = 0.35; a: 0.1 + 0.15 = 0.25
+  EXPECT_EQ(top[0].index, 2u);
+  EXPECT_EQ(top[1].index, 1u);
+  EXPECT_EQ(top[2].index, 0u);
+}
+
+TEST(SessionPacking, KeepsTheNewestTurnsThatFitAndReportsWhatWasLeftOut) {
+  Request req;
+  req.messages.push_back(text_message(Role::user, "new question"));
+  PackInput in;
+  for (int i = 0; i < 10; ++i) {
+    in.turns.push_back({text_message(Role::user, std::string(400, 'u')),
+                        text_message(Role::assistant, std::string(400, 'a'))});
+  }
+  const int64_t turn_tokens = estimate_tokens(in.turns[0]);
+  in.budget = estimate_tokens(req.messages) + 3 * turn_tokens + 5;
+  in.memory_budget = 0;
+  PackResult r = pack(req, in);
+  EXPECT_EQ(r.turns_used, 3u);
+  EXPECT_EQ(r.turns_evicted, 7u);
+  EXPECT_LE(r.context_tokens, in.budget);
+  ASSERT_EQ(req.messages.size(), 7u);
+  EXPECT_EQ(req.messages.back().content[0].text, "new question");
+}
+
+TEST(SessionPacking, MemoriesGoInTheSystemPromptWithinTheirShare) {
+  Request req;
+  Block sys;
+  sys.text = "You are helpful.";
+  req.system.push_back(sys);
+  req.messages.push_back(text_message(Role::user, "hi"));
+  PackInput in;
+  in.budget = 1000;
+  in.memory_budget = 25;
+  in.memory_lines = {"name: Ada", "city: Lyon", std::string(400, 'x')};
+  PackResult r = pack(req, in);
+  EXPECT_EQ(r.memories_used, 2u);  // the long one does not fit the memory share
+  ASSERT_EQ(req.system.size(), 2u);
+  EXPECT_NE(req.system[1].text.find("- name: Ada\n- city: Lyon"), std::string::npos);
+}
+
+TEST(SessionPacking, PropertyNeverOverBudgetNeverSplitsToolCalls) {
+  std::mt19937 rng(12345);
+  for (int round = 0; round < 2000; ++round) {
+    Request req;
+    req.messages.push_back(text_message(Role::user, std::string(rng() % 200, 'q')));
+    PackInput in;
+    const int turns = static_cast<int>(rng() % 12);
+    bool prev_called = false;
+    for (int t = 0; t < turns; ++t) {
+      std::vector<Message> turn;
+      // Some turns open with the result of the previous turn's tool call.
+      if (prev_called && rng() % 2 == 0) {
+        Message m;
+        m.role = Role::user;
+        Block res;
+        res.kind = BlockKind::tool_result;
+        res.tool_id = "call_" + std::to_string(t - 1);
+        res.content.push_back(Block{});
+        res.content.back().text = std::string(rng() % 300, 'r');
+        m.content.push_back(res);
+        turn.push_back(m);
+      } else {
+        turn.push_back(text_message(Role::user, std::string(rng() % 500, 'u')));
+      }
+      Message a = text_message(Role::assistant, std::string(rng() % 500, 'a'));
+      prev_called = rng() % 3 == 0;
+      if (prev_called) {
+        Block call;
+        call.kind = BlockKind::tool_use;
+        call.tool_id = "call_" + std::to_string(t);
+        call.tool_name = "f";
+        a.content.push_back(call);
+      }
+      turn.push_back(a);
+      in.turns.push_back(turn);
+    }
+    for (int m = 0; m < static_cast<int>(rng() % 6); ++m) {
+      in.memory_lines.push_back(std::string(rng() % 120 + 1, 'm'));
+    }
+    const int64_t base = estimate_tokens(req.messages);
+    in.budget = base + static_cast<int64_t>(rng() % 1500);
+    in.memory_budget = static_cast<int64_t>(rng() % 200);
+    const size_t n_turns = in.turns.size();
+    PackResult r = pack(req, in);
+    ASSERT_LE(r.context_tokens, in.budget) << "round " << round;
+    // What is sent, estimated independently, fits too.
+    ASSERT_LE(estimate_tokens(req.system) + estimate_tokens(req.messages), in.budget + 10)
+        << "round " << round;
+    ASSERT_EQ(r.turns_used + r.turns_evicted, n_turns);
+    // Every tool result sent has its call sent before it.
+    std::set<std::string> calls;
+    for (const Message& m : req.messages) {
+      for (const Block& b : m.content) {
+        if (b.kind == BlockKind::tool_use) calls.insert(b.tool_id);
+        if (b.kind == BlockKind::tool_result) {
+          ASSERT_TRUE(calls.contains(b.tool_id)) << "round " << round << ": orphan " << b.tool_id;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace sluice::sessions
