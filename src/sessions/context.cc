@@ -18,10 +18,11 @@ using canonical::Message;
 namespace {
 
 // A light English suffix stripper (plurals, -ing, -ed) so "lives", "living" and "lived" meet
-// "live"; words with digits or non-ASCII bytes are left as they are.
-std::string stem(std::string w) {
+// "live"; words with digits or non-ASCII bytes are left as they are. In place: the scorer
+// tokenizes every memory on every query and must not allocate per word.
+void stem(std::string& w) {
   for (char c : w) {
-    if (!std::isalpha(static_cast<unsigned char>(c))) return w;
+    if (!std::isalpha(static_cast<unsigned char>(c))) return;
   }
   auto ends = [&](std::string_view s) { return w.size() > s.size() && w.ends_with(s); };
   if (ends("ies") && w.size() > 4) {
@@ -38,81 +39,107 @@ std::string stem(std::string w) {
   }
   // "liv" (from living/lived) and "live" (from lives) meet on the stem without a final e.
   if (w.size() > 3 && w.back() == 'e') w.pop_back();
-  return w;
+}
+
+// Calls f(token) for each token of `text`, built in `buf` (reused).
+template <class F>
+void for_each_token(std::string_view text, std::string& buf, F&& f) {
+  buf.clear();
+  auto flush = [&] {
+    if (buf.empty()) return;
+    stem(buf);
+    f(std::string_view(buf));
+    buf.clear();
+  };
+  for (char c : text) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (std::isalnum(u) || u >= 0x80) {
+      buf += static_cast<char>(u < 0x80 ? std::tolower(u) : u);
+    } else {
+      flush();
+    }
+  }
+  flush();
 }
 
 }  // namespace
 
 std::vector<std::string> tokenize(std::string_view text) {
   std::vector<std::string> out;
-  std::string word;
-  auto flush = [&] {
-    if (!word.empty()) out.push_back(stem(std::move(word)));
-    word.clear();
-  };
-  for (char c : text) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if (std::isalnum(u) || u >= 0x80) {
-      word += static_cast<char>(u < 0x80 ? std::tolower(u) : u);
-    } else {
-      flush();
-    }
-  }
-  flush();
+  std::string buf;
+  for_each_token(text, buf, [&](std::string_view t) { out.emplace_back(t); });
   return out;
 }
 
 std::vector<Scored> score_memories(const std::vector<MemoryDoc>& docs, std::string_view query,
                                    size_t k, int64_t now_ms, const ScoreParams& params) {
   constexpr double k1 = 1.2, b = 0.75;
-  const std::vector<std::string> q = tokenize(query);
-  std::unordered_set<std::string> qset(q.begin(), q.end());
-  // Term frequencies of the query terms per document, document lengths, document frequencies.
-  std::vector<std::unordered_map<std::string, int>> tf(docs.size());
-  std::vector<size_t> len(docs.size(), 0);
-  std::unordered_map<std::string, int> df;
+  // The distinct query terms (a query has few: a linear scan beats hashing).
+  std::vector<std::string> terms;
+  for (std::string& t : tokenize(query)) {
+    if (std::find(terms.begin(), terms.end(), t) == terms.end()) terms.push_back(std::move(t));
+  }
+  const size_t nt = terms.size();
+  // Per document: its length and the frequencies of the query terms (flat, docs × terms).
+  std::vector<uint32_t> tf(docs.size() * nt, 0);
+  std::vector<uint32_t> len(docs.size(), 0);
+  std::vector<uint32_t> df(nt, 0);
   double total_len = 0;
+  std::string buf;
   for (size_t i = 0; i < docs.size(); ++i) {
-    std::vector<std::string> words = tokenize(docs[i].key);
-    std::vector<std::string> text = tokenize(docs[i].text);
-    words.insert(words.end(), text.begin(), text.end());
-    len[i] = words.size();
-    total_len += static_cast<double>(words.size());
-    for (const std::string& w : words) {
-      if (qset.contains(w) && tf[i][w]++ == 0) df[w]++;
-    }
+    uint32_t* row = tf.data() + i * nt;
+    auto count = [&](std::string_view t) {
+      len[i]++;
+      for (size_t j = 0; j < nt; ++j) {
+        if (terms[j] == t) {
+          row[j]++;
+          break;
+        }
+      }
+    };
+    for_each_token(docs[i].key, buf, count);
+    for_each_token(docs[i].text, buf, count);
+    total_len += len[i];
+    for (size_t j = 0; j < nt; ++j) df[j] += row[j] > 0 ? 1 : 0;
   }
   const double n = static_cast<double>(docs.size());
   const double avg = docs.empty() ? 1 : std::max(1.0, total_len / n);
+  std::vector<double> idf(nt);
+  for (size_t j = 0; j < nt; ++j) idf[j] = std::log(1 + (n - df[j] + 0.5) / (df[j] + 0.5));
   std::vector<Scored> scored(docs.size());
   double best = 0;
   for (size_t i = 0; i < docs.size(); ++i) {
     double s = 0;
-    for (const std::string& term : qset) {
-      auto it = tf[i].find(term);
-      if (it == tf[i].end()) continue;
-      const double f = it->second;
-      const double d = df[term];
-      const double idf = std::log(1 + (n - d + 0.5) / (d + 0.5));
-      s += idf * f * (k1 + 1) / (f + k1 * (1 - b + b * static_cast<double>(len[i]) / avg));
+    const uint32_t* row = tf.data() + i * nt;
+    for (size_t j = 0; j < nt; ++j) {
+      if (row[j] == 0) continue;
+      const double f = row[j];
+      s += idf[j] * f * (k1 + 1) / (f + k1 * (1 - b + b * static_cast<double>(len[i]) / avg));
     }
     scored[i].index = i;
     scored[i].bm25 = s;
     best = std::max(best, s);
   }
+  const double per_s = params.half_life_s > 0 ? 1.0 / params.half_life_s : 0;
   for (size_t i = 0; i < docs.size(); ++i) {
     Scored& s = scored[i];
     s.relevance = best > 0 ? s.bm25 / best : 0;
-    const double age_s = std::max<double>(0, static_cast<double>(now_ms - docs[i].last_access_ms) / 1000.0);
-    s.recency = params.half_life_s > 0 ? std::pow(0.5, age_s / params.half_life_s) : 0;
+    const double age_s =
+        std::max<double>(0, static_cast<double>(now_ms - docs[i].last_access_ms) / 1000.0);
+    s.recency = per_s > 0 ? std::exp2(-age_s * per_s) : 0;
     s.weight = std::clamp(docs[i].weight, 0.0, 1.0);
     s.score = params.alpha * s.relevance + params.beta * s.recency + params.gamma * s.weight;
   }
-  std::stable_sort(scored.begin(), scored.end(), [](const Scored& a, const Scored& b) {
+  auto better = [](const Scored& a, const Scored& b) {
     if (a.score != b.score) return a.score > b.score;
     return a.index > b.index;
-  });
-  if (scored.size() > k) scored.resize(k);
+  };
+  if (scored.size() > k) {
+    std::partial_sort(scored.begin(), scored.begin() + static_cast<ptrdiff_t>(k), scored.end(), better);
+    scored.resize(k);
+  } else {
+    std::sort(scored.begin(), scored.end(), better);
+  }
   return scored;
 }
 
