@@ -3,6 +3,8 @@
 // admin.on_public_listener: true); the gateway's endpoint table routes here.
 #include "api/admin_api.h"
 
+#include "common/query.h"
+
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
@@ -63,18 +65,11 @@ asio::awaitable<void> AdminApi::usage(http::Request& request, http::Responder& r
   }
   // ?key=<id or name>&from=YYYY-MM-DD&to=YYYY-MM-DD (all optional)
   std::string key, from, to;
-  std::string_view q = request.head->query;
-  while (!q.empty()) {
-    size_t amp = q.find('&');
-    std::string_view pair = q.substr(0, amp);
-    q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
-    size_t eq = pair.find('=');
-    if (eq == std::string_view::npos) continue;
-    std::string_view name = pair.substr(0, eq), value = pair.substr(eq + 1);
+  for_each_query_param(request.head->query, [&](std::string_view name, std::string_view value) {
     if (name == "key") key.assign(value);
     if (name == "from") from.assign(value);
     if (name == "to") to.assign(value);
-  }
+  });
   if (!key.empty()) {
     for (const auto& k : governance_->keys().list()) {
       if (k.name == key) key = k.id;

@@ -2,6 +2,8 @@
 #include <algorithm>
 #include <charconv>
 
+#include "common/query.h"
+
 #include "api/responses.h"
 #include "api/responses_util.h"
 
@@ -28,54 +30,27 @@ void append_array(json::array& out, const json::value* arr) {
   for (const json::value& v : arr->as_array()) out.push_back(v);
 }
 
-std::string percent_decode(std::string_view value) {
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  std::string out;
-  for (size_t i = 0; i < value.size(); ++i) {
-    if (value[i] == '+') {
-      out += ' ';
-    } else if (value[i] == '%' && i + 2 < value.size() + 0 && hex(value[i + 1]) >= 0 &&
-               hex(value[i + 2]) >= 0) {
-      out += static_cast<char>(hex(value[i + 1]) * 16 + hex(value[i + 2]));
-      i += 2;
-    } else {
-      out += value[i];
-    }
-  }
-  return out;
-}
-
 Result<ListQuery> parse_list_query(std::string_view q) {
   ListQuery out;
-  while (!q.empty()) {
-    size_t amp = q.find('&');
-    std::string_view pair = q.substr(0, amp);
-    q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
-    size_t eq = pair.find('=');
-    if (eq == std::string_view::npos) continue;
-    std::string_view name = pair.substr(0, eq), value = pair.substr(eq + 1);
+  std::optional<Error> bad;
+  for_each_query_param(q, [&](std::string_view name, std::string_view value) {
     if (name == "after") {
       out.after = percent_decode(value);
     } else if (name == "limit") {
       size_t n = 0;
       auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
       if (ec != std::errc() || end != value.data() + value.size() || n < 1 || n > 100) {
-        return make_error(Errc::bad_request, "limit must be an integer between 1 and 100.",
-                          "limit");
+        bad = make_error(Errc::bad_request, "limit must be an integer between 1 and 100.", "limit");
       }
       out.limit = n;
     } else if (name == "order") {
       if (value != "asc" && value != "desc") {
-        return make_error(Errc::bad_request, "order must be asc or desc.", "order");
+        bad = make_error(Errc::bad_request, "order must be asc or desc.", "order");
       }
       out.descending = value == "desc";
     }
-  }
+  });
+  if (bad) return std::move(*bad);
   return out;
 }
 
@@ -157,6 +132,30 @@ asio::awaitable<Result<void>> append_conversation_items(store::StateService& sta
 
 asio::awaitable<void> send_error_value(http::Responder& responder, const Error& error) {
   co_await responder.send_error(error);
+}
+
+asio::awaitable<void> send_unknown_url(http::Responder& responder, const http::Request& request) {
+  const std::string message = "Unknown request URL: " + std::string(request.method()) + " " +
+                              std::string(request.path()) + ".";
+  co_await send_not_found(responder, message);
+}
+
+asio::awaitable<void> send_list_page(store::StateService& state, http::Responder& responder,
+                                     const http::Request& request, const std::string& key,
+                                     std::string (*shape)(const store::ListItem&)) {
+  auto query = parse_list_query(request.head->query);
+  if (!query) co_return co_await send_error_value(responder, query.error());
+  const ListQuery q = *query;
+  const auto op = [key, q](store::StateStore& s) {
+    return s.range(key, q.after, q.limit, q.descending);
+  };
+  auto page = co_await state.run(op);
+  if (!page) co_return co_await send_error_value(responder, page.error());
+  if (shape != nullptr) {
+    for (store::ListItem& item : page->items) item.value = shape(item);
+  }
+  const std::string out = list_body(*page);
+  co_await responder.send(200, "application/json", out);
 }
 
 asio::awaitable<void> send_not_found(http::Responder& responder, const std::string& message) {
@@ -267,9 +266,7 @@ asio::awaitable<void> ResponsesApi::serve_conversations(http::Request& request,
     co_return;
   }
   if (rest.front() != '/') {
-    const std::string message = "Unknown request URL: " + std::string(method) + " " +
-                                std::string(request.path()) + ".";
-    co_return co_await send_not_found(responder, message);
+    co_return co_await send_unknown_url(responder, request);
   }
   rest.remove_prefix(1);
   const std::string id(rest.substr(0, rest.find('/')));
@@ -279,9 +276,7 @@ asio::awaitable<void> ResponsesApi::serve_conversations(http::Request& request,
   const bool items_path = sub == "/items";
   if (id.empty() || (!sub.empty() && !items_path && (item_id.empty() ||
                                                      item_id.find('/') != std::string::npos))) {
-    const std::string message = "Unknown request URL: " + std::string(method) + " " +
-                                std::string(request.path()) + ".";
-    co_return co_await send_not_found(responder, message);
+    co_return co_await send_unknown_url(responder, request);
   }
   const std::string_view allow = sub.empty()   ? "GET, POST, DELETE"
                                  : items_path  ? "GET, POST"
@@ -345,17 +340,7 @@ asio::awaitable<void> ResponsesApi::serve_conversations(http::Request& request,
     co_await responder.send(200, "application/json", out);
     co_return;
   }
-  if (items_path) {  // GET: a page
-    auto query = parse_list_query(request.head->query);
-    if (!query) co_return co_await send_error_value(responder, query.error());
-    const ListQuery q = *query;
-    const auto op6 = [key, q](store::StateStore& s) { return s.range(key, q.after, q.limit, q.descending); };
-    auto page = co_await state_->run(op6);
-    if (!page) co_return co_await send_error_value(responder, page.error());
-    const std::string out = list_body(*page);
-    co_await responder.send(200, "application/json", out);
-    co_return;
-  }
+  if (items_path) co_return co_await send_list_page(*state_, responder, request, key);  // GET
   // /items/{item_id}
   if (method == "GET") {
     const auto op7 = [key, item_id](store::StateStore& s) { return s.item(key, item_id); };

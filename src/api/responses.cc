@@ -151,9 +151,7 @@ asio::awaitable<void> ResponsesApi::serve_response(http::Request& request,
   std::string_view sub = rest.substr(id.size());
   const std::string_view method = request.method();
   if (id.empty() || (!sub.empty() && sub != "/input_items")) {
-    const std::string message = "Unknown request URL: " + std::string(request.method()) + " " +
-                                std::string(request.path()) + ".";
-    co_return co_await send_not_found(responder, message);
+    co_return co_await send_unknown_url(responder, request);
   }
   const bool items = !sub.empty();
   if (items ? method != "GET" : method != "GET" && method != "DELETE") {

@@ -24,9 +24,6 @@ std::string_view str_of(const canonical::json::object& o, std::string_view key);
 /// Appends the elements of `arr` (when it is an array) to `out`.
 void append_array(canonical::json::array& out, const canonical::json::value* arr);
 
-/// A query-string value with %XX escapes and '+' decoded (an invalid escape stays as it is).
-std::string percent_decode(std::string_view value);
-
 /// ?after=&limit=&order= of a list endpoint (OpenAI: limit 1..100, default 20; order desc).
 struct ListQuery {
   std::string after;
@@ -55,6 +52,13 @@ asio::awaitable<Result<void>> append_conversation_items(store::StateService& sta
                                                         std::chrono::milliseconds ttl);
 
 asio::awaitable<void> send_error_value(http::Responder& responder, const Error& error);
+/// 404 "Unknown request URL: <method> <path>." (as for any unknown path).
+asio::awaitable<void> send_unknown_url(http::Responder& responder, const http::Request& request);
+/// Pages the list `key` as the request's ?after=&limit=&order= ask and sends it as an OpenAI
+/// list; `shape` (when given) rewrites each item's value first.
+asio::awaitable<void> send_list_page(store::StateService& state, http::Responder& responder,
+                                     const http::Request& request, const std::string& key,
+                                     std::string (*shape)(const store::ListItem&) = nullptr);
 asio::awaitable<void> send_not_found(http::Responder& responder, const std::string& message);
 asio::awaitable<void> send_method_not_allowed(http::Responder& responder,
                                               const http::Request& request,

@@ -8,6 +8,7 @@
 
 #include "api/responses_util.h"
 #include "canonical/codec.h"
+#include "common/query.h"
 #include "frontends/responses/responses.h"
 #include "sessions/context.h"
 
@@ -266,9 +267,7 @@ asio::awaitable<void> SessionsApi::serve(http::Request& request, http::Responder
     co_return;
   }
   if (rest.front() != '/') {
-    const std::string message = "Unknown request URL: " + std::string(method) + " " +
-                                std::string(request.path()) + ".";
-    co_return co_await send_not_found(responder, message);
+    co_return co_await send_unknown_url(responder, request);
   }
   rest.remove_prefix(1);
   const std::string id(rest.substr(0, rest.find('/')));
@@ -350,24 +349,13 @@ asio::awaitable<void> SessionsApi::serve(http::Request& request, http::Responder
       co_return;
     }
     if (method != "GET") co_return co_await send_method_not_allowed(responder, request, "GET, POST");
-    auto query = parse_list_query(request.head->query);
-    if (!query) co_return co_await send_error_value(responder, query.error());
-    const ListQuery q = *query;
     const std::string turns = "turns:" + id;
-    const auto op = [turns, q](store::StateStore& s) { return s.range(turns, q.after, q.limit, q.descending); };
-    auto page = co_await state_->run(op);
-    if (!page) co_return co_await send_error_value(responder, page.error());
-    for (store::ListItem& item : page->items) item.value = turn_json(item);
-    const std::string out = list_body(*page);
-    co_await responder.send(200, "application/json", out);
-    co_return;
+    co_return co_await send_list_page(*state_, responder, request, turns, &turn_json);
   }
   if (sub == "/memories" || sub.starts_with("/memories/")) {
     co_return co_await serve_memories(request, responder, id, sub.substr(9), record);
   }
-  const std::string message = "Unknown request URL: " + std::string(method) + " " +
-                              std::string(request.path()) + ".";
-  co_await send_not_found(responder, message);
+  co_await send_unknown_url(responder, request);
 }
 
 asio::awaitable<void> SessionsApi::serve_memories(http::Request& request,
@@ -479,27 +467,21 @@ asio::awaitable<void> SessionsApi::serve_memories(http::Request& request,
     std::string q_text;
     size_t k = 10;
     bool explain = false, history = false;
-    std::string_view qs = request.head->query;
-    while (!qs.empty()) {
-      size_t amp = qs.find('&');
-      std::string_view pair = qs.substr(0, amp);
-      qs = amp == std::string_view::npos ? std::string_view{} : qs.substr(amp + 1);
-      size_t eq = pair.find('=');
-      std::string_view name = pair.substr(0, eq);
-      std::string_view value = eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
+    std::optional<Error> bad;
+    for_each_query_param(request.head->query, [&](std::string_view name, std::string_view value) {
       if (name == "q") q_text = percent_decode(value);
       if (name == "k") {
         size_t n = 0;
         auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
         if (ec != std::errc() || end != value.data() + value.size() || n < 1 || n > 100) {
-          const Error e = canonical::invalid("k must be an integer from 1 to 100.", "k");
-          co_return co_await send_error_value(responder, e);
+          bad = canonical::invalid("k must be an integer from 1 to 100.", "k");
         }
         k = n;
       }
       if (name == "explain") explain = value == "1" || value == "true";
       if (name == "include_history") history = value == "1" || value == "true";
-    }
+    });
+    if (bad) co_return co_await send_error_value(responder, *bad);
     auto page = co_await state_->run(all_op);
     if (!page) co_return co_await send_error_value(responder, page.error());
     std::vector<json::object> mems;
@@ -538,9 +520,7 @@ asio::awaitable<void> SessionsApi::serve_memories(http::Request& request,
   // /memories/{mid}
   const std::string mid(sub.substr(1));
   if (mid.empty() || mid.find('/') != std::string::npos) {
-    const std::string message = "Unknown request URL: " + std::string(method) + " " +
-                                std::string(request.path()) + ".";
-    co_return co_await send_not_found(responder, message);
+    co_return co_await send_unknown_url(responder, request);
   }
   const auto item_op = [list, mid](store::StateStore& s) { return s.item(list, mid); };
   auto got = co_await state_->run(item_op);
