@@ -1,8 +1,10 @@
 // The Conversations API (/v1/conversations...) and the helpers it shares with responses.cc.
 #include <algorithm>
+#include <array>
 #include <charconv>
 
 #include "common/query.h"
+#include "observe/metrics.h"
 
 #include "api/responses.h"
 #include "api/responses_util.h"
@@ -132,6 +134,24 @@ asio::awaitable<Result<void>> append_conversation_items(store::StateService& sta
 
 asio::awaitable<void> send_error_value(http::Responder& responder, const Error& error) {
   co_await responder.send_error(error);
+}
+
+void count_state_write(std::string_view what, bool ok) {
+  static const auto cells = [] {
+    std::array<std::array<observe::Cell, 2>, 4> c{};
+    const char* whats[] = {"response", "conversation_items", "turn", "memory"};
+    for (size_t i = 0; i < 4; ++i) {
+      for (size_t r = 0; r < 2; ++r) {
+        c[i][r] = observe::Registry::instance().counter(
+            "sluice_state_writes_total",
+            "Writes to the state store by what they keep, and whether the store took them.",
+            observe::label("what", whats[i]) + "," + observe::label("result", r ? "ok" : "error"));
+      }
+    }
+    return c;
+  }();
+  const size_t i = what == "response" ? 0 : what == "conversation_items" ? 1 : what == "turn" ? 2 : 3;
+  observe::add(cells[i][ok ? 1 : 0]);
 }
 
 asio::awaitable<void> send_unknown_url(http::Responder& responder, const http::Request& request) {

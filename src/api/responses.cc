@@ -113,6 +113,7 @@ asio::awaitable<Result<void>> ResponsesApi::save(const PreparedResponse& p,
     return s.put(key, value, link, ttl);
   };
   auto put = co_await state_->run(op3);
+  count_state_write("response", put.ok());
   if (!put) {
     spdlog::warn("responses: could not store {}: {}", p.meta.id, put.error().message);
     co_return std::move(put.error());
@@ -132,6 +133,7 @@ asio::awaitable<Result<void>> ResponsesApi::save(const PreparedResponse& p,
     auto appended = co_await append_conversation_items(*state_, p.meta.conversation,
                                                        p.conversation_record, std::move(items),
                                                        conversations_ttl_);
+    count_state_write("conversation_items", appended.ok());
     if (!appended) {
       spdlog::warn("responses: could not add {}'s items to {}: {}", p.meta.id,
                    p.meta.conversation, appended.error().message);

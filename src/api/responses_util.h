@@ -51,6 +51,10 @@ asio::awaitable<Result<void>> append_conversation_items(store::StateService& sta
                                                         std::vector<store::ListItem>&& items,
                                                         std::chrono::milliseconds ttl);
 
+/// Counts a state write on sluice_state_writes_total{what, result="ok"|"error"}
+/// (what: response, conversation_items, turn, memory).
+void count_state_write(std::string_view what, bool ok);
+
 asio::awaitable<void> send_error_value(http::Responder& responder, const Error& error);
 /// 404 "Unknown request URL: <method> <path>." (as for any unknown path).
 asio::awaitable<void> send_unknown_url(http::Responder& responder, const http::Request& request);

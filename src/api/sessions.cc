@@ -131,6 +131,7 @@ asio::awaitable<void> SessionTurn::record(const canonical::Response& r) {
   for (json::value& v : out) items.push_back(std::move(v));
   const std::string intent;
   auto turn = co_await api_.append_turn(session_id_, record_, std::move(items), intent);
+  count_state_write("turn", turn.ok());
   if (!turn) {
     spdlog::warn("sessions: could not record a turn of {}: {}", session_id_, turn.error().message);
   }
@@ -455,6 +456,7 @@ asio::awaitable<void> SessionsApi::serve_memories(http::Request& request,
       return mem;
     };
     auto saved = co_await state_->run(op);
+    count_state_write("memory", saved.ok());
     if (!saved) co_return co_await send_error_value(responder, saved.error());
     const std::string out = canonical::to_text(*saved);
     co_await responder.send(200, "application/json", out);

@@ -2,12 +2,16 @@
 
 #include <spdlog/spdlog.h>
 
+#include "observe/metrics.h"
+
 namespace sluice::store {
 
 StateService::StateService(std::unique_ptr<StateStore> store,
                            std::chrono::milliseconds sweep_every, int threads)
     : store_(std::move(store)), pool_(static_cast<size_t>(std::max(1, threads))) {
-  sweeper_ = std::thread([this, sweep_every] {
+  const observe::Cell swept = observe::Registry::instance().counter(
+      "sluice_state_swept_total", "Expired records and list items the state store's sweeper removed.");
+  sweeper_ = std::thread([this, sweep_every, swept] {
     std::unique_lock lock(mu_);
     while (!stop_) {
       cv_.wait_for(lock, sweep_every, [this] { return stop_; });
@@ -16,6 +20,7 @@ StateService::StateService(std::unique_ptr<StateStore> store,
       const size_t n = store_->sweep();
       if (n > 0) {
         swept_.fetch_add(n, std::memory_order_relaxed);
+        observe::add(swept, n);
         spdlog::debug("state: swept {} expired entries", n);
       }
       lock.lock();
