@@ -286,7 +286,7 @@ asio::awaitable<bool> Gateway::attach_session(RequestContext& ctx, const RouteRu
   const std::string id(ctx.request->header("x-sluice-session"));
   const std::string owner = state_owner(*ctx.who);
   auto at = Clock::now();
-  auto attached = co_await sessions_->augment(ctx, id, owner, route.route->context_window);
+  auto attached = co_await sessions_->augment(ctx, id, owner, *route.route);
   http::Timing::add_since(ctx.request->timing->route_ns, at);
   if (!attached) {
     co_await ctx.responder->send_error(attached.error());
@@ -308,14 +308,14 @@ asio::awaitable<void> Gateway::create_response(http::Request& request,
   PreparedResponse& p = *prepared.value();
   ResponsesSink sink(responder, *responses_, p);
   co_await proxy(Operation::chat, request, responder, worker, who, trace,
-                 canonical::Protocol::openai, &p.decoded.request, &sink);
+                 canonical::Protocol::openai, &p.decoded.request, &sink, p.history_messages);
 }
 
 asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
                                      http::Responder& responder, WorkerContext& worker,
                                      const Identity& who, Trace& trace,
                                      canonical::Protocol ingress, canonical::Request* prepared,
-                                     ResponseSink* sink) {
+                                     ResponseSink* sink, size_t replayed) {
   RequestContext ctx;
   ctx.request = &request;
   ctx.responder = &responder;
@@ -331,6 +331,7 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
     ctx.canon = std::move(*prepared);
     ctx.canonical_only = true;
     ctx.sink = sink;
+    ctx.replayed_messages = replayed;
   }
   if (auto r = prepared != nullptr                     ? adopt_canonical_request(ctx)
                : ingress == canonical::Protocol::openai ? providers::parse_request(op, request.body, ctx.parsed)

@@ -82,7 +82,7 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
                               const Identity& who, Trace& trace,
                               canonical::Protocol ingress = canonical::Protocol::openai,
                               canonical::Request* prepared = nullptr,
-                              ResponseSink* sink = nullptr);
+                              ResponseSink* sink = nullptr, size_t replayed = 0);
   /// x-sluice-session: the session's memories and turns packed into the request, its answer
   /// recorded as a turn (`turn` holds the sink). False when an error was sent.
   asio::awaitable<bool> attach_session(RequestContext& ctx, const RouteRuntime& route,

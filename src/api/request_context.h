@@ -72,6 +72,9 @@ struct RequestContext {
   // The client's wire is not one any upstream speaks (the Responses API): every target,
   // OpenAI-compatible ones included, is served through the canonical model and ctx.sink.
   bool canonical_only = false;
+  // Messages at the front of ctx.canon the gateway replayed from its store (a Responses
+  // request's history): not part of the client's new turn.
+  size_t replayed_messages = 0;
 
   /// Adds the time since `since` to the upstream phase (time not charged as overhead).
   void waited_since(Clock::time_point since) const {

@@ -84,6 +84,7 @@ asio::awaitable<Result<std::unique_ptr<PreparedResponse>>> ResponsesApi::prepare
   // The model's input: this request's instructions, then the history, then the new input.
   canonical::Request& req = d.request;
   rs::append_items(history, req);
+  p->history_messages = req.messages.size();
   rs::append_items(d.input, req);
 
   rs::Meta& m = p->meta;

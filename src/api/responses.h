@@ -39,6 +39,7 @@ struct PreparedResponse {
   std::string owner;
   std::string conversation_record;         // the conversation's stored record (to refresh TTL)
   std::shared_ptr<void> pin;               // keeps the conversation from eviction meanwhile
+  size_t history_messages = 0;             // request.messages replayed from the store
 };
 
 class ResponsesApi {

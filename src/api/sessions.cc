@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 
 #include "api/responses_util.h"
@@ -42,11 +43,20 @@ const json::object* session_of(const json::object& record) {
   return s != nullptr && s->is_object() ? &s->as_object() : nullptr;
 }
 
+// A fact's text up to case, spacing and punctuation (not stemmed: "lives" and "lived" are
+// different facts).
 std::string normalized(std::string_view text) {
   std::string out;
-  for (const std::string& w : sessions::tokenize(text)) {
-    if (!out.empty()) out += ' ';
-    out += w;
+  bool gap = false;
+  for (char c : text) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (std::isalnum(u) || u >= 0x80) {
+      if (gap && !out.empty()) out += ' ';
+      gap = false;
+      out += static_cast<char>(u < 0x80 ? std::tolower(u) : u);
+    } else {
+      gap = true;
+    }
   }
   return out;
 }
@@ -177,12 +187,15 @@ asio::awaitable<Result<int64_t>> SessionsApi::append_turn(const std::string& id,
   const std::string value = canonical::to_text(turn);
   const std::chrono::milliseconds life(*ttl);
   const std::string key = "sess:" + id;
-  const auto op = [key, record, value, item_id, life, id](store::StateStore& s) -> Result<int64_t> {
-    // The turn first: once it is in, the session and its lists live `life` longer.
+  const auto op = [key, value, item_id, life, id](store::StateStore& s) -> Result<int64_t> {
+    // The session lives `life` longer, unless it was deleted meanwhile: then no turn is added
+    // (a touch never rewrites the record, so a deleted session stays deleted).
+    auto alive = s.touch(key, life);
+    if (!alive) return std::move(alive.error());
+    if (!*alive) return make_error(Errc::not_found, "Session with id '" + id + "' not found.");
     auto seq = s.append("turns:" + id, {store::ListItem{item_id, value}}, life);
     if (!seq) return seq;
     if (life.count() > 0) {
-      if (auto put = s.put(key, record, "", life); !put) return std::move(put.error());
       if (auto m = s.append("mems:" + id, {}, life); !m) return std::move(m.error());
     }
     return seq;
@@ -420,40 +433,49 @@ asio::awaitable<void> SessionsApi::serve_memories(http::Request& request,
     const std::string want = normalized(text);
     const std::string key_s(key);
     // Read, decide, write: the same open key either merges (same fact) or is closed.
-    const auto op = [list, key_s, want, mem, now_s, life](store::StateStore& s) -> Result<json::object> {
-      auto page = s.range(list, "", kMaxMemoriesLoaded, false);
-      if (!page) return std::move(page.error());
-      for (const store::ListItem& item : page->items) {
-        auto m = parse_record(item.value);
-        if (!m || str_of(*m, "key") != key_s || !memory_open(*m, now_s)) continue;
-        if (normalized(str_of(*m, "text")) == want) {
-          // The same fact again: its weight rises (1 − (1−w)(1−w')), nothing is duplicated.
-          const double w0 = canonical::number(*m, "weight").value_or(0.5);
-          const double w1 = canonical::number(mem, "weight").value_or(0.5);
-          (*m)["weight"] = std::min(1.0, 1 - (1 - w0) * (1 - w1));
-          (*m)["last_access"] = now_s;
-          json::array& st = (*m)["source_turns"].is_array() ? (*m)["source_turns"].as_array()
-                                                             : ((*m)["source_turns"] = json::array()).as_array();
-          merge_into(st, mem.at("source_turns").as_array());
-          json::array& tg = (*m)["tags"].is_array() ? (*m)["tags"].as_array()
-                                                     : ((*m)["tags"] = json::array()).as_array();
-          merge_into(tg, mem.at("tags").as_array());
+    const auto op = [list, key_s, want, mem, now_s, life](store::StateStore& store) -> Result<json::object> {
+      // Read, decide and write as one step for this session's memories (concurrent writes of
+      // one key must neither lose a weight increase nor leave two open texts).
+      std::optional<json::object> out;
+      auto done = store.atomically(list, [&](store::StateStore& s) -> Result<void> {
+        auto page = s.range(list, "", kMaxMemoriesLoaded, false);
+        if (!page) return std::move(page.error());
+        for (const store::ListItem& item : page->items) {
+          auto m = parse_record(item.value);
+          if (!m || str_of(*m, "key") != key_s || !memory_open(*m, now_s)) continue;
+          if (normalized(str_of(*m, "text")) == want) {
+            // The same fact again: its weight rises (1 − (1−w)(1−w')), nothing is duplicated.
+            const double w0 = canonical::number(*m, "weight").value_or(0.5);
+            const double w1 = canonical::number(mem, "weight").value_or(0.5);
+            (*m)["weight"] = std::min(1.0, 1 - (1 - w0) * (1 - w1));
+            (*m)["last_access"] = now_s;
+            json::value& st = (*m)["source_turns"];
+            if (!st.is_array()) st = json::array();
+            merge_into(st.as_array(), mem.at("source_turns").as_array());
+            json::value& tg = (*m)["tags"];
+            if (!tg.is_array()) tg = json::array();
+            merge_into(tg.as_array(), mem.at("tags").as_array());
+            if (auto r = s.replace_item(list, item.id, canonical::to_text(*m)); !r) {
+              return std::move(r.error());
+            }
+            out = std::move(*m);
+            return {};
+          }
+          // A new text for the key: the old fact stays, closed (history is kept).
+          (*m)["valid_to"] = now_s;
           if (auto r = s.replace_item(list, item.id, canonical::to_text(*m)); !r) {
             return std::move(r.error());
           }
-          return std::move(*m);
         }
-        // A new text for the key: the old fact stays, closed (history is kept).
-        (*m)["valid_to"] = now_s;
-        if (auto r = s.replace_item(list, item.id, canonical::to_text(*m)); !r) {
-          return std::move(r.error());
+        const std::string mid(mem.at("id").as_string());
+        if (auto a = s.append(list, {store::ListItem{mid, canonical::to_text(mem)}}, life); !a) {
+          return std::move(a.error());
         }
-      }
-      const std::string mid(mem.at("id").as_string());
-      if (auto a = s.append(list, {store::ListItem{mid, canonical::to_text(mem)}}, life); !a) {
-        return std::move(a.error());
-      }
-      return mem;
+        out = mem;
+        return {};
+      });
+      if (!done) return std::move(done.error());
+      return std::move(*out);
     };
     auto saved = co_await state_->run(op);
     count_state_write("memory", saved.ok());
@@ -583,7 +605,7 @@ asio::awaitable<void> SessionsApi::serve_memories(http::Request& request,
 
 asio::awaitable<Result<std::unique_ptr<SessionTurn>>> SessionsApi::augment(
     RequestContext& ctx, const std::string& session_id, const std::string& owner,
-    int64_t context_window) {
+    const config::RouteConfig& route) {
   if (ctx.parsed.op != providers::Operation::chat) {
     co_return canonical::invalid(
         "x-sluice-session applies to chat requests (chat completions, messages, responses).");
@@ -626,8 +648,12 @@ asio::awaitable<Result<std::unique_ptr<SessionTurn>>> SessionsApi::augment(
     co_return make_error(Errc::not_found, "Session with id '" + session_id + "' not found.");
   }
   canonical::Request& req = *ctx.canon;
-  // The new turn as the client sent it (before the context is packed around it).
-  json::array user_items = rs::items_of(req.messages);
+  // The new turn as the client sent it (before the context is packed around it; a Responses
+  // request's replayed history is not part of it).
+  const size_t replayed = std::min(ctx.replayed_messages, req.messages.size());
+  const std::vector<canonical::Message> fresh(req.messages.begin() + static_cast<ptrdiff_t>(replayed),
+                                              req.messages.end());
+  json::array user_items = rs::items_of(fresh);
 
   // Memories scored against the newest user text.
   std::string query;
@@ -663,8 +689,17 @@ asio::awaitable<Result<std::unique_ptr<SessionTurn>>> SessionsApi::augment(
     }
     input.turns.push_back(std::move(one.messages));
   }
-  const int64_t window = context_window > 0 ? context_window : config_.default_context_window;
-  const int64_t max_tokens = req.max_tokens.value_or(ctx.parsed.max_tokens);
+  const int64_t window = route.context_window > 0 ? route.context_window
+                                                  : config_.default_context_window;
+  // What will be sent as max_tokens: the client's, else the route's default when one of its
+  // targets needs one (Anthropic: the dispatcher sends default_max_tokens).
+  bool needs_default = false;
+  for (const config::TargetConfig& t : route.targets) {
+    needs_default = needs_default || t.provider == config::ProviderKind::anthropic;
+  }
+  const int64_t client_max = req.max_tokens.value_or(ctx.parsed.max_tokens);
+  const int64_t max_tokens =
+      client_max > 0 ? client_max : needs_default ? route.default_max_tokens : 0;
   input.budget = std::max<int64_t>(0, window - max_tokens - config_.margin_tokens);
   input.memory_budget = static_cast<int64_t>(static_cast<double>(input.budget) * config_.memory_share);
   const sessions::PackResult packed = sessions::pack(req, std::move(input));

@@ -69,14 +69,16 @@ class SessionsApi {
                               std::string_view api_path, const std::string& owner);
 
   /// Augments a routed chat request (ctx.canon decoded here when the client spoke OpenAI chat)
-  /// with the session's memories and turns packed into `context_window` (0: the default), sets
+  /// with the session's memories and turns packed into the route's context window (or the
+  /// default) less the max_tokens that will be sent (the route's default_max_tokens when the
+  /// client named none), sets
   /// ctx.sink to the returned turn (which records the exchange before the answer's last byte),
   /// and reports x-sluice-context-tokens, -turns-evicted and -memories-used. Errors: 404
   /// unknown session, 400 not a chat request, 503 store unreachable.
   asio::awaitable<Result<std::unique_ptr<SessionTurn>>> augment(RequestContext& ctx,
                                                                  const std::string& session_id,
                                                                  const std::string& owner,
-                                                                 int64_t context_window);
+                                                                 const config::RouteConfig& route);
 
  private:
   friend class SessionTurn;

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <set>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -62,6 +63,19 @@ void for_each_token(std::string_view text, std::string& buf, F&& f) {
   flush();
 }
 
+// Words too common to tell memories apart (after stemming), and one-letter words ("'s").
+bool stopword(std::string_view t) {
+  static constexpr std::string_view kWords[] = {
+      "a", "about", "after", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be",
+      "been", "before", "but", "by", "can", "could", "did", "do", "doe", "for", "from", "had",
+      "ha", "hav", "he", "her", "him", "hi", "how", "i", "if", "in", "into", "is", "it", "its",
+      "me", "my", "no", "not", "of", "on", "or", "our", "she", "so", "than", "that", "the",
+      "their", "them", "then", "there", "these", "they", "thi", "to", "up", "wa", "we", "wer",
+      "what", "when", "where", "which", "who", "why", "will", "with", "would", "you", "your"};
+  if (t.size() == 1 && !std::isdigit(static_cast<unsigned char>(t[0]))) return true;
+  return std::find(std::begin(kWords), std::end(kWords), t) != std::end(kWords);
+}
+
 }  // namespace
 
 std::vector<std::string> tokenize(std::string_view text) {
@@ -77,6 +91,7 @@ std::vector<Scored> score_memories(const std::vector<MemoryDoc>& docs, std::stri
   // The distinct query terms (a query has few: a linear scan beats hashing).
   std::vector<std::string> terms;
   for (std::string& t : tokenize(query)) {
+    if (stopword(t)) continue;
     if (std::find(terms.begin(), terms.end(), t) == terms.end()) terms.push_back(std::move(t));
   }
   const size_t nt = terms.size();
@@ -89,6 +104,7 @@ std::vector<Scored> score_memories(const std::vector<MemoryDoc>& docs, std::stri
   for (size_t i = 0; i < docs.size(); ++i) {
     uint32_t* row = tf.data() + i * nt;
     auto count = [&](std::string_view t) {
+      if (stopword(t)) return;
       len[i]++;
       for (size_t j = 0; j < nt; ++j) {
         if (terms[j] == t) {
@@ -225,6 +241,37 @@ PackResult pack(canonical::Request& req, PackInput input) {
   std::vector<Message> messages;
   for (size_t i = first; i < input.turns.size(); ++i) {
     for (Message& m : input.turns[i]) messages.push_back(std::move(m));
+  }
+  // Results the request itself carries for calls made in a turn left out: those calls travel
+  // too (as one assistant message just before the request), budget or not — an upstream refuses
+  // a result without its call.
+  std::set<std::string> needed;
+  for (const Message& m : req.messages) {
+    for (const Block& b : m.content) {
+      if (b.kind == BlockKind::tool_result) needed.insert(b.tool_id);
+    }
+  }
+  for (const std::vector<Message>* part : {&messages, &req.messages}) {
+    for (const Message& m : *part) {
+      for (const Block& b : m.content) {
+        if (b.kind == BlockKind::tool_use) needed.erase(b.tool_id);
+      }
+    }
+  }
+  if (!needed.empty()) {
+    Message calls;
+    calls.role = canonical::Role::assistant;
+    for (size_t i = 0; i < first; ++i) {
+      for (const Message& m : input.turns[i]) {
+        for (const Block& b : m.content) {
+          if (b.kind == BlockKind::tool_use && needed.contains(b.tool_id)) calls.content.push_back(b);
+        }
+      }
+    }
+    if (!calls.content.empty()) {
+      used = sat_add(used, estimate_tokens(std::vector<Message>{calls}));
+      messages.push_back(std::move(calls));
+    }
   }
   r.turns_used = input.turns.size() - first;
   r.turns_evicted = first;

@@ -10,7 +10,8 @@
 // new messages always go; then memories in score order while they fit their sub-budget; then
 // whole turns, newest first, while they fit. A turn is never split, and a turn whose first
 // message answers a tool call of a turn left out is left out too, so a tool call never travels
-// without its result or a result without its call.
+// without its result or a result without its call. A result in the request itself whose call
+// is in a turn left out brings that call along (as one assistant message), even over budget.
 #pragma once
 
 #include <cstdint>

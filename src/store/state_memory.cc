@@ -15,6 +15,14 @@
 
 namespace sluice::store {
 
+Result<void> StateStore::atomically(std::string_view scope,
+                                    const std::function<Result<void>(StateStore&)>& fn) {
+  // One process: a striped lock is enough (a stripe shared by two scopes only serialises them).
+  static std::array<std::mutex, 64> stripes;
+  std::lock_guard lock(stripes[std::hash<std::string_view>{}(scope) % stripes.size()]);
+  return fn(*this);
+}
+
 int64_t system_now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -83,6 +91,17 @@ class MemoryStore final : public StateStore {
     const bool live = !expired(it->second.expires_at, now_());
     drop_record(s, it);
     return live;
+  }
+
+  Result<bool> touch(std::string_view key, std::chrono::milliseconds ttl) override {
+    Shard& s = shard(key);
+    std::lock_guard lock(s.mu);
+    const int64_t now = now_();
+    Record* r = live_record(s, key, now);
+    if (r == nullptr) return false;
+    if (ttl.count() > 0) r->expires_at = expiry(now, ttl);
+    touch(s, r->lru);
+    return true;
   }
 
   Result<std::vector<std::string>> chain(std::string_view key, size_t max) override {

@@ -8,6 +8,8 @@
 // RedisSync connection: the StateService runs them off the worker threads.
 #include <cstdlib>
 #include <stdexcept>
+#include <random>
+#include <thread>
 
 #include "store/redis_sync.h"
 #include "store/state_store.h"
@@ -83,6 +85,11 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 return 1
 )lua";
 
+constexpr const char* kUnlock = R"lua(
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+)lua";
+
 constexpr const char* kEraseItem = R"lua(
 redis.call('HDEL', KEYS[2], ARGV[1])
 return redis.call('ZREM', KEYS[1], ARGV[1])
@@ -125,6 +132,39 @@ class RedisStore final : public StateStore {
     if (!r) return std::move(r.error());
     if (r->is_error()) return reply_error(*r);
     return r->integer > 0;
+  }
+
+  Result<bool> touch(std::string_view key, std::chrono::milliseconds ttl) override {
+    const std::string k = prefix_ + "r:" + std::string(key);
+    auto r = ttl.count() > 0 ? redis_.command({"PEXPIRE", k, std::to_string(ttl.count())})
+                             : redis_.command({"EXISTS", k});
+    if (!r) return std::move(r.error());
+    if (r->is_error()) return reply_error(*r);
+    return r->integer > 0;
+  }
+
+  // In this process a striped lock (as every backend), across instances a Redis lock:
+  // SET NX PX with a random token, released by a compare-and-delete script.
+  Result<void> atomically(std::string_view scope,
+                          const std::function<Result<void>(StateStore&)>& fn) override {
+    return StateStore::atomically(scope, [&](StateStore& self) -> Result<void> {
+      const std::string lock = prefix_ + "lock:" + std::string(scope);
+      thread_local std::mt19937_64 rng{std::random_device{}()};
+      const std::string token = std::to_string(rng()) + std::to_string(rng());
+      for (int attempt = 0;; ++attempt) {
+        auto r = redis_.command({"SET", lock, token, "NX", "PX", "5000"});
+        if (!r) return std::move(r.error());
+        if (r->type == RedisReply::Type::status) break;  // OK: ours
+        if (attempt == 500) {
+          return make_error(Errc::unavailable, "State store (Redis " + redis_.address() +
+                                                   ") kept " + std::string(scope) + " locked for 5 s");
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(attempt < 20 ? 1 : 10));
+      }
+      Result<void> result = fn(self);
+      (void)redis_.command({"EVAL", kUnlock, "1", lock, token});
+      return result;
+    });
   }
 
   Result<std::vector<std::string>> chain(std::string_view key, size_t max) override {

@@ -87,6 +87,20 @@ class SqliteStore final : public StateStore {
     return sqlite3_changes(db_) > 0;
   }
 
+  Result<bool> touch(std::string_view key, std::chrono::milliseconds ttl) override {
+    std::lock_guard lock(mu_);
+    Stmt st(db_, ttl.count() > 0
+                     ? "UPDATE records SET expires_at = ?2 WHERE key = ?1 AND "
+                       "(expires_at = 0 OR expires_at > ?3)"
+                     : "UPDATE records SET expires_at = expires_at WHERE key = ?1 AND "
+                       "(expires_at = 0 OR expires_at > ?3)");
+    st.bind_text(1, key);
+    if (ttl.count() > 0) st.bind_int(2, expiry(ttl));
+    st.bind_int(3, now_());
+    if (st.step() != SQLITE_DONE) return failure("touch a record");
+    return sqlite3_changes(db_) > 0;
+  }
+
   Result<std::vector<std::string>> chain(std::string_view key, size_t max) override {
     std::lock_guard lock(mu_);
     Stmt st(db_,

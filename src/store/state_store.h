@@ -63,6 +63,9 @@ class StateStore {
   virtual Result<std::optional<std::string>> get(std::string_view key) = 0;
   /// True when a record was removed.
   virtual Result<bool> erase(std::string_view key) = 0;
+  /// Whether the record exists; with `ttl` > 0 its expiry restarts (its value is not
+  /// rewritten, so a record deleted meanwhile stays deleted).
+  virtual Result<bool> touch(std::string_view key, std::chrono::milliseconds ttl) = 0;
   /// The record at `key`, then the one its link names, and so on: newest first, at most `max`
   /// values. Ends at a record without a link or whose link is gone (expired, deleted); empty
   /// when `key` itself is gone.
@@ -87,6 +90,14 @@ class StateStore {
   virtual Result<void> erase_list(std::string_view list) = 0;
   /// Number of items in the list (0 when there is none).
   virtual Result<size_t> size(std::string_view list) = 0;
+
+  // ---- read, decide, write ----
+  /// Runs fn while no other atomically() call on the same `scope` runs, in this process and
+  /// (Redis) in every instance sharing the store: for a read-modify-write of a list (a memory
+  /// upsert). fn uses the store's ordinary calls. Errors: unavailable when the scope could not
+  /// be taken within about 5 s.
+  virtual Result<void> atomically(std::string_view scope,
+                                  const std::function<Result<void>(StateStore&)>& fn);
 
   // ---- upkeep ----
   /// Removes what expired (the sweeper calls it off the request path); how many entries went.

@@ -104,6 +104,48 @@ TEST(SessionPacking, MemoriesGoInTheSystemPromptWithinTheirShare) {
   EXPECT_NE(req.system[1].text.find("- name: Ada\n- city: Lyon"), std::string::npos);
 }
 
+TEST(SessionPacking, AResultInTheRequestBringsItsEvictedCallAlong) {
+  Request req;
+  Message result;
+  result.role = Role::user;
+  Block r;
+  r.kind = BlockKind::tool_result;
+  r.tool_id = "call_big";
+  r.content.push_back(Block{});
+  r.content.back().text = "rain";
+  result.content.push_back(r);
+  req.messages.push_back(result);
+  PackInput in;
+  Message ask = text_message(Role::user, std::string(2000, 'q'));
+  Message call;
+  call.role = Role::assistant;
+  Block c;
+  c.kind = BlockKind::tool_use;
+  c.tool_id = "call_big";
+  c.tool_name = "weather";
+  call.content.push_back(text_message(Role::assistant, "let me look").content[0]);
+  call.content.push_back(c);
+  in.turns.push_back({ask, call});
+  in.budget = estimate_tokens(req.messages) + 100;  // the turn (≈ 520 tokens) does not fit
+  PackResult out = pack(req, in);
+  EXPECT_EQ(out.turns_evicted, 1u);
+  ASSERT_EQ(req.messages.size(), 2u);
+  EXPECT_EQ(req.messages[0].role, Role::assistant);
+  ASSERT_EQ(req.messages[0].content.size(), 1u);  // only the call, not the turn's text
+  EXPECT_EQ(req.messages[0].content[0].tool_id, "call_big");
+  EXPECT_EQ(req.messages[1].content[0].kind, BlockKind::tool_result);
+}
+
+TEST(SessionScoring, StopwordsDoNotCount) {
+  const int64_t now = 1'000'000'000'000;
+  std::vector<MemoryDoc> docs = {{"a", "what is it that you do", 0.5, now},
+                                 {"b", "Marco's dog is called Rex", 0.5, now}};
+  auto top = score_memories(docs, "what is Marco's dog called", 2, now, ScoreParams{});
+  ASSERT_EQ(top.size(), 2u);
+  EXPECT_EQ(top[0].index, 1u);
+  EXPECT_DOUBLE_EQ(top[1].bm25, 0.0);  // "what", "is" and "s" are not evidence
+}
+
 TEST(SessionPacking, PropertyNeverOverBudgetNeverSplitsToolCalls) {
   std::mt19937 rng(12345);
   for (int round = 0; round < 2000; ++round) {

@@ -99,6 +99,43 @@ TEST_P(StateStoreContract, RecordsPutGetReplaceErase) {
   EXPECT_FALSE(store_->get("a").value().has_value());
 }
 
+TEST_P(StateStoreContract, TouchRestartsTheTtlButNeverRevivesADeletedRecord) {
+  const auto ttl = fake_clock() ? 10'000ms : 400ms;
+  ASSERT_TRUE(store_->put("t", "v", "", ttl));
+  EXPECT_FALSE(store_->touch("missing", ttl).value());
+  EXPECT_TRUE(store_->touch("t", 0ms).value());
+  if (fake_clock()) clock_.now += ttl.count() / 2;
+  EXPECT_TRUE(store_->touch("t", ttl).value());
+  if (fake_clock()) clock_.now += ttl.count() / 2 + 1;
+  EXPECT_EQ(store_->get("t").value(), std::optional<std::string>("v"));  // the touch extended it
+  ASSERT_TRUE(store_->erase("t"));
+  EXPECT_FALSE(store_->touch("t", ttl).value());
+  EXPECT_FALSE(store_->get("t").value().has_value());
+}
+
+TEST_P(StateStoreContract, AtomicallySerialisesReadModifyWrite) {
+  ASSERT_TRUE(store_->put("counter", "0", "", 0ms));
+  constexpr int kThreads = 6, kEach = 25;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kEach; ++i) {
+        auto r = store_->atomically("counter", [](StateStore& s) -> Result<void> {
+          auto v = s.get("counter");
+          if (!v) return std::move(v.error());
+          const int n = std::stoi(v->value_or("0"));
+          return s.put("counter", std::to_string(n + 1), "", std::chrono::milliseconds(0));
+        });
+        if (!r) failures++;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(store_->get("counter").value(), std::optional<std::string>(std::to_string(kThreads * kEach)));
+}
+
 TEST_P(StateStoreContract, ChainWalksLinksNewestFirst) {
   ASSERT_TRUE(store_->put("r1", "first", "", 0ms));
   ASSERT_TRUE(store_->put("r2", "second", "r1", 0ms));
