@@ -102,6 +102,21 @@ void bench_search(size_t count, int runs) {
   char name[32];
   std::snprintf(name, sizeof name, "search%zuk", count / 1000);
   row(name, "memory", stats(us));
+  // The same search on the session's cached index (what /memories/search and x-sluice-session
+  // do while no memory was written since the last read).
+  auto t0 = Clock::now();
+  sessions::MemoryIndex index(docs);
+  const double build_us = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+  us.clear();
+  for (int r = 0; r < runs; ++r) {
+    auto t1 = Clock::now();
+    auto top = index.search("where did my sister move", 8, 1'700'000'000'000, {});
+    us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t1).count());
+    if (top.empty()) std::fprintf(stderr, "index: nothing\n");
+  }
+  std::snprintf(name, sizeof name, "index%zuk", count / 1000);
+  row(name, "memory", stats(us));
+  std::printf("%-10s %-7s %.1f us to build\n", name, "memory", build_us);
 }
 
 }  // namespace

@@ -23,6 +23,7 @@ namespace {
 constexpr int64_t kMaxTtlS = 10LL * 365 * 86'400;
 constexpr size_t kMaxTurnsLoaded = 1000;   // newest turns considered for packing
 constexpr size_t kMaxMemoriesLoaded = 10'000;
+constexpr size_t kCachedSessions = 64;     // memory snapshots kept (LRU)
 
 int64_t now_ms() { return store::system_now_ms(); }
 
@@ -120,6 +121,58 @@ std::string turn_json(const store::ListItem& item) {
 }
 
 }  // namespace
+
+// ---- memory snapshots -------------------------------------------------------------------------
+
+struct MemorySnapshot {
+  std::string version;
+  std::vector<json::object> mems;  // the open memories, oldest first (index order)
+  sessions::MemoryIndex index;
+};
+
+Result<std::shared_ptr<const MemorySnapshot>> SessionsApi::memories_of(store::StateStore& s,
+                                                                       const std::string& id) {
+  // The version first, the memories after: a snapshot is never newer-labelled than its data.
+  auto ver = s.get("memver:" + id);
+  if (!ver) return std::move(ver.error());
+  const std::string version = ver->value_or("");
+  {
+    std::lock_guard lock(cache_mu_);
+    auto it = cache_.find(id);
+    if (it != cache_.end() && it->second.snapshot->version == version) {
+      cache_lru_.splice(cache_lru_.begin(), cache_lru_, it->second.lru);
+      return it->second.snapshot;
+    }
+  }
+  auto page = s.range("mems:" + id, "", kMaxMemoriesLoaded, false);
+  if (!page) return std::move(page.error());
+  std::vector<json::object> mems;
+  std::vector<sessions::MemoryDoc> docs;
+  std::vector<int64_t> expires;
+  for (const store::ListItem& item : page->items) {
+    auto m = parse_record(item.value);
+    if (!m || !m->contains("valid_to") || !m->at("valid_to").is_null()) continue;  // closed
+    docs.push_back({std::string(str_of(*m, "key")), std::string(str_of(*m, "text")),
+                    canonical::number(*m, "weight").value_or(0.5),
+                    canonical::integer(*m, "last_access").value_or(0) * 1000});
+    expires.push_back(canonical::integer(*m, "expires_at").value_or(0) * 1000);
+    mems.push_back(std::move(*m));
+  }
+  auto snapshot = std::make_shared<const MemorySnapshot>(MemorySnapshot{
+      version, std::move(mems), sessions::MemoryIndex(std::move(docs), std::move(expires))});
+  std::lock_guard lock(cache_mu_);
+  if (auto it = cache_.find(id); it != cache_.end()) {
+    cache_lru_.erase(it->second.lru);
+    cache_.erase(it);
+  }
+  cache_lru_.push_front(id);
+  cache_.emplace(id, CacheEntry{cache_lru_.begin(), snapshot});
+  while (cache_.size() > kCachedSessions) {
+    cache_.erase(cache_lru_.back());
+    cache_lru_.pop_back();
+  }
+  return std::shared_ptr<const MemorySnapshot>(std::move(snapshot));
+}
 
 // ---- the sink that records the exchange -------------------------------------------------------
 
@@ -315,6 +368,7 @@ asio::awaitable<void> SessionsApi::serve(http::Request& request, http::Responder
         if (auto e = s.erase(key); !e) return std::move(e.error());
         if (auto e = s.erase_list("turns:" + id); !e) return e;
         if (auto e = s.erase_list("mems:" + id); !e) return e;
+        if (auto e = s.erase("memver:" + id); !e) return std::move(e.error());
         if (auto e = s.erase_item(index, id); !e) return std::move(e.error());
         return {};
       };
@@ -433,7 +487,8 @@ asio::awaitable<void> SessionsApi::serve_memories(http::Request& request,
     const std::string want = normalized(text);
     const std::string key_s(key);
     // Read, decide, write: the same open key either merges (same fact) or is closed.
-    const auto op = [list, key_s, want, mem, now_s, life](store::StateStore& store) -> Result<json::object> {
+    const std::string ver_key = "memver:" + id;
+    const auto op = [list, ver_key, key_s, want, mem, now_s, life](store::StateStore& store) -> Result<json::object> {
       // Read, decide and write as one step for this session's memories (concurrent writes of
       // one key must neither lose a weight increase nor leave two open texts).
       std::optional<json::object> out;
@@ -474,6 +529,8 @@ asio::awaitable<void> SessionsApi::serve_memories(http::Request& request,
         out = mem;
         return {};
       });
+      // A new version after the write: cached snapshots of the memories are stale from now.
+      if (done) done = store.put(ver_key, rs::new_id("v"), "", life);
       if (!done) return std::move(done.error());
       return std::move(*out);
     };
@@ -506,6 +563,30 @@ asio::awaitable<void> SessionsApi::serve_memories(http::Request& request,
       if (name == "include_history") history = value == "1" || value == "true";
     });
     if (bad) co_return co_await send_error_value(responder, *bad);
+    store::ListPage out;
+    sessions::ScoreParams params{config_.alpha, config_.beta, config_.gamma, config_.half_life_s};
+    auto add_scored = [&](json::object m, const sessions::Scored& s) {
+      m["score"] = s.score;
+      if (explain) {
+        m["explain"] = json::object{{"relevance", s.relevance}, {"bm25", s.bm25},
+                                    {"recency", s.recency}, {"weight", s.weight},
+                                    {"alpha", params.alpha}, {"beta", params.beta},
+                                    {"gamma", params.gamma}};
+      }
+      out.items.push_back({std::string(str_of(m, "id")), canonical::to_text(m)});
+    };
+    if (!sub.empty() && !history) {  // search the open memories: the indexed snapshot
+      const auto snap_op = [this, id](store::StateStore& s) { return memories_of(s, id); };
+      auto snapshot = co_await state_->run(snap_op);
+      if (!snapshot) co_return co_await send_error_value(responder, snapshot.error());
+      const MemorySnapshot& snap = **snapshot;
+      for (const sessions::Scored& s : snap.index.search(q_text, k, now, params)) {
+        add_scored(snap.mems[s.index], s);
+      }
+      const std::string body = list_body(out);
+      co_await responder.send(200, "application/json", body);
+      co_return;
+    }
     auto page = co_await state_->run(all_op);
     if (!page) co_return co_await send_error_value(responder, page.error());
     std::vector<json::object> mems;
@@ -513,28 +594,18 @@ asio::awaitable<void> SessionsApi::serve_memories(http::Request& request,
       auto m = parse_record(item.value);
       if (m && (history || memory_open(*m, now_s))) mems.push_back(std::move(*m));
     }
-    store::ListPage out;
     if (sub.empty()) {
       for (json::object& m : mems) out.items.push_back({std::string(str_of(m, "id")), canonical::to_text(m)});
       std::reverse(out.items.begin(), out.items.end());  // newest first
-    } else {
+    } else {  // a search of the history too: scored one-off
       std::vector<sessions::MemoryDoc> docs;
       for (const json::object& m : mems) {
         docs.push_back({std::string(str_of(m, "key")), std::string(str_of(m, "text")),
                         canonical::number(m, "weight").value_or(0.5),
                         canonical::integer(m, "last_access").value_or(0) * 1000});
       }
-      sessions::ScoreParams params{config_.alpha, config_.beta, config_.gamma, config_.half_life_s};
       for (const sessions::Scored& s : sessions::score_memories(docs, q_text, k, now, params)) {
-        json::object m = mems[s.index];
-        m["score"] = s.score;
-        if (explain) {
-          m["explain"] = json::object{{"relevance", s.relevance}, {"bm25", s.bm25},
-                                      {"recency", s.recency}, {"weight", s.weight},
-                                      {"alpha", params.alpha}, {"beta", params.beta},
-                                      {"gamma", params.gamma}};
-        }
-        out.items.push_back({std::string(str_of(m, "id")), canonical::to_text(m)});
+        add_scored(mems[s.index], s);
       }
     }
     const std::string body = list_body(out);
@@ -556,7 +627,13 @@ asio::awaitable<void> SessionsApi::serve_memories(http::Request& request,
   if (method == "GET") {
     co_await responder.send(200, "application/json", **got);
   } else if (method == "DELETE") {
-    const auto op = [list, mid](store::StateStore& s) { return s.erase_item(list, mid); };
+    const std::string ver_key = "memver:" + id;
+    const auto op = [list, mid, ver_key, life](store::StateStore& s) -> Result<bool> {
+      auto erased = s.erase_item(list, mid);
+      if (!erased) return erased;
+      if (auto v = s.put(ver_key, rs::new_id("v"), "", life); !v) return std::move(v.error());
+      return erased;
+    };
     auto erased = co_await state_->run(op);
     if (!erased) co_return co_await send_error_value(responder, erased.error());
     const std::string out = canonical::to_text(
@@ -592,7 +669,13 @@ asio::awaitable<void> SessionsApi::serve_memories(http::Request& request,
     }
     (*m)["last_access"] = now_s;
     const std::string value = canonical::to_text(*m);
-    const auto op = [list, mid, value](store::StateStore& s) { return s.replace_item(list, mid, value); };
+    const std::string ver_key = "memver:" + id;
+    const auto op = [list, mid, value, ver_key, life](store::StateStore& s) -> Result<bool> {
+      auto replaced = s.replace_item(list, mid, value);
+      if (!replaced) return replaced;
+      if (auto v = s.put(ver_key, rs::new_id("v"), "", life); !v) return std::move(v.error());
+      return replaced;
+    };
     auto replaced = co_await state_->run(op);
     if (!replaced) co_return co_await send_error_value(responder, replaced.error());
     co_await responder.send(200, "application/json", value);
@@ -618,12 +701,12 @@ asio::awaitable<Result<std::unique_ptr<SessionTurn>>> SessionsApi::augment(
   ctx.canonical_only = true;
   const std::string key = "sess:" + session_id;
   const std::string turns_list = "turns:" + session_id;
-  const std::string mems_list = "mems:" + session_id;
   struct Loaded {
     std::optional<std::string> record;
-    std::vector<store::ListItem> turns, memories;
+    std::vector<store::ListItem> turns;
+    std::shared_ptr<const MemorySnapshot> memories;
   };
-  const auto load_op = [key, turns_list, mems_list](store::StateStore& s) -> Result<Loaded> {
+  const auto load_op = [this, key, turns_list, session_id](store::StateStore& s) -> Result<Loaded> {
     Loaded l;
     auto rec = s.get(key);
     if (!rec) return std::move(rec.error());
@@ -632,9 +715,9 @@ asio::awaitable<Result<std::unique_ptr<SessionTurn>>> SessionsApi::augment(
     auto turns = s.range(turns_list, "", kMaxTurnsLoaded, true);
     if (!turns) return std::move(turns.error());
     l.turns = std::move(turns->items);
-    auto mems = s.range(mems_list, "", kMaxMemoriesLoaded, false);
+    auto mems = memories_of(s, session_id);
     if (!mems) return std::move(mems.error());
-    l.memories = std::move(mems->items);
+    l.memories = std::move(*mems);
     return l;
   };
   auto pin = state_->store().pin(turns_list);
@@ -663,21 +746,12 @@ asio::awaitable<Result<std::unique_ptr<SessionTurn>>> SessionsApi::augment(
       if (b.kind == canonical::BlockKind::text) query += b.text + " ";
     }
   }
-  std::vector<json::object> mems;
-  std::vector<sessions::MemoryDoc> docs;
-  for (const store::ListItem& item : loaded->memories) {
-    auto m = parse_record(item.value);
-    if (!m || !memory_open(*m, now / 1000)) continue;
-    docs.push_back({std::string(str_of(*m, "key")), std::string(str_of(*m, "text")),
-                    canonical::number(*m, "weight").value_or(0.5),
-                    canonical::integer(*m, "last_access").value_or(0) * 1000});
-    mems.push_back(std::move(*m));
-  }
   sessions::PackInput input;
   sessions::ScoreParams params{config_.alpha, config_.beta, config_.gamma, config_.half_life_s};
-  for (const sessions::Scored& s : sessions::score_memories(
-           docs, query, static_cast<size_t>(config_.memories_k), now, params)) {
-    input.memory_lines.push_back(docs[s.index].key + ": " + docs[s.index].text);
+  const sessions::MemoryIndex& index = loaded->memories->index;
+  for (const sessions::Scored& s :
+       index.search(query, static_cast<size_t>(config_.memories_k), now, params)) {
+    input.memory_lines.push_back(index.doc(s.index).key + ": " + index.doc(s.index).text);
   }
   // Turns oldest first, each as the messages it holds.
   for (auto it = loaded->turns.rbegin(); it != loaded->turns.rend(); ++it) {

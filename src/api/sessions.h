@@ -13,8 +13,11 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <list>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "api/request_context.h"
 #include "api/sink.h"
@@ -28,6 +31,7 @@ namespace sluice::api {
 namespace asio = boost::asio;
 
 class SessionsApi;
+struct MemorySnapshot;  // a session's open memories, parsed and indexed (sessions.cc)
 
 /// One augmented request's session state: where its answer goes (the client's sink, after the
 /// turn is recorded) and what the turn holds.
@@ -89,9 +93,23 @@ class SessionsApi {
   asio::awaitable<Result<int64_t>> append_turn(const std::string& id, const std::string& record,
                                                canonical::json::array&& items,
                                                const std::string& intent);
+  /// The session's open memories, parsed and indexed: the cached snapshot while the session's
+  /// memory version ("memver:<id>", stamped after every memory write) is unchanged, so a search
+  /// or an augmented request reads and indexes them again only after a write. Runs on the
+  /// store's side (inside a run()).
+  Result<std::shared_ptr<const MemorySnapshot>> memories_of(store::StateStore& s,
+                                                            const std::string& id);
+
   std::shared_ptr<store::StateService> state_;
   config::StateConfig::Sessions config_;
   bool validate_streams_;
+  struct CacheEntry {
+    std::list<std::string>::iterator lru;
+    std::shared_ptr<const MemorySnapshot> snapshot;
+  };
+  std::mutex cache_mu_;
+  std::list<std::string> cache_lru_;  // session ids, most recently used first
+  std::unordered_map<std::string, CacheEntry> cache_;
 };
 
 }  // namespace sluice::api

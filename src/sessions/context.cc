@@ -65,15 +65,31 @@ void for_each_token(std::string_view text, std::string& buf, F&& f) {
 
 // Words too common to tell memories apart (after stemming), and one-letter words ("'s").
 bool stopword(std::string_view t) {
+  // Sorted: looked up by binary search (this runs for every token of every memory scored).
   static constexpr std::string_view kWords[] = {
       "a", "about", "after", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be",
-      "been", "before", "but", "by", "can", "could", "did", "do", "doe", "for", "from", "had",
-      "ha", "hav", "he", "her", "him", "hi", "how", "i", "if", "in", "into", "is", "it", "its",
+      "been", "before", "but", "by", "can", "could", "did", "do", "doe", "for", "from", "ha",
+      "had", "hav", "he", "her", "hi", "him", "how", "i", "if", "in", "into", "is", "it", "its",
       "me", "my", "no", "not", "of", "on", "or", "our", "she", "so", "than", "that", "the",
       "their", "them", "then", "there", "these", "they", "thi", "to", "up", "wa", "we", "wer",
       "what", "when", "where", "which", "who", "why", "will", "with", "would", "you", "your"};
   if (t.size() == 1 && !std::isdigit(static_cast<unsigned char>(t[0]))) return true;
-  return std::find(std::begin(kWords), std::end(kWords), t) != std::end(kWords);
+  return std::binary_search(std::begin(kWords), std::end(kWords), t);
+}
+
+// Best first (ties: the later document first), the first k kept.
+void top_k(std::vector<Scored>& scored, size_t k) {
+  auto better = [](const Scored& a, const Scored& b) {
+    if (a.score != b.score) return a.score > b.score;
+    return a.index > b.index;
+  };
+  if (scored.size() > k) {
+    std::partial_sort(scored.begin(), scored.begin() + static_cast<ptrdiff_t>(k), scored.end(),
+                      better);
+    scored.resize(k);
+  } else {
+    std::sort(scored.begin(), scored.end(), better);
+  }
 }
 
 }  // namespace
@@ -146,16 +162,95 @@ std::vector<Scored> score_memories(const std::vector<MemoryDoc>& docs, std::stri
     s.weight = std::clamp(docs[i].weight, 0.0, 1.0);
     s.score = params.alpha * s.relevance + params.beta * s.recency + params.gamma * s.weight;
   }
-  auto better = [](const Scored& a, const Scored& b) {
+  top_k(scored, k);
+  return scored;
+}
+
+// ---- MemoryIndex ------------------------------------------------------------------------------
+
+MemoryIndex::MemoryIndex(std::vector<MemoryDoc> docs, std::vector<int64_t> expires_at_ms)
+    : docs_(std::move(docs)), expires_(std::move(expires_at_ms)) {
+  expires_.resize(docs_.size(), 0);
+  len_.assign(docs_.size(), 0);
+  std::unordered_map<std::string, uint32_t> tf;
+  std::string buf;
+  double total = 0;
+  for (size_t i = 0; i < docs_.size(); ++i) {
+    tf.clear();
+    auto count = [&](std::string_view t) {
+      if (stopword(t)) return;
+      len_[i]++;
+      tf[std::string(t)]++;
+    };
+    for_each_token(docs_[i].key, buf, count);
+    for_each_token(docs_[i].text, buf, count);
+    total += len_[i];
+    for (const auto& [term, f] : tf) postings_[term].emplace_back(static_cast<uint32_t>(i), f);
+  }
+  avg_len_ = docs_.empty() ? 1 : std::max(1.0, total / static_cast<double>(docs_.size()));
+}
+
+std::vector<Scored> MemoryIndex::search(std::string_view query, size_t k, int64_t now_ms,
+                                        const ScoreParams& params) const {
+  constexpr double k1 = 1.2, b = 0.75;
+  std::vector<std::string> terms;
+  for (std::string& t : tokenize(query)) {
+    if (stopword(t)) continue;
+    if (std::find(terms.begin(), terms.end(), t) == terms.end()) terms.push_back(std::move(t));
+  }
+  const double n = static_cast<double>(docs_.size());
+  std::vector<double> bm25(docs_.size(), 0.0);
+  // Terms in query order, as score_memories sums them: the same figures to the last bit.
+  for (const std::string& term : terms) {
+    auto it = postings_.find(term);
+    if (it == postings_.end()) continue;
+    const double d = static_cast<double>(it->second.size());
+    const double idf = std::log(1 + (n - d + 0.5) / (d + 0.5));
+    for (const auto& [doc, freq] : it->second) {
+      const double f = freq;
+      bm25[doc] += idf * f * (k1 + 1) / (f + k1 * (1 - b + b * static_cast<double>(len_[doc]) / avg_len_));
+    }
+  }
+  auto live = [&](size_t i) { return expires_[i] == 0 || expires_[i] > now_ms; };
+  double best = 0;
+  for (size_t i = 0; i < docs_.size(); ++i) {
+    if (bm25[i] > best && live(i)) best = bm25[i];
+  }
+  const double per_s = params.half_life_s > 0 ? 1.0 / params.half_life_s : 0;
+  auto make = [&](size_t i) {
+    Scored s;
+    s.index = i;
+    s.bm25 = bm25[i];
+    s.relevance = best > 0 ? s.bm25 / best : 0;
+    const double age_s =
+        std::max<double>(0, static_cast<double>(now_ms - docs_[i].last_access_ms) / 1000.0);
+    s.recency = per_s > 0 ? std::exp2(-age_s * per_s) : 0;
+    s.weight = std::clamp(docs_[i].weight, 0.0, 1.0);
+    s.score = params.alpha * s.relevance + params.beta * s.recency + params.gamma * s.weight;
+    return s;
+  };
+  // The k best kept in a heap (worst on top): no Scored for every memory.
+  auto worse = [](const Scored& a, const Scored& b) {
     if (a.score != b.score) return a.score > b.score;
     return a.index > b.index;
   };
-  if (scored.size() > k) {
-    std::partial_sort(scored.begin(), scored.begin() + static_cast<ptrdiff_t>(k), scored.end(), better);
-    scored.resize(k);
-  } else {
-    std::sort(scored.begin(), scored.end(), better);
+  std::vector<Scored> scored;
+  scored.reserve(k + 1);
+  if (k > 0) {
+    for (size_t i = 0; i < docs_.size(); ++i) {
+      if (!live(i)) continue;
+      Scored s = make(i);
+      if (scored.size() < k) {
+        scored.push_back(s);
+        std::push_heap(scored.begin(), scored.end(), worse);
+      } else if (worse(s, scored.front())) {
+        std::pop_heap(scored.begin(), scored.end(), worse);
+        scored.back() = s;
+        std::push_heap(scored.begin(), scored.end(), worse);
+      }
+    }
   }
+  top_k(scored, k);
   return scored;
 }
 

@@ -17,6 +17,8 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "canonical/canonical.h"
@@ -54,6 +56,30 @@ std::vector<std::string> tokenize(std::string_view text);
 /// included; an image counts 765).
 int64_t estimate_tokens(const std::vector<canonical::Message>& messages);
 int64_t estimate_tokens(const std::vector<canonical::Block>& blocks);
+
+/// An inverted index over one session's memories, built once and searched many times: the same
+/// ranking as score_memories, but a query costs its terms' postings plus one pass for recency
+/// and weight instead of tokenizing every memory. Immutable once built.
+class MemoryIndex {
+ public:
+  /// `expires_at_ms[i]` > 0: docs[i] is left out of results from then on (0 = never).
+  MemoryIndex(std::vector<MemoryDoc> docs, std::vector<int64_t> expires_at_ms = {});
+
+  /// As score_memories(docs, query, k, now_ms, params), skipping expired documents.
+  std::vector<Scored> search(std::string_view query, size_t k, int64_t now_ms,
+                             const ScoreParams& params) const;
+
+  size_t size() const { return docs_.size(); }
+  const MemoryDoc& doc(size_t i) const { return docs_[i]; }
+
+ private:
+  std::vector<MemoryDoc> docs_;
+  std::vector<int64_t> expires_;
+  std::vector<uint32_t> len_;
+  double avg_len_ = 1;
+  // term → (doc, term frequency), docs ascending.
+  std::unordered_map<std::string, std::vector<std::pair<uint32_t, uint32_t>>> postings_;
+};
 
 struct PackInput {
   int64_t budget = 0;                     // tokens for everything sent

@@ -69,6 +69,43 @@ TEST(SessionScoring, RecencyAndWeightBreakTies) {
   EXPECT_EQ(top[2].index, 0u);
 }
 
+TEST(SessionScoring, TheIndexRanksExactlyAsTheOneOffScorer) {
+  std::mt19937 rng(99);
+  const char* words[] = {"paris", "lyon", "cat", "dog", "lives", "lived", "job", "the", "is",
+                         "sister", "moved", "piano", "Marco's", "42", "coffee"};
+  for (int round = 0; round < 50; ++round) {
+    std::vector<MemoryDoc> docs;
+    const int n = static_cast<int>(rng() % 200);
+    for (int i = 0; i < n; ++i) {
+      std::string text;
+      for (int w = 0; w < static_cast<int>(rng() % 10); ++w) text += std::string(words[rng() % 15]) + " ";
+      docs.push_back({"k" + std::to_string(i % 7), text, (rng() % 100) / 100.0,
+                      1'000'000'000'000 - static_cast<int64_t>(rng() % 1'000'000'000)});
+    }
+    std::string query;
+    for (int w = 0; w < static_cast<int>(rng() % 5); ++w) query += std::string(words[rng() % 15]) + " ";
+    const size_t k = rng() % 12;
+    auto expected = score_memories(docs, query, k, 1'000'000'000'000, ScoreParams{});
+    MemoryIndex index(docs);
+    auto got = index.search(query, k, 1'000'000'000'000, ScoreParams{});
+    ASSERT_EQ(got.size(), expected.size()) << "round " << round;
+    for (size_t i = 0; i < got.size(); ++i) {
+      EXPECT_EQ(got[i].index, expected[i].index) << "round " << round << " rank " << i;
+      EXPECT_EQ(got[i].score, expected[i].score) << "round " << round << " rank " << i;
+    }
+  }
+}
+
+TEST(SessionScoring, TheIndexLeavesExpiredMemoriesOut) {
+  std::vector<MemoryDoc> docs = {{"a", "lives in paris", 0.5, 0}, {"b", "lives in lyon", 0.5, 0}};
+  MemoryIndex index(docs, {1000, 0});
+  auto before = index.search("lives", 5, 999, ScoreParams{});
+  EXPECT_EQ(before.size(), 2u);
+  auto after = index.search("lives", 5, 1000, ScoreParams{});
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0].index, 1u);
+}
+
 TEST(SessionPacking, KeepsTheNewestTurnsThatFitAndReportsWhatWasLeftOut) {
   Request req;
   req.messages.push_back(text_message(Role::user, "new question"));

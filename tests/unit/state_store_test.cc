@@ -313,8 +313,10 @@ TEST_P(StateStoreContract, ConcurrentAppendsKeepEveryItemInOrder) {
 }
 
 TEST_P(StateStoreContract, ServiceRunsCallsOffTheWorkerAndResumesOnIt) {
-  StateService service(std::move(store_), 1h);
+  // The io_context outlives the service: the service's threads are joined (its destructor)
+  // before the context they post completions to is destroyed.
   asio::io_context io;
+  StateService service(std::move(store_), 1h);
   std::thread::id worker;
   std::thread::id resumed;
   std::optional<std::string> got;
