@@ -218,30 +218,6 @@ Result<std::vector<store::ListItem>> request_items(const json::object& body, boo
   return out;
 }
 
-Result<json::object> metadata_of(const json::object& body) {
-  const json::value* md = body.if_contains("metadata");
-  if (md == nullptr || md->is_null()) return json::object();
-  if (!md->is_object() || md->as_object().size() > 16) {
-    return canonical::invalid("metadata must be an object of at most 16 strings.", "metadata");
-  }
-  for (const auto& kv : md->as_object()) {
-    if (!kv.value().is_string() || kv.key().size() > 64 || kv.value().as_string().size() > 512) {
-      return canonical::invalid(
-          "metadata values must be strings (keys up to 64 characters, values up to 512).",
-          "metadata");
-    }
-  }
-  return md->as_object();
-}
-
-Result<json::object> body_object(std::string_view body, bool allow_empty) {
-  if (body.empty() && allow_empty) return json::object();
-  auto v = canonical::parse_json(body);
-  if (!v) return std::move(v.error());
-  if (!v->is_object()) return canonical::invalid("The request body must be a JSON object.");
-  return std::move(v->as_object());
-}
-
 std::string conversation_json(const json::object& record) {
   const json::value* c = record.if_contains("conversation");
   return c != nullptr ? canonical::to_text(*c) : std::string("{}");
@@ -257,9 +233,9 @@ asio::awaitable<void> ResponsesApi::serve_conversations(http::Request& request,
   std::string_view rest = api_path.substr(std::string_view("/conversations").size());
   if (rest.empty()) {  // POST /conversations: create
     if (method != "POST") co_return co_await send_method_not_allowed(responder, request, "POST");
-    auto body = body_object(request.body, true);
+    auto body = rs::parse_object_body(request.body, true);
     if (!body) co_return co_await send_error_value(responder, body.error());
-    auto metadata = metadata_of(*body);
+    auto metadata = rs::check_metadata(body->if_contains("metadata"));
     if (!metadata) co_return co_await send_error_value(responder, metadata.error());
     auto items = request_items(*body, false);
     if (!items) co_return co_await send_error_value(responder, items.error());
@@ -316,13 +292,13 @@ asio::awaitable<void> ResponsesApi::serve_conversations(http::Request& request,
       const std::string out = conversation_json(*record);
       co_await responder.send(200, "application/json", out);
     } else if (method == "POST") {  // update the metadata
-      auto body = body_object(request.body, false);
+      auto body = rs::parse_object_body(request.body, false);
       if (!body) co_return co_await send_error_value(responder, body.error());
       if (!body->contains("metadata")) {
         const Error e = canonical::invalid("metadata: Field required", "metadata");
         co_return co_await send_error_value(responder, e);
       }
-      auto metadata = metadata_of(*body);
+      auto metadata = rs::check_metadata(body->if_contains("metadata"));
       if (!metadata) co_return co_await send_error_value(responder, metadata.error());
       (*record)["conversation"].as_object()["metadata"] = std::move(*metadata);
       const std::string value = canonical::to_text(*record);
@@ -347,7 +323,7 @@ asio::awaitable<void> ResponsesApi::serve_conversations(http::Request& request,
   }
 
   if (items_path && method == "POST") {
-    auto body = body_object(request.body, false);
+    auto body = rs::parse_object_body(request.body, false);
     if (!body) co_return co_await send_error_value(responder, body.error());
     auto items = request_items(*body, true);
     if (!items) co_return co_await send_error_value(responder, items.error());

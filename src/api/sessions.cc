@@ -81,14 +81,6 @@ Result<std::optional<int64_t>> optional_int(const json::object& o, std::string_v
   return std::optional<int64_t>(*n);
 }
 
-Result<json::object> body_of(std::string_view body, bool allow_empty) {
-  if (body.empty() && allow_empty) return json::object();
-  auto v = canonical::parse_json(body);
-  if (!v) return std::move(v.error());
-  if (!v->is_object()) return canonical::invalid("The request body must be a JSON object.");
-  return std::move(v->as_object());
-}
-
 // A JSON array of strings (tags) or integers (source_turns); nullopt when absent.
 Result<json::array> list_field(const json::object& o, std::string_view key, bool strings) {
   const json::value* v = o.if_contains(key);
@@ -263,20 +255,14 @@ asio::awaitable<void> SessionsApi::serve(http::Request& request, http::Responder
   const std::string index = "sessions:" + owner;
   if (rest.empty()) {
     if (method == "POST") {  // create
-      auto body = body_of(request.body, true);
+      auto body = rs::parse_object_body(request.body, true);
       if (!body) co_return co_await send_error_value(responder, body.error());
       auto idle = optional_int(*body, "idle_ttl", 0, kMaxTtlS);
       if (!idle) co_return co_await send_error_value(responder, idle.error());
       auto max = optional_int(*body, "max_ttl", 0, kMaxTtlS);
       if (!max) co_return co_await send_error_value(responder, max.error());
-      json::object metadata;
-      if (const json::value* md = body->if_contains("metadata"); md && !md->is_null()) {
-        if (!md->is_object() || md->as_object().size() > 16) {
-          const Error e = canonical::invalid("metadata must be an object of at most 16 entries.", "metadata");
-          co_return co_await send_error_value(responder, e);
-        }
-        metadata = md->as_object();
-      }
+      auto metadata = rs::check_metadata(body->if_contains("metadata"));
+      if (!metadata) co_return co_await send_error_value(responder, metadata.error());
       const int64_t created = now_ms() / 1000;
       const int64_t idle_s = idle->value_or(config_.idle_ttl_s);
       const int64_t max_s = max->value_or(config_.max_ttl_s);
@@ -287,7 +273,7 @@ asio::awaitable<void> SessionsApi::serve(http::Request& request, http::Responder
                            {"idle_ttl", idle_s},
                            {"max_ttl", max_s},
                            {"expires_at", max_s > 0 ? json::value(created + max_s) : json::value(nullptr)},
-                           {"metadata", std::move(metadata)}};
+                           {"metadata", std::move(*metadata)}};
       const std::string value = canonical::to_text(json::object{{"owner", owner}, {"session", session}});
       const std::chrono::milliseconds life(ttl_ms_of(session, now_ms()).value_or(0));
       const std::string key = "sess:" + id;
@@ -384,7 +370,7 @@ asio::awaitable<void> SessionsApi::serve(http::Request& request, http::Responder
   }
   if (sub == "/turns") {
     if (method == "POST") {
-      auto body = body_of(request.body, false);
+      auto body = rs::parse_object_body(request.body, false);
       if (!body) co_return co_await send_error_value(responder, body.error());
       const json::value* items = body->if_contains("items");
       if (items == nullptr || !items->is_array() || items->as_array().empty() ||
@@ -442,7 +428,7 @@ asio::awaitable<void> SessionsApi::serve_memories(http::Request& request,
   };
 
   if (sub.empty() && method == "POST") {
-    auto body = body_of(request.body, false);
+    auto body = rs::parse_object_body(request.body, false);
     if (!body) co_return co_await send_error_value(responder, body.error());
     std::string_view key = str_of(*body, "key"), text = str_of(*body, "text");
     if (key.empty() || key.size() > 256) {
@@ -640,7 +626,7 @@ asio::awaitable<void> SessionsApi::serve_memories(http::Request& request,
         json::object{{"id", mid}, {"object", "session.memory.deleted"}, {"deleted", true}});
     co_await responder.send(200, "application/json", out);
   } else if (method == "POST") {  // edit text, weight or tags in place
-    auto body = body_of(request.body, false);
+    auto body = rs::parse_object_body(request.body, false);
     if (!body) co_return co_await send_error_value(responder, body.error());
     auto m = parse_record(**got);
     if (!m) {

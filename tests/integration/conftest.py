@@ -738,3 +738,42 @@ def poll(fn, timeout: float, interval: float = 0.05):
         if v or time.monotonic() >= deadline:
             return v
         time.sleep(interval)
+
+
+class ConfigStarter:
+    """start(top="...", routes="...") → a Gateway on conftest's config plus `base_routes` and
+    `routes`; `top` is YAML put before it (top-level sections: state, redis, auth). restart(gw)
+    starts a new process on the same config file. stop_all() stops every process by PID (the
+    fixtures using it call it in teardown)."""
+
+    def __init__(self, mock, tmp_path, base_routes: str = ""):
+        self.mock = mock
+        self.tmp_path = tmp_path
+        self.base_routes = base_routes
+        self.dead_port = free_closed_port()
+        self.procs: list[Proc] = []
+        self.n = 0
+
+    def _launch(self, path: Path, name: str) -> Proc:
+        env = dict(os.environ)
+        env["MOCK_KEY"] = UPSTREAM_KEY
+        proc = Proc([str(SLUICE_BIN), "--config", str(path)], env=env, name=name)
+        self.procs.append(proc)
+        return proc
+
+    def __call__(self, top: str = "", routes: str = "", name: str = "sluice") -> "Gateway":
+        require_binaries(SLUICE_BIN)
+        text = top + render_config(self.mock.port, self.dead_port,
+                                   extra_routes=self.base_routes + routes)
+        path = self.tmp_path / f"{name}-{self.n}.yaml"
+        self.n += 1
+        path.write_text(text)
+        return Gateway(self._launch(path, name), path, text)
+
+    def restart(self, gw: "Gateway") -> "Gateway":
+        return Gateway(self._launch(gw.config_path, gw.proc.name), gw.config_path,
+                       gw.config_text)
+
+    def stop_all(self):
+        for p in self.procs:
+            p.stop()

@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import (SLUICE_BIN, UPSTREAM_KEY, Gateway, Proc, RawHttp, assert_error_shape,
+from conftest import (ConfigStarter, SLUICE_BIN, UPSTREAM_KEY, Gateway, Proc, RawHttp, assert_error_shape,
                       build_request, free_closed_port, http_call, parse_sse, poll,
                       render_config, require_binaries, sha, stream_request)
 from test_redis_keys import Redis
@@ -51,45 +51,9 @@ FORMATS = {"openai": "mock-model", "anthropic": "claude-up"}
 # ---- gateways (the Starter pattern of test_responses.py) -------------------------------------
 
 
-class Starter:
-    """start(top="...", routes="...") → a Gateway with conftest's routes plus ROUTES and
-    `routes`; `top` is YAML put before the rendered config (state, redis, auth).
-    restart(gw) starts a new process on the same config file. All are stopped in teardown."""
-
-    def __init__(self, mock, tmp_path):
-        self.mock = mock
-        self.tmp_path = tmp_path
-        self.dead_port = free_closed_port()
-        self.procs: list[Proc] = []
-        self.n = 0
-
-    def _launch(self, path: Path, name: str) -> Proc:
-        env = dict(os.environ)
-        env["MOCK_KEY"] = UPSTREAM_KEY
-        proc = Proc([str(SLUICE_BIN), "--config", str(path)], env=env, name=name)
-        self.procs.append(proc)
-        return proc
-
-    def __call__(self, top: str = "", routes: str = "", name: str = "sluice") -> Gateway:
-        require_binaries(SLUICE_BIN)
-        text = top + render_config(self.mock.port, self.dead_port, extra_routes=ROUTES + routes)
-        path = self.tmp_path / f"{name}-{self.n}.yaml"
-        self.n += 1
-        path.write_text(text)
-        return Gateway(self._launch(path, name), path, text)
-
-    def restart(self, gw: Gateway) -> Gateway:
-        return Gateway(self._launch(gw.config_path, gw.proc.name), gw.config_path,
-                       gw.config_text)
-
-    def stop_all(self):
-        for p in self.procs:
-            p.stop()
-
-
 @pytest.fixture
 def start(mock, tmp_path):
-    s = Starter(mock, tmp_path)
+    s = ConfigStarter(mock, tmp_path, ROUTES)
     yield s
     s.stop_all()
 

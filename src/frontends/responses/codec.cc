@@ -316,6 +316,27 @@ json::array items_of(const std::vector<Message>& messages) {
   return out;
 }
 
+Result<json::object> check_metadata(const json::value* md) {
+  if (md == nullptr || md->is_null()) return json::object();
+  if (!md->is_object()) return field_error("metadata", "metadata must be an object of strings.");
+  if (md->as_object().size() > 16) return field_error("metadata", "metadata has at most 16 keys.");
+  for (const auto& kv : md->as_object()) {
+    if (!kv.value().is_string() || kv.key().size() > 64 || kv.value().as_string().size() > 512) {
+      return field_error("metadata", "metadata values must be strings (keys up to 64 "
+                                     "characters, values up to 512).");
+    }
+  }
+  return md->as_object();
+}
+
+Result<json::object> parse_object_body(std::string_view body, bool allow_empty) {
+  if (body.empty() && allow_empty) return json::object();
+  auto v = parse_json(body);
+  if (!v) return std::move(v.error());
+  if (!v->is_object()) return invalid("The request body must be a JSON object.");
+  return std::move(v->as_object());
+}
+
 Result<Decoded> decode_request(std::string_view body) {
   auto parsed = parse_json(body);
   if (!parsed) return std::move(parsed.error());
@@ -473,15 +494,9 @@ Result<Decoded> decode_request(std::string_view body) {
     d.echo["text"] = *text;
   }
   if (const json::value* md = field(o, "metadata")) {
-    if (!md->is_object()) return field_error("metadata", "metadata must be an object of strings.");
-    if (md->as_object().size() > 16) return field_error("metadata", "metadata has at most 16 keys.");
-    for (const auto& kv : md->as_object()) {
-      if (!kv.value().is_string() || kv.key().size() > 64 || kv.value().as_string().size() > 512) {
-        return field_error("metadata", "metadata values must be strings (keys up to 64 "
-                                       "characters, values up to 512).");
-      }
-    }
-    d.echo["metadata"] = *md;
+    auto checked = check_metadata(md);
+    if (!checked) return std::move(checked.error());
+    d.echo["metadata"] = std::move(*checked);
   }
   if (const json::value* tr = field(o, "truncation")) d.echo["truncation"] = *tr;
   return d;

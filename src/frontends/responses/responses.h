@@ -36,6 +36,13 @@ struct Decoded {
   json::object echo;                 // the request fields a Response object repeats
 };
 
+/// `metadata` as OpenAI allows it: absent or null → {}, else an object of at most 16 string
+/// values (keys up to 64 characters, values up to 512). Errors: 400 naming `metadata`.
+Result<json::object> check_metadata(const json::value* metadata);
+
+/// A request body that must be a JSON object (`allow_empty`: no body at all is {}).
+Result<json::object> parse_object_body(std::string_view body, bool allow_empty);
+
 /// Decodes a POST /v1/responses body. Errors: 400 naming the field.
 Result<Decoded> decode_request(std::string_view body);
 
