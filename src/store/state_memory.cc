@@ -62,7 +62,7 @@ class MemoryStore final : public StateStore {
       s.entries++;
     } else {
       s.bytes -= it->second.bytes;
-      touch(s, it->second.lru);
+      to_front(s, it->second.lru);
     }
     Record& r = it->second;
     r.value.assign(value);
@@ -79,7 +79,7 @@ class MemoryStore final : public StateStore {
     std::lock_guard lock(s.mu);
     Record* r = live_record(s, key, now_());
     if (r == nullptr) return std::optional<std::string>();
-    touch(s, r->lru);
+    to_front(s, r->lru);
     return std::optional<std::string>(r->value);
   }
 
@@ -100,7 +100,7 @@ class MemoryStore final : public StateStore {
     Record* r = live_record(s, key, now);
     if (r == nullptr) return false;
     if (ttl.count() > 0) r->expires_at = expiry(now, ttl);
-    touch(s, r->lru);
+    to_front(s, r->lru);
     return true;
   }
 
@@ -113,7 +113,7 @@ class MemoryStore final : public StateStore {
       std::lock_guard lock(s.mu);
       Record* r = live_record(s, next, now);
       if (r == nullptr) break;
-      touch(s, r->lru);
+      to_front(s, r->lru);
       out.push_back(r->value);
       next = r->link;
     }
@@ -143,7 +143,7 @@ class MemoryStore final : public StateStore {
       s.entries++;
       l = &it->second;
     } else {
-      touch(s, l->lru);
+      to_front(s, l->lru);
     }
     if (ttl.count() > 0) l->expires_at = expiry(now, ttl);
     const int64_t first = l->next_seq;
@@ -170,7 +170,7 @@ class MemoryStore final : public StateStore {
       if (!after.empty()) return not_found_after(after);
       return page;
     }
-    touch(s, l->lru);
+    to_front(s, l->lru);
     auto collect = [&](auto begin, auto end) {
       for (auto it = begin; it != end; ++it) {
         if (page.items.size() == limit) {
@@ -203,7 +203,7 @@ class MemoryStore final : public StateStore {
     if (l == nullptr) return std::optional<std::string>();
     auto at = l->index.find(std::string(id));
     if (at == l->index.end()) return std::optional<std::string>();
-    touch(s, l->lru);
+    to_front(s, l->lru);
     return std::optional<std::string>(l->items.at(at->second).value);
   }
 
@@ -236,7 +236,7 @@ class MemoryStore final : public StateStore {
     l->bytes = l->bytes - item.value.size() + value.size();
     s.bytes = s.bytes - item.value.size() + value.size();
     item.value.assign(value);
-    touch(s, l->lru);
+    to_front(s, l->lru);
     evict(s, list);
     return true;
   }
@@ -333,25 +333,29 @@ class MemoryStore final : public StateStore {
 
   Shard& shard(std::string_view key) { return shards_[std::hash<std::string_view>{}(key) % kShards]; }
 
-  static void touch(Shard& s, LruList::iterator it) { s.lru.splice(s.lru.begin(), s.lru, it); }
+  static void to_front(Shard& s, LruList::iterator it) { s.lru.splice(s.lru.begin(), s.lru, it); }
 
-  Record* live_record(Shard& s, std::string_view key, int64_t now) {
-    auto it = s.records.find(std::string(key));
-    if (it == s.records.end()) return nullptr;
+  // The entry at `key` in `map` (records or lists) unless it is absent or expired (then
+  // dropped on the way).
+  template <class Map>
+  typename Map::mapped_type* live(Shard& s, Map& map, std::string_view key, int64_t now) {
+    auto it = map.find(std::string(key));
+    if (it == map.end()) return nullptr;
     if (expired(it->second.expires_at, now)) {
-      drop_record(s, it);
+      drop(s, it);
       return nullptr;
     }
     return &it->second;
   }
-  List* live_list(Shard& s, std::string_view key, int64_t now) {
-    auto it = s.lists.find(std::string(key));
-    if (it == s.lists.end()) return nullptr;
-    if (expired(it->second.expires_at, now)) {
-      drop_list(s, it);
-      return nullptr;
-    }
-    return &it->second;
+  Record* live_record(Shard& s, std::string_view key, int64_t now) {
+    return live(s, s.records, key, now);
+  }
+  List* live_list(Shard& s, std::string_view key, int64_t now) { return live(s, s.lists, key, now); }
+  static void drop(Shard& s, std::unordered_map<std::string, Record>::iterator it) {
+    drop_record(s, it);
+  }
+  static void drop(Shard& s, std::unordered_map<std::string, List>::iterator it) {
+    drop_list(s, it);
   }
   static void drop_record(Shard& s, std::unordered_map<std::string, Record>::iterator it) {
     s.bytes -= it->second.bytes;
