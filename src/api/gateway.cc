@@ -87,7 +87,7 @@ Gateway::Gateway(std::shared_ptr<const routing::Router> router, const std::atomi
   if (router_->config().metrics.validate_streams) register_stream_check_metrics();
   if (state) {
     const config::Config& c = router_->config();
-    sessions_ = std::make_unique<SessionsApi>(state, c.state, c.metrics.validate_streams);
+    sessions_ = std::make_unique<SessionsApi>(state, c.state, c.metrics.validate_streams, *this);
     responses_ = std::make_unique<ResponsesApi>(std::move(state), c.state);
   }
 }
@@ -228,7 +228,7 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
     }
     const std::string owner = state_owner(who);
     if (trace.endpoint == Endpoint::sessions) {
-      co_return co_await sessions_->serve(request, responder, path, owner);
+      co_return co_await sessions_->serve(request, responder, path, owner, who, worker);
     }
     if (trace.endpoint == Endpoint::responses) {
       co_return co_await responses_->serve_response(request, responder, path, owner);
@@ -279,6 +279,40 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
   }
   if (method != "POST") co_return co_await method_not_allowed("POST");
   co_await proxy(op, request, responder, worker, who, trace, ingress);
+}
+
+asio::awaitable<LocalAnswer> Gateway::call(const std::string& path, const std::string& body,
+                                            const Identity& who, WorkerContext& worker,
+                                            const std::string& purpose) {
+  static std::atomic<uint64_t> calls{0};
+  const std::string request_id = "sluice-" + purpose + "-" + std::to_string(calls.fetch_add(1) + 1);
+  const std::string head = "POST " + path + " HTTP/1.1\r\nhost: sluice.internal\r\n" +
+                           "content-type: application/json\r\ncontent-length: " +
+                           std::to_string(body.size()) + "\r\nx-sluice-internal: " + purpose +
+                           "\r\nx-request-id: " + request_id + "\r\n\r\n";
+  http::RequestHead parsed;
+  if (http::parse_request_head(head, parsed) != http::ParseStatus::complete) {
+    co_return LocalAnswer{500, R"({"error":{"message":"internal request head"}})"};
+  }
+  std::string padded;  // the body, followed by the padding the JSON parser reads past
+  padded.reserve(body.size() + http::kBodyPadding);
+  padded.assign(body);
+  padded.append(http::kBodyPadding, ' ');
+  http::Timing timing;
+  timing.received = timing.handler = http::Timing::Clock::now();
+  http::Request request;
+  request.head = &parsed;
+  request.timing = &timing;
+  request.body = std::string_view(padded).substr(0, body.size());
+  request.request_id = request_id;
+  request.head_state = std::make_shared<Identity>(who);
+  http::Captured captured;
+  http::Responder responder(captured);
+  // The call is made first and awaited after: its by-value arguments are not temporaries of
+  // a co_await expression (GCC 12, docs/architecture.md).
+  auto work = handle(request, responder, worker, hold(), Listener::api);
+  co_await std::move(work);
+  co_return LocalAnswer{captured.status, std::move(captured.body)};
 }
 
 asio::awaitable<bool> Gateway::attach_session(RequestContext& ctx, const RouteRuntime& route,

@@ -14,6 +14,7 @@
 #include "api/admin_api.h"
 #include "api/dispatcher.h"
 #include "api/governance.h"
+#include "api/local_call.h"
 #include "api/request_context.h"
 #include "api/responses.h"
 #include "api/sessions.h"
@@ -31,7 +32,7 @@ namespace sluice::api {
 /// (admin.listen) serves /metrics, /admin/*, /debug/pprof/*, /healthz and /readyz only.
 enum class Listener { api, admin };
 
-class Gateway : public std::enable_shared_from_this<Gateway> {
+class Gateway : public std::enable_shared_from_this<Gateway>, public LocalCaller {
  public:
   /// `draining` is read by /readyz (503 while the process shuts down). `access_log` may be
   /// null (off); it is shared with the next Gateway when a reload leaves it unchanged.
@@ -48,6 +49,13 @@ class Gateway : public std::enable_shared_from_this<Gateway> {
   asio::awaitable<void> handle(http::Request& request, http::Responder& responder,
                                WorkerContext& worker, std::shared_ptr<void> keep = nullptr,
                                Listener listener = Listener::api);
+
+  /// A request to this gateway from itself (LocalCaller): through handle(), as `who`, its
+  /// answer captured.
+  asio::awaitable<LocalAnswer> call(const std::string& path, const std::string& body,
+                                    const Identity& who, WorkerContext& worker,
+                                    const std::string& purpose) override;
+  std::shared_ptr<void> hold() override { return weak_from_this().lock(); }
 
   /// The server's HeadCheck: authenticates API requests on their head, before the body is
   /// read. The Identity goes to request.head_state (std::shared_ptr<Identity>) for handle().

@@ -12,6 +12,7 @@
 #include "common/query.h"
 #include "frontends/responses/responses.h"
 #include "sessions/context.h"
+#include "sessions/extract.h"
 
 namespace sluice::api {
 
@@ -23,6 +24,7 @@ namespace {
 constexpr int64_t kMaxTtlS = 10LL * 365 * 86'400;
 constexpr size_t kMaxTurnsLoaded = 1000;   // newest turns considered for packing
 constexpr size_t kMaxMemoriesLoaded = 10'000;
+constexpr size_t kMaxSummariesLoaded = 64;
 constexpr size_t kCachedSessions = 64;     // memory snapshots kept (LRU)
 
 int64_t now_ms() { return store::system_now_ms(); }
@@ -106,6 +108,31 @@ void merge_into(json::array& into, const json::array& more) {
   }
 }
 
+sessions::ScoreParams score_params(const config::SessionTuning& t) {
+  sessions::ScoreParams p;
+  p.alpha = t.alpha;
+  p.beta = t.beta;
+  p.gamma = t.gamma;
+  p.half_life_s = t.half_life_s;
+  return p;
+}
+
+sessions::MemoryDoc doc_of(const json::object& m) {
+  sessions::MemoryDoc d{std::string(str_of(m, "key")), std::string(str_of(m, "text")),
+                        canonical::number(m, "weight").value_or(0.5),
+                        canonical::integer(m, "last_access").value_or(0) * 1000,
+                        {}};
+  if (const json::array* v = canonical::arr(m, "embedding")) {
+    d.embedding.reserve(v->size());
+    for (const json::value& x : *v) {
+      d.embedding.push_back(x.is_double() ? static_cast<float>(x.as_double())
+                            : x.is_int64() ? static_cast<float>(x.as_int64())
+                                           : 0.0f);
+    }
+  }
+  return d;
+}
+
 std::string turn_json(const store::ListItem& item) {
   json::value v = canonical::from_text(item.value);
   if (v.is_object()) v.as_object()["turn"] = item.seq;
@@ -114,12 +141,78 @@ std::string turn_json(const store::ListItem& item) {
 
 }  // namespace
 
+// ---- memory writes ----------------------------------------------------------------------------
+
+Result<MemoryWrite> upsert_memory(store::StateStore& store, const std::string& id,
+                                  const json::object& mem, int64_t now_s,
+                                  std::chrono::milliseconds life) {
+  const std::string list = "mems:" + id;
+  const std::string key_s(str_of(mem, "key"));
+  const std::string want = normalized(str_of(mem, "text"));
+  MemoryWrite out;
+  // Read, decide and write as one step for this session's memories (concurrent writes of one
+  // key must neither lose a weight increase nor leave two open texts): the same open key
+  // either merges (same fact) or is closed.
+  auto done = store.atomically(list, [&](store::StateStore& s) -> Result<void> {
+    auto page = s.range(list, "", kMaxMemoriesLoaded, false);
+    if (!page) return std::move(page.error());
+    out.action = MemoryWrite::added;
+    for (const store::ListItem& item : page->items) {
+      auto m = parse_record(item.value);
+      if (!m || str_of(*m, "key") != key_s || !memory_open(*m, now_s)) continue;
+      if (normalized(str_of(*m, "text")) == want) {
+        // The same fact again: its weight rises (1 − (1−w)(1−w')), nothing is duplicated.
+        const double w0 = canonical::number(*m, "weight").value_or(0.5);
+        const double w1 = canonical::number(mem, "weight").value_or(0.5);
+        (*m)["weight"] = std::min(1.0, 1 - (1 - w0) * (1 - w1));
+        (*m)["last_access"] = now_s;
+        json::value& st = (*m)["source_turns"];
+        if (!st.is_array()) st = json::array();
+        merge_into(st.as_array(), mem.at("source_turns").as_array());
+        json::value& tg = (*m)["tags"];
+        if (!tg.is_array()) tg = json::array();
+        merge_into(tg.as_array(), mem.at("tags").as_array());
+        if (auto r = s.replace_item(list, item.id, canonical::to_text(*m)); !r) {
+          return std::move(r.error());
+        }
+        out.action = MemoryWrite::reinforced;
+        out.needs_embedding = !m->contains("embedding");
+        out.memory = std::move(*m);
+        return {};
+      }
+      // A new text for the key: the old fact stays, closed (history is kept).
+      (*m)["valid_to"] = now_s;
+      if (auto r = s.replace_item(list, item.id, canonical::to_text(*m)); !r) {
+        return std::move(r.error());
+      }
+      out.action = MemoryWrite::superseded;
+    }
+    const std::string mid(mem.at("id").as_string());
+    if (auto a = s.append(list, {store::ListItem{mid, canonical::to_text(mem)}}, life); !a) {
+      return std::move(a.error());
+    }
+    out.memory = mem;
+    out.needs_embedding = true;
+    return {};
+  });
+  // A new version after the write: cached snapshots of the memories are stale from now.
+  if (done) done = store.put("memver:" + id, rs::new_id("v"), "", life);
+  if (!done) return std::move(done.error());
+  return out;
+}
+
+std::string memory_json(json::object m) {
+  m.erase("embedding");  // internal: the vector of its text
+  return canonical::to_text(m);
+}
+
 // ---- memory snapshots -------------------------------------------------------------------------
 
 struct MemorySnapshot {
   std::string version;
   std::vector<json::object> mems;  // the open memories, oldest first (index order)
   sessions::MemoryIndex index;
+  bool vectors = false;  // some memory has an embedding
 };
 
 Result<std::shared_ptr<const MemorySnapshot>> SessionsApi::memories_of(store::StateStore& s,
@@ -141,17 +234,18 @@ Result<std::shared_ptr<const MemorySnapshot>> SessionsApi::memories_of(store::St
   std::vector<json::object> mems;
   std::vector<sessions::MemoryDoc> docs;
   std::vector<int64_t> expires;
+  bool vectors = false;
   for (const store::ListItem& item : page->items) {
     auto m = parse_record(item.value);
     if (!m || !m->contains("valid_to") || !m->at("valid_to").is_null()) continue;  // closed
-    docs.push_back({std::string(str_of(*m, "key")), std::string(str_of(*m, "text")),
-                    canonical::number(*m, "weight").value_or(0.5),
-                    canonical::integer(*m, "last_access").value_or(0) * 1000});
+    docs.push_back(doc_of(*m));
+    vectors = vectors || !docs.back().embedding.empty();
     expires.push_back(canonical::integer(*m, "expires_at").value_or(0) * 1000);
     mems.push_back(std::move(*m));
   }
   auto snapshot = std::make_shared<const MemorySnapshot>(MemorySnapshot{
-      version, std::move(mems), sessions::MemoryIndex(std::move(docs), std::move(expires))});
+      version, std::move(mems), sessions::MemoryIndex(std::move(docs), std::move(expires)),
+      vectors});
   std::lock_guard lock(cache_mu_);
   if (auto it = cache_.find(id); it != cache_.end()) {
     cache_lru_.erase(it->second.lru);
@@ -184,11 +278,22 @@ asio::awaitable<void> SessionTurn::record(const canonical::Response& r) {
   json::array items = user_items_;
   json::array out = rs::output_items(r);
   for (json::value& v : out) items.push_back(std::move(v));
+  std::string transcript;
+  if (after_ && !after_->tuning.extract_model.empty()) {
+    canonical::Request messages;
+    rs::append_items(items, messages);
+    transcript = sessions::transcript(messages.messages, 16 * 1024);
+  }
   const std::string intent;
   auto turn = co_await api_.append_turn(session_id_, record_, std::move(items), intent);
   count_state_write("turn", turn.ok());
   if (!turn) {
     spdlog::warn("sessions: could not record a turn of {}: {}", session_id_, turn.error().message);
+    co_return;
+  }
+  if (after_) {
+    const auto ex = co_await asio::this_coro::executor;
+    api_.after_turn(ex, std::move(after_), *turn, std::move(transcript));
   }
 }
 
@@ -211,8 +316,12 @@ asio::awaitable<bool> SessionTurn::events(const std::vector<canonical::Event>& e
 // ---- the API ----------------------------------------------------------------------------------
 
 SessionsApi::SessionsApi(std::shared_ptr<store::StateService> state,
-                         const config::StateConfig& config, bool validate_streams)
-    : state_(std::move(state)), config_(config.sessions), validate_streams_(validate_streams) {}
+                         const config::StateConfig& config, bool validate_streams,
+                         LocalCaller& caller)
+    : state_(std::move(state)),
+      config_(config.sessions),
+      validate_streams_(validate_streams),
+      caller_(caller) {}
 
 asio::awaitable<Result<int64_t>> SessionsApi::append_turn(const std::string& id,
                                                           const std::string& record,
@@ -240,8 +349,9 @@ asio::awaitable<Result<int64_t>> SessionsApi::append_turn(const std::string& id,
     if (!*alive) return make_error(Errc::not_found, "Session with id '" + id + "' not found.");
     auto seq = s.append("turns:" + id, {store::ListItem{item_id, value}}, life);
     if (!seq) return seq;
-    if (life.count() > 0) {
+    if (life.count() > 0) {  // the session's other lists live as long
       if (auto m = s.append("mems:" + id, {}, life); !m) return std::move(m.error());
+      if (auto m = s.append("sums:" + id, {}, life); !m) return std::move(m.error());
     }
     return seq;
   };
@@ -249,7 +359,8 @@ asio::awaitable<Result<int64_t>> SessionsApi::append_turn(const std::string& id,
 }
 
 asio::awaitable<void> SessionsApi::serve(http::Request& request, http::Responder& responder,
-                                         std::string_view api_path, const std::string& owner) {
+                                         std::string_view api_path, const std::string& owner,
+                                         const Identity& who, WorkerContext& worker) {
   const std::string_view method = request.method();
   std::string_view rest = api_path.substr(std::string_view("/sessions").size());
   const std::string index = "sessions:" + owner;
@@ -354,6 +465,7 @@ asio::awaitable<void> SessionsApi::serve(http::Request& request, http::Responder
         if (auto e = s.erase(key); !e) return std::move(e.error());
         if (auto e = s.erase_list("turns:" + id); !e) return e;
         if (auto e = s.erase_list("mems:" + id); !e) return e;
+        if (auto e = s.erase_list("sums:" + id); !e) return e;
         if (auto e = s.erase("memver:" + id); !e) return std::move(e.error());
         if (auto e = s.erase_item(index, id); !e) return std::move(e.error());
         return {};
@@ -407,7 +519,12 @@ asio::awaitable<void> SessionsApi::serve(http::Request& request, http::Responder
     co_return co_await send_list_page(*state_, responder, request, turns, &turn_json);
   }
   if (sub == "/memories" || sub.starts_with("/memories/")) {
-    co_return co_await serve_memories(request, responder, id, sub.substr(9), record);
+    co_return co_await serve_memories(request, responder, id, sub.substr(9), record, who, worker);
+  }
+  if (sub == "/summaries") {  // the rolling summaries of evicted turns, oldest first
+    if (method != "GET") co_return co_await send_method_not_allowed(responder, request, "GET");
+    const std::string sums = "sums:" + id;
+    co_return co_await send_list_page(*state_, responder, request, sums);
   }
   co_await send_unknown_url(responder, request);
 }
@@ -415,7 +532,9 @@ asio::awaitable<void> SessionsApi::serve(http::Request& request, http::Responder
 asio::awaitable<void> SessionsApi::serve_memories(http::Request& request,
                                                   http::Responder& responder,
                                                   const std::string& id, std::string_view sub,
-                                                  const std::string& record) {
+                                                  const std::string& record, const Identity& who,
+                                                  WorkerContext& worker) {
+  const auto ex = co_await asio::this_coro::executor;
   const std::string_view method = request.method();
   const std::string list = "mems:" + id;
   const int64_t now = now_ms();
@@ -470,60 +589,16 @@ asio::awaitable<void> SessionsApi::serve_memories(http::Request& request,
                      {"valid_to", nullptr},
                      {"ttl", ttl->has_value() ? json::value(**ttl) : json::value(nullptr)},
                      {"expires_at", ttl->has_value() ? json::value(now_s + **ttl) : json::value(nullptr)}};
-    const std::string want = normalized(text);
-    const std::string key_s(key);
-    // Read, decide, write: the same open key either merges (same fact) or is closed.
-    const std::string ver_key = "memver:" + id;
-    const auto op = [list, ver_key, key_s, want, mem, now_s, life](store::StateStore& store) -> Result<json::object> {
-      // Read, decide and write as one step for this session's memories (concurrent writes of
-      // one key must neither lose a weight increase nor leave two open texts).
-      std::optional<json::object> out;
-      auto done = store.atomically(list, [&](store::StateStore& s) -> Result<void> {
-        auto page = s.range(list, "", kMaxMemoriesLoaded, false);
-        if (!page) return std::move(page.error());
-        for (const store::ListItem& item : page->items) {
-          auto m = parse_record(item.value);
-          if (!m || str_of(*m, "key") != key_s || !memory_open(*m, now_s)) continue;
-          if (normalized(str_of(*m, "text")) == want) {
-            // The same fact again: its weight rises (1 − (1−w)(1−w')), nothing is duplicated.
-            const double w0 = canonical::number(*m, "weight").value_or(0.5);
-            const double w1 = canonical::number(mem, "weight").value_or(0.5);
-            (*m)["weight"] = std::min(1.0, 1 - (1 - w0) * (1 - w1));
-            (*m)["last_access"] = now_s;
-            json::value& st = (*m)["source_turns"];
-            if (!st.is_array()) st = json::array();
-            merge_into(st.as_array(), mem.at("source_turns").as_array());
-            json::value& tg = (*m)["tags"];
-            if (!tg.is_array()) tg = json::array();
-            merge_into(tg.as_array(), mem.at("tags").as_array());
-            if (auto r = s.replace_item(list, item.id, canonical::to_text(*m)); !r) {
-              return std::move(r.error());
-            }
-            out = std::move(*m);
-            return {};
-          }
-          // A new text for the key: the old fact stays, closed (history is kept).
-          (*m)["valid_to"] = now_s;
-          if (auto r = s.replace_item(list, item.id, canonical::to_text(*m)); !r) {
-            return std::move(r.error());
-          }
-        }
-        const std::string mid(mem.at("id").as_string());
-        if (auto a = s.append(list, {store::ListItem{mid, canonical::to_text(mem)}}, life); !a) {
-          return std::move(a.error());
-        }
-        out = mem;
-        return {};
-      });
-      // A new version after the write: cached snapshots of the memories are stale from now.
-      if (done) done = store.put(ver_key, rs::new_id("v"), "", life);
-      if (!done) return std::move(done.error());
-      return std::move(*out);
+    const std::string session_id = id;
+    const auto op = [session_id, mem, now_s, life](store::StateStore& store) {
+      return upsert_memory(store, session_id, mem, now_s, life);
     };
     auto saved = co_await state_->run(op);
     count_state_write("memory", saved.ok());
     if (!saved) co_return co_await send_error_value(responder, saved.error());
-    const std::string out = canonical::to_text(*saved);
+    count_fact(saved->action);
+    if (saved->needs_embedding) start_embedding(ex, id, saved->memory, who, worker, life);
+    const std::string out = memory_json(saved->memory);
     co_await responder.send(200, "application/json", out);
     co_return;
   }
@@ -550,22 +625,29 @@ asio::awaitable<void> SessionsApi::serve_memories(http::Request& request,
     });
     if (bad) co_return co_await send_error_value(responder, *bad);
     store::ListPage out;
-    sessions::ScoreParams params{config_.alpha, config_.beta, config_.gamma, config_.half_life_s};
+    sessions::ScoreParams params = score_params(config_.tuning);
     auto add_scored = [&](json::object m, const sessions::Scored& s) {
       m["score"] = s.score;
       if (explain) {
-        m["explain"] = json::object{{"relevance", s.relevance}, {"bm25", s.bm25},
-                                    {"recency", s.recency}, {"weight", s.weight},
-                                    {"alpha", params.alpha}, {"beta", params.beta},
-                                    {"gamma", params.gamma}};
+        json::object e{{"relevance", s.relevance}, {"bm25", s.bm25},
+                       {"recency", s.recency},     {"weight", s.weight},
+                       {"alpha", params.alpha},    {"beta", params.beta},
+                       {"gamma", params.gamma}};
+        if (!params.query_vector.empty()) {
+          e["similarity"] = s.similarity;
+          e["vector_weight"] = params.vector_weight;
+        }
+        m["explain"] = std::move(e);
       }
-      out.items.push_back({std::string(str_of(m, "id")), canonical::to_text(m)});
+      const std::string mid(str_of(m, "id"));
+      out.items.push_back({mid, memory_json(std::move(m))});
     };
     if (!sub.empty() && !history) {  // search the open memories: the indexed snapshot
       const auto snap_op = [this, id](store::StateStore& s) { return memories_of(s, id); };
       auto snapshot = co_await state_->run(snap_op);
       if (!snapshot) co_return co_await send_error_value(responder, snapshot.error());
       const MemorySnapshot& snap = **snapshot;
+      if (snap.vectors) co_await embed_query(q_text, who, worker, params);
       for (const sessions::Scored& s : snap.index.search(q_text, k, now, params)) {
         add_scored(snap.mems[s.index], s);
       }
@@ -581,15 +663,16 @@ asio::awaitable<void> SessionsApi::serve_memories(http::Request& request,
       if (m && (history || memory_open(*m, now_s))) mems.push_back(std::move(*m));
     }
     if (sub.empty()) {
-      for (json::object& m : mems) out.items.push_back({std::string(str_of(m, "id")), canonical::to_text(m)});
+      for (json::object& m : mems) out.items.push_back({std::string(str_of(m, "id")), memory_json(m)});
       std::reverse(out.items.begin(), out.items.end());  // newest first
     } else {  // a search of the history too: scored one-off
       std::vector<sessions::MemoryDoc> docs;
+      bool vectors = false;
       for (const json::object& m : mems) {
-        docs.push_back({std::string(str_of(m, "key")), std::string(str_of(m, "text")),
-                        canonical::number(m, "weight").value_or(0.5),
-                        canonical::integer(m, "last_access").value_or(0) * 1000});
+        docs.push_back(doc_of(m));
+        vectors = vectors || !docs.back().embedding.empty();
       }
+      if (vectors) co_await embed_query(q_text, who, worker, params);
       for (const sessions::Scored& s : sessions::score_memories(docs, q_text, k, now, params)) {
         add_scored(mems[s.index], s);
       }
@@ -611,7 +694,9 @@ asio::awaitable<void> SessionsApi::serve_memories(http::Request& request,
     co_return co_await send_not_found(responder, message);
   }
   if (method == "GET") {
-    co_await responder.send(200, "application/json", **got);
+    auto m = parse_record(**got);
+    const std::string out = m ? memory_json(std::move(*m)) : **got;
+    co_await responder.send(200, "application/json", out);
   } else if (method == "DELETE") {
     const std::string ver_key = "memver:" + id;
     const auto op = [list, mid, ver_key, life](store::StateStore& s) -> Result<bool> {
@@ -638,6 +723,7 @@ asio::awaitable<void> SessionsApi::serve_memories(http::Request& request,
         const Error e = canonical::invalid("text must be a string of 1 to 8192 characters.", "text");
         co_return co_await send_error_value(responder, e);
       }
+      if (t->as_string() != str_of(*m, "text")) m->erase("embedding");  // stale now
       (*m)["text"] = *t;
     }
     if (const json::value* w = body->if_contains("weight"); w && !w->is_null()) {
@@ -664,7 +750,9 @@ asio::awaitable<void> SessionsApi::serve_memories(http::Request& request,
     };
     auto replaced = co_await state_->run(op);
     if (!replaced) co_return co_await send_error_value(responder, replaced.error());
-    co_await responder.send(200, "application/json", value);
+    if (!m->contains("embedding")) start_embedding(ex, id, *m, who, worker, life);
+    const std::string out = memory_json(std::move(*m));
+    co_await responder.send(200, "application/json", out);
   } else {
     co_await send_method_not_allowed(responder, request, "GET, POST, DELETE");
   }
@@ -689,10 +777,12 @@ asio::awaitable<Result<std::unique_ptr<SessionTurn>>> SessionsApi::augment(
   const std::string turns_list = "turns:" + session_id;
   struct Loaded {
     std::optional<std::string> record;
-    std::vector<store::ListItem> turns;
+    std::vector<store::ListItem> turns;      // newest first
+    std::vector<store::ListItem> summaries;  // oldest first
     std::shared_ptr<const MemorySnapshot> memories;
   };
-  const auto load_op = [this, key, turns_list, session_id](store::StateStore& s) -> Result<Loaded> {
+  const bool summaries = !route.sessions.summary_model.empty();
+  const auto load_op = [this, key, turns_list, session_id, summaries](store::StateStore& s) -> Result<Loaded> {
     Loaded l;
     auto rec = s.get(key);
     if (!rec) return std::move(rec.error());
@@ -701,6 +791,12 @@ asio::awaitable<Result<std::unique_ptr<SessionTurn>>> SessionsApi::augment(
     auto turns = s.range(turns_list, "", kMaxTurnsLoaded, true);
     if (!turns) return std::move(turns.error());
     l.turns = std::move(turns->items);
+    if (summaries) {  // the newest ones, oldest first
+      auto sums = s.range("sums:" + session_id, "", kMaxSummariesLoaded, true);
+      if (!sums) return std::move(sums.error());
+      l.summaries.assign(std::make_move_iterator(sums->items.rbegin()),
+                         std::make_move_iterator(sums->items.rend()));
+    }
     auto mems = memories_of(s, session_id);
     if (!mems) return std::move(mems.error());
     l.memories = std::move(*mems);
@@ -733,10 +829,14 @@ asio::awaitable<Result<std::unique_ptr<SessionTurn>>> SessionsApi::augment(
     }
   }
   sessions::PackInput input;
-  sessions::ScoreParams params{config_.alpha, config_.beta, config_.gamma, config_.half_life_s};
+  const config::SessionTuning& tuning = route.sessions;
+  sessions::ScoreParams params = score_params(tuning);
   const sessions::MemoryIndex& index = loaded->memories->index;
+  if (loaded->memories->vectors && tuning.memories_k > 0) {
+    co_await embed_query(query, *ctx.who, *ctx.worker, params);
+  }
   for (const sessions::Scored& s :
-       index.search(query, static_cast<size_t>(config_.memories_k), now, params)) {
+       index.search(query, static_cast<size_t>(tuning.memories_k), now, params)) {
     input.memory_lines.push_back(index.doc(s.index).key + ": " + index.doc(s.index).text);
   }
   // Turns oldest first, each as the messages it holds.
@@ -748,7 +848,16 @@ asio::awaitable<Result<std::unique_ptr<SessionTurn>>> SessionsApi::augment(
       rs::append_items(items->as_array(), one);
     }
     input.turns.push_back(std::move(one.messages));
+    input.turn_numbers.push_back(it->seq);
   }
+  for (const store::ListItem& item : loaded->summaries) {
+    auto sum = parse_record(item.value);
+    if (!sum) continue;
+    input.summaries.push_back({canonical::integer(*sum, "from").value_or(0),
+                               canonical::integer(*sum, "to").value_or(0),
+                               std::string(str_of(*sum, "text"))});
+  }
+  const int64_t summarized_to = input.summaries.empty() ? 0 : input.summaries.back().to;
   const int64_t window = route.context_window > 0 ? route.context_window
                                                   : config_.default_context_window;
   // What will be sent as max_tokens: the client's, else the route's default when one of its
@@ -760,13 +869,16 @@ asio::awaitable<Result<std::unique_ptr<SessionTurn>>> SessionsApi::augment(
   const int64_t client_max = req.max_tokens.value_or(ctx.parsed.max_tokens);
   const int64_t max_tokens =
       client_max > 0 ? client_max : needs_default ? route.default_max_tokens : 0;
-  input.budget = std::max<int64_t>(0, window - max_tokens - config_.margin_tokens);
-  input.memory_budget = static_cast<int64_t>(static_cast<double>(input.budget) * config_.memory_share);
+  input.budget = std::max<int64_t>(0, window - max_tokens - tuning.margin_tokens);
+  input.memory_budget = static_cast<int64_t>(static_cast<double>(input.budget) * tuning.memory_share);
   const sessions::PackResult packed = sessions::pack(req, std::move(input));
   http::Responder& responder = *ctx.responder;
   responder.add_header("x-sluice-context-tokens", std::to_string(packed.context_tokens));
   responder.add_header("x-sluice-turns-evicted", std::to_string(packed.turns_evicted));
   responder.add_header("x-sluice-memories-used", std::to_string(packed.memories_used));
+  if (summaries) {
+    responder.add_header("x-sluice-summaries-used", std::to_string(packed.summaries_used));
+  }
   responder.add_header("x-sluice-session", session_id);
 
   std::unique_ptr<HttpSink> own;
@@ -777,6 +889,35 @@ asio::awaitable<Result<std::unique_ptr<SessionTurn>>> SessionsApi::augment(
   auto turn = std::make_unique<SessionTurn>(*this, session_id, std::move(*loaded->record),
                                             std::move(user_items), std::move(own), ctx.sink);
   turn->pin_ = std::move(pin);
+  // The work after the turn: facts extracted; evicted turns not yet summarized (from the
+  // oldest, at most summary_max_turns, once at least summary_min_turns wait).
+  if (!tuning.extract_model.empty() || summaries) {
+    auto after = std::make_shared<AfterTurn>();
+    after->session_id = session_id;
+    after->who = *ctx.who;
+    after->worker = ctx.worker;
+    after->tuning = tuning;
+    after->life = std::chrono::milliseconds(ttl_ms_of(*session_of(*rec), now).value_or(0));
+    if (!tuning.extract_model.empty()) {
+      for (const json::object& m : loaded->memories->mems) {
+        std::string k(str_of(m, "key"));
+        if (std::find(after->known_keys.begin(), after->known_keys.end(), k) == after->known_keys.end()) {
+          after->known_keys.push_back(std::move(k));
+        }
+      }
+    }
+    if (summaries) {
+      for (auto it = loaded->turns.rbegin(); it != loaded->turns.rend(); ++it) {
+        if (it->seq < summarized_to || it->seq >= packed.first_kept_turn) continue;
+        if (after->to_summarize.size() >= static_cast<size_t>(tuning.summary_max_turns)) break;
+        after->to_summarize.push_back(*it);
+      }
+      if (after->to_summarize.size() < static_cast<size_t>(tuning.summary_min_turns)) {
+        after->to_summarize.clear();
+      }
+    }
+    if (!tuning.extract_model.empty() || !after->to_summarize.empty()) turn->after_ = std::move(after);
+  }
   ctx.sink = turn.get();
   co_return std::move(turn);
 }

@@ -129,6 +129,20 @@ struct TargetConfig {
   std::string base_path;      // path prefix without trailing slash, e.g. "/v1"
 };
 
+/// How a session-augmented request is packed and what the gateway does after its turn, per
+/// route (`routes[].sessions`, defaults from `state.sessions`).
+struct SessionTuning {
+  int memories_k = 8;                       // memories considered for a request
+  double memory_share = 0.2;                // of the context budget memories and summaries may take
+  int64_t margin_tokens = 256;              // left free besides max_tokens
+  double alpha = 1.0, beta = 0.2, gamma = 0.3;  // score = α·relevance + β·recency + γ·weight
+  double half_life_s = 7 * 86'400;          // recency halves every half_life_s
+  std::string extract_model;                // facts extracted after each turn by this model ("" = off)
+  std::string summary_model;                // evicted turns summarized by this model ("" = off)
+  int summary_min_turns = 4;                // evicted, unsummarized turns that start a summary
+  int summary_max_turns = 32;               // turns one summary covers at most
+};
+
 struct RouteConfig {
   std::string model;          // exact name or glob (`*`, `?`), e.g. "gpt-4o*"
   bool is_glob = false;
@@ -142,6 +156,7 @@ struct RouteConfig {
   int64_t context_window = 0;         // tokens; max_tokens above it → 400 (0 = only 2^31-1)
   // max_tokens sent to an upstream that requires one (anthropic) when the client gave none.
   int64_t default_max_tokens = 4096;
+  SessionTuning sessions;             // state.sessions' with this route's overrides
 };
 
 /// Request and token rate limits; 0 = no limit for that dimension.
@@ -275,12 +290,13 @@ struct StateConfig {
   struct Sessions {
     int64_t idle_ttl_s = 86'400;             // default of a session's idle_ttl (0 = none)
     int64_t max_ttl_s = 0;                   // default of a session's max_ttl (0 = none)
-    int memories_k = 8;                      // memories considered for a request
-    double memory_share = 0.2;               // of the context budget memories may take
-    int64_t margin_tokens = 256;             // left free besides max_tokens
     int64_t default_context_window = 128'000;  // for routes without context_window
-    double alpha = 1.0, beta = 0.2, gamma = 0.3;  // score = α·relevance + β·recency + γ·weight
-    double half_life_s = 7 * 86'400;         // recency halves every half_life_s
+    SessionTuning tuning;                    // defaults of every route's `sessions`
+    // Vector similarity: memories and queries embedded by this routed embeddings model
+    // ("" = BM25 only); relevance = (1 − vector_weight)·BM25 + vector_weight·cosine.
+    std::string embeddings_model;
+    double vector_weight = 0.5;
+    int background_jobs = 32;                // extraction/summary/embedding calls in flight
   } sessions;
 };
 

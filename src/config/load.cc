@@ -109,13 +109,14 @@ Config build(const std::string& text, const std::string& source, const std::stri
   if (const auto* n = top.find("budgets")) parse_budgets(*n, config);
   if (const auto* n = top.find("usage")) parse_usage(*n, base_dir, config);
   if (const auto* n = top.find("pipeline")) parse_pipeline(*n, config.pipeline);
+  // Before routes: their `sessions` default to state.sessions'.
+  if (const auto* n = top.find("state")) parse_state(*n, base_dir, config.state);
   parse_routes(top.find("routes"), config);
   if (const auto* n = top.find("metrics")) parse_metrics(*n, config.metrics);
   if (const auto* n = top.find("errors")) parse_errors(*n, config);
   if (const auto* n = top.find("access_log")) parse_access_log(*n, base_dir, config.access_log);
   if (const auto* n = top.find("logging")) parse_logging(*n, config.logging);
   if (const auto* n = top.find("reload")) parse_reload(*n, config.reload);
-  if (const auto* n = top.find("state")) parse_state(*n, base_dir, config.state);
   auto dump = [&](std::initializer_list<const char*> keys) {
     std::string out;
     for (const char* key : keys) {

@@ -87,11 +87,15 @@ struct ParsedRoute {
 };
 
 ParsedRoute parse_route(const YAML::Node& node, const std::string& path,
-                        const UpstreamConfig& upstream) {
+                        const UpstreamConfig& upstream, const SessionTuning& session_defaults) {
   if (!node.IsMap()) fail(path, fmt::format("expected a map, got {}", describe(node)));
   const Section s(node, path, "routes[]");
   ParsedRoute parsed;
   RouteConfig& route = parsed.route;
+  route.sessions = session_defaults;
+  if (const auto* n = s.find("sessions")) {
+    parse_session_tuning(Section(*n, s.path("sessions"), "routes[].sessions"), route.sessions);
+  }
 
   const auto* model = s.find("model");
   if (model == nullptr) fail(s.path("model"), "required");
@@ -184,22 +188,28 @@ std::optional<size_t> find_route(const std::vector<ParsedRoute>& routes, std::st
 }
 
 // Every fallback of an active route must be served by another active route.
-void check_fallback(const std::vector<ParsedRoute>& routes, size_t index, const std::string& model,
-                    const std::string& path) {
-  const std::optional<size_t> target = find_route(routes, model, true);
-  if (target == index) {
-    const RouteConfig& route = routes[index].route;
-    if (route.model == model) fail(path, "a route cannot fall back to itself");
-    fail(path, fmt::format("a route cannot fall back to itself (its pattern {} matches {})",
-                           quote_value(route.model), quote_value(model)));
-  }
-  if (target) return;
+// `model` must be served by an active route (a fallback, or a session's extraction or
+// summary model).
+void check_served(const std::vector<ParsedRoute>& routes, const std::string& model,
+                  const std::string& path) {
+  if (find_route(routes, model, true)) return;
   if (const std::optional<size_t> inactive = find_route(routes, model, false)) {
     fail(path, fmt::format("no route serves model {} (routes[{}] would, but it is inactive: {} "
                            "is unset)",
                            quote_value(model), *inactive, routes[*inactive].when_env));
   }
   fail(path, fmt::format("no route serves model {}", quote_value(model)));
+}
+
+void check_fallback(const std::vector<ParsedRoute>& routes, size_t index, const std::string& model,
+                    const std::string& path) {
+  if (find_route(routes, model, true) == index) {
+    const RouteConfig& route = routes[index].route;
+    if (route.model == model) fail(path, "a route cannot fall back to itself");
+    fail(path, fmt::format("a route cannot fall back to itself (its pattern {} matches {})",
+                           quote_value(route.model), quote_value(model)));
+  }
+  check_served(routes, model, path);
 }
 
 // Target names label metrics and admin output, so they are unique across the whole file
@@ -238,7 +248,7 @@ void parse_routes(const YAML::Node* node, Config& config) {
   std::vector<ParsedRoute> routes;  // every route, active or not, in file order
   for (size_t i = 0; i < node->size(); ++i) {
     const std::string path = index_path("routes", i);
-    ParsedRoute parsed = parse_route((*node)[i], path, config.upstream);
+    ParsedRoute parsed = parse_route((*node)[i], path, config.upstream, config.state.sessions.tuning);
     // Checked across inactive routes too, so validity never depends on which secrets are set.
     const auto first =
         std::find_if(routes.begin(), routes.end(),
@@ -277,6 +287,17 @@ void parse_routes(const YAML::Node* node, Config& config) {
     if (!route.context_fallback.empty()) {
       check_fallback(routes, i, route.context_fallback, child_path(path, "context_fallback"));
     }
+    const std::string sessions = child_path(path, "sessions");
+    if (!route.sessions.extract_model.empty()) {
+      check_served(routes, route.sessions.extract_model, child_path(sessions, "extract_model"));
+    }
+    if (!route.sessions.summary_model.empty()) {
+      check_served(routes, route.sessions.summary_model, child_path(sessions, "summary_model"));
+    }
+  }
+  // A session's embeddings model (state.sessions.embeddings_model) is routed too.
+  if (const std::string& m = config.state.sessions.embeddings_model; !m.empty()) {
+    check_served(routes, m, "state.sessions.embeddings_model");
   }
 
   for (ParsedRoute& parsed : routes) {

@@ -55,24 +55,49 @@ void parse_state(const YAML::Node& node, const std::string& base_dir, StateConfi
     constexpr int64_t kTenYears = 10LL * 365 * 86'400;
     if (const auto* v = ss.find("idle_ttl_s")) x.idle_ttl_s = read_int_in(*v, ss.path("idle_ttl_s"), 0, kTenYears);
     if (const auto* v = ss.find("max_ttl_s")) x.max_ttl_s = read_int_in(*v, ss.path("max_ttl_s"), 0, kTenYears);
-    if (const auto* v = ss.find("memories_k")) {
-      x.memories_k = static_cast<int>(read_int_in(*v, ss.path("memories_k"), 0, 1000));
-    }
-    if (const auto* v = ss.find("memory_share")) {
-      x.memory_share = read_double_in(*v, ss.path("memory_share"), 0, 1, false);
-    }
-    if (const auto* v = ss.find("margin_tokens")) {
-      x.margin_tokens = read_int_in(*v, ss.path("margin_tokens"), 0, 1'000'000);
-    }
     if (const auto* v = ss.find("default_context_window")) {
       x.default_context_window = read_int_in(*v, ss.path("default_context_window"), 1, 100'000'000);
     }
-    for (auto [key, field] : {std::pair{"alpha", &x.alpha}, {"beta", &x.beta}, {"gamma", &x.gamma}}) {
-      if (const auto* v = ss.find(key)) *field = read_double_in(*v, ss.path(key), 0, 100, false);
+    if (const auto* v = ss.find("embeddings_model")) {
+      x.embeddings_model = read_string(*v, ss.path("embeddings_model"));
     }
-    if (const auto* v = ss.find("half_life_s")) {
-      x.half_life_s = read_double_in(*v, ss.path("half_life_s"), 1, 1e10, false);
+    if (const auto* v = ss.find("vector_weight")) {
+      x.vector_weight = read_double_in(*v, ss.path("vector_weight"), 0, 1, false);
     }
+    if (const auto* v = ss.find("background_jobs")) {
+      x.background_jobs = static_cast<int>(read_int_in(*v, ss.path("background_jobs"), 0, 10'000));
+    }
+    parse_session_tuning(ss, x.tuning);
+  }
+}
+
+void parse_session_tuning(const Section& ss, SessionTuning& x) {
+  if (const auto* v = ss.find("memories_k")) {
+    x.memories_k = static_cast<int>(read_int_in(*v, ss.path("memories_k"), 0, 1000));
+  }
+  if (const auto* v = ss.find("memory_share")) {
+    x.memory_share = read_double_in(*v, ss.path("memory_share"), 0, 1, false);
+  }
+  if (const auto* v = ss.find("margin_tokens")) {
+    x.margin_tokens = read_int_in(*v, ss.path("margin_tokens"), 0, 1'000'000);
+  }
+  for (auto [key, field] : {std::pair{"alpha", &x.alpha}, {"beta", &x.beta}, {"gamma", &x.gamma}}) {
+    if (const auto* v = ss.find(key)) *field = read_double_in(*v, ss.path(key), 0, 100, false);
+  }
+  if (const auto* v = ss.find("half_life_s")) {
+    x.half_life_s = read_double_in(*v, ss.path("half_life_s"), 1, 1e10, false);
+  }
+  // "" turns a default off for one route.
+  if (const auto* v = ss.find("extract_model")) x.extract_model = read_string(*v, ss.path("extract_model"));
+  if (const auto* v = ss.find("summary_model")) x.summary_model = read_string(*v, ss.path("summary_model"));
+  if (const auto* v = ss.find("summary_min_turns")) {
+    x.summary_min_turns = static_cast<int>(read_int_in(*v, ss.path("summary_min_turns"), 1, 10'000));
+  }
+  if (const auto* v = ss.find("summary_max_turns")) {
+    x.summary_max_turns = static_cast<int>(read_int_in(*v, ss.path("summary_max_turns"), 1, 10'000));
+  }
+  if (x.summary_max_turns < x.summary_min_turns) {
+    fail(ss.path("summary_max_turns"), "must be at least summary_min_turns");
   }
 }
 

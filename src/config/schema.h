@@ -61,10 +61,14 @@ inline constexpr Entry kEntries[] = {
     {"state", "backend path max_entries max_bytes sweep_interval_ms responses_ttl_s "
               "conversations_ttl_s max_chain sessions"},
     {"state.sessions", "idle_ttl_s max_ttl_s memories_k memory_share margin_tokens "
-                       "default_context_window alpha beta gamma half_life_s"},
+                       "default_context_window alpha beta gamma half_life_s extract_model "
+                       "summary_model summary_min_turns summary_max_turns embeddings_model "
+                       "vector_weight background_jobs"},
     {"pipeline", "stages"},
     {"routes[]", "model description when_env targets balancer retry fallbacks context_fallback "
-                 "fail_fast context_window default_max_tokens"},
+                 "fail_fast context_window default_max_tokens sessions"},
+    {"routes[].sessions", "memories_k memory_share margin_tokens alpha beta gamma half_life_s "
+                          "extract_model summary_model summary_min_turns summary_max_turns"},
     {"routes[].retry", "max_attempts backoff_base_ms backoff_cap_ms jitter deadline_ms "
                        "retry_on_timeout budget_ratio budget_window_ms budget_min_retries"},
     {"routes[].targets[]", "provider base_url base_url_env model api_key_env api_key api_style "

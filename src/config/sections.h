@@ -15,6 +15,8 @@
 
 namespace sluice::config::detail {
 
+class Section;  // yaml_read.h
+
 // parse_server.cc: the listeners and what is served on them.
 void parse_server(const YAML::Node& node, ServerConfig& server);
 void parse_admin(const YAML::Node& node, Config& config);
@@ -58,5 +60,8 @@ void parse_access_log(const YAML::Node& node, const std::string& base_dir, Acces
 void parse_logging(const YAML::Node& node, LoggingConfig& l);
 void parse_reload(const YAML::Node& node, ReloadConfig& r);
 void parse_state(const YAML::Node& node, const std::string& base_dir, StateConfig& state);
+/// The keys of `state.sessions` and `routes[].sessions` that tune packing and the work after
+/// a turn (present keys override `tuning`'s values).
+void parse_session_tuning(const Section& s, SessionTuning& tuning);
 
 }  // namespace sluice::config::detail

@@ -665,7 +665,13 @@ asio::awaitable<bool> Responder::send(int status, std::string_view content_type,
                                       std::string_view body, std::string_view extra_headers) {
   responded_ = true;
   status_ = status;
-  Connection& c = conn_;
+  if (capture_ != nullptr) {
+    capture_->status = status;
+    capture_->headers += extra_headers;
+    capture_->body.assign(body);
+    co_return true;
+  }
+  Connection& c = *conn_;
   bool close = c.should_close(*this);
   c.render_head(c.out_, status, content_type, static_cast<int64_t>(body.size()), close,
                 extra_headers);
@@ -674,14 +680,11 @@ asio::awaitable<bool> Responder::send(int status, std::string_view content_type,
 }
 
 asio::awaitable<bool> Responder::send_error(const Error& error) {
-  ErrorResponse r = conn_.render_error(error);
+  ErrorResponse r = conn_ != nullptr ? conn_->render_error(error) : to_response(error);
   error_kind_ = sluice::error_kind(error);
   std::string extra;
   if (r.retry_after_seconds > 0) {
     extra = "Retry-After: " + std::to_string(r.retry_after_seconds) + "\r\n";
-  }
-  if (r.status == 405) {
-    // The caller may add Allow itself; a generic one is better than none.
   }
   co_return co_await send(r.status, "application/json", r.body, extra);
 }
@@ -691,7 +694,13 @@ asio::awaitable<bool> Responder::begin_stream(int status, std::string_view conte
   responded_ = true;
   streaming_ = true;
   status_ = status;
-  Connection& c = conn_;
+  if (capture_ != nullptr) {
+    capture_->status = status;
+    capture_->streamed = true;
+    capture_->headers += extra_headers;
+    co_return true;
+  }
+  Connection& c = *conn_;
   if (c.head_.version_minor == 0) {
     // RFC 9112 §6.1: no chunked coding for HTTP/1.0; the body ends when the connection does.
     c.close_delimited_ = true;
@@ -703,8 +712,13 @@ asio::awaitable<bool> Responder::begin_stream(int status, std::string_view conte
 }
 
 asio::awaitable<bool> Responder::write_chunk(std::string_view data, bool last) {
-  Connection& c = conn_;
   if (stream_ended_) co_return false;
+  if (capture_ != nullptr) {
+    if (last) stream_ended_ = true;
+    capture_->body += data;
+    co_return true;
+  }
+  Connection& c = *conn_;
   if (data.empty() && !last) co_return true;  // an empty chunk would end the body
   if (last) stream_ended_ = true;
   // What goes before `data`: the pending head, and the chunk-size line.
@@ -729,22 +743,26 @@ asio::awaitable<bool> Responder::write_chunk(std::string_view data, bool last) {
 asio::awaitable<bool> Responder::flush_head() {
   if (!head_pending_) co_return !client_gone();
   head_pending_ = false;
-  co_return co_await conn_.write_all(conn_.out_);
+  co_return co_await conn_->write_all(conn_->out_);
 }
 
 asio::awaitable<bool> Responder::end_stream(bool close) {
   if (close) close_after_ = true;
-  if (stream_ended_) co_return !conn_.write_failed_;
+  if (stream_ended_) co_return conn_ == nullptr || !conn_->write_failed_;
   co_return co_await write_chunk({}, true);
 }
 
 asio::awaitable<bool> Responder::write_raw(std::string_view bytes) {
   responded_ = true;
-  co_return co_await conn_.write_all(bytes);
+  if (capture_ != nullptr) {
+    capture_->body += bytes;
+    co_return true;
+  }
+  co_return co_await conn_->write_all(bytes);
 }
 
 void Responder::add_header(std::string_view name, std::string_view value) {
-  std::string& h = conn_.added_headers_;
+  std::string& h = capture_ != nullptr ? capture_->headers : conn_->added_headers_;
   h += name;
   h += ": ";
   h += value;
@@ -752,8 +770,9 @@ void Responder::add_header(std::string_view name, std::string_view value) {
 }
 
 void Responder::abort(bool reset) {
-  Connection& c = conn_;
   responded_ = true;
+  if (capture_ != nullptr) return;
+  Connection& c = *conn_;
   c.close_ = true;
   c.write_failed_ = true;
   boost::system::error_code ec;
@@ -761,10 +780,13 @@ void Responder::abort(bool reset) {
   c.socket_.close(ec);
 }
 
-bool Responder::client_gone() const { return conn_.client_gone_ || conn_.write_failed_; }
+bool Responder::client_gone() const {
+  return conn_ != nullptr && (conn_->client_gone_ || conn_->write_failed_);
+}
 
 void Responder::watch_client(std::function<void()> on_gone) {
-  Connection& c = conn_;
+  if (capture_ != nullptr) return;  // no client to lose
+  Connection& c = *conn_;
   c.on_gone_ = std::move(on_gone);
   c.watching_ = true;
   // Most answers come back within a few milliseconds; arming the readiness wait costs an
@@ -773,7 +795,9 @@ void Responder::watch_client(std::function<void()> on_gone) {
   if (!c.watch_pending_) c.watch_timer_.expire_after(kWatchDelay);
 }
 
-asio::awaitable<void> Responder::stop_watching() { co_await conn_.stop_watch(); }
+asio::awaitable<void> Responder::stop_watching() {
+  if (conn_ != nullptr) co_await conn_->stop_watch();
+}
 
 // ---- Server hooks ----
 

@@ -87,9 +87,22 @@ class Connection;
 /// The handler's way to answer. Exactly one of send()/send_error() or a stream
 /// (begin_stream, write_chunk..., end_stream) per request. Every call suspends until written;
 /// false means the client is gone (the handler should stop and clean up).
+/// What a Responder without a connection keeps (a request the gateway makes to itself: a
+/// session's memory extraction or summary, later a batch line): the status, the headers added,
+/// and the body bytes as they would have been written (an SSE body, unchunked).
+struct Captured {
+  int status = 0;
+  std::string headers;  // "Name: value\r\n" lines from add_header
+  std::string body;
+  bool streamed = false;
+};
+
 class Responder {
  public:
-  explicit Responder(Connection& c) : conn_(c) {}
+  explicit Responder(Connection& c) : conn_(&c) {}
+  /// A responder that writes nowhere: everything sent lands in `into`. The client is never
+  /// gone and watch_client() does nothing.
+  explicit Responder(Captured& into) : capture_(&into) {}
 
   /// Whole response in one write. `extra_headers` are complete "Name: value\r\n" lines.
   asio::awaitable<bool> send(int status, std::string_view content_type, std::string_view body,
@@ -143,7 +156,8 @@ class Responder {
 
  private:
   friend class Connection;
-  Connection& conn_;
+  Connection* conn_ = nullptr;
+  Captured* capture_ = nullptr;  // set instead of conn_
   bool responded_ = false;
   bool streaming_ = false;
   bool head_pending_ = false;  // begin_stream rendered the head into the connection's out_

@@ -291,8 +291,10 @@ class MockHandler {
             co_return;
           }
           co_await resp.send(200, "application/json",
-                             providers::embeddings_response(parsed.model, inputs->inputs,
-                                                            inputs->encoding_format == "base64"));
+                             providers::embeddings_response(
+                                 parsed.model, inputs->inputs, inputs->encoding_format == "base64",
+                                 req.header("x-mock-embedding") == "trigrams" ? 256 : 8,
+                                 req.header("x-mock-embedding") == "trigrams"));
           co_return;
         }
         a.model = parsed.model;

@@ -58,7 +58,10 @@ Scenario parse_scenario(const http::Request& req, int default_tokens) {
   if (stop == "stop_sequence") sc.stop = Stop::stop_sequence;
   if (stop == "refusal") sc.stop = Stop::refusal;
 
-  if (req.header("x-mock-echo-request") == "1") {
+  if (std::string_view reply = req.header("x-mock-reply"); !reply.empty()) {
+    sc.text = std::string(reply);  // the answer's text, as given
+    sc.pieces = utf8_pieces(sc.text, 256);
+  } else if (req.header("x-mock-echo-request") == "1") {
     sc.text = std::string(req.body);
     sc.pieces = utf8_pieces(sc.text, 256);
   } else if (req.header("x-mock-echo-headers") == "1") {

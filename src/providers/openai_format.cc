@@ -1,6 +1,7 @@
 // OpenAI response/chunk JSON builders (hand-written for speed; every string is escaped).
 #include "providers/openai_format.h"
 
+#include <cctype>
 #include <cmath>
 #include <cstring>
 
@@ -146,17 +147,29 @@ void append_base64(std::string& out, const unsigned char* data, size_t n) {
 }  // namespace
 
 std::string embeddings_response(std::string_view model, const std::vector<std::string>& inputs,
-                                bool base64, int dimensions) {
+                                bool base64, int dimensions, bool trigrams) {
   std::string out = R"({"object":"list","data":[)";
   int64_t prompt_tokens = 0;
   for (size_t i = 0; i < inputs.size(); ++i) {
     prompt_tokens += estimate_tokens(inputs[i]);
     std::vector<float> vec(dimensions);
     double norm = 0;
-    for (int d = 0; d < dimensions; ++d) {
-      uint64_t h = fnv1a(inputs[i], static_cast<uint64_t>(d) * 0x9E3779B97F4A7C15ull);
-      vec[d] = static_cast<float>((h % 20001) / 10000.0 - 1.0);
-      norm += vec[d] * vec[d];
+    if (trigrams) {
+      // Character trigrams of the lower-cased text hashed into the dimensions: texts that
+      // share spellings point the same way (a stand-in for a model's semantics in tests).
+      std::string t = " ";
+      for (char c : inputs[i]) t += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      t += ' ';
+      for (size_t k = 0; k + 3 <= t.size(); ++k) {
+        vec[fnv1a(std::string_view(t).substr(k, 3), 7) % static_cast<uint64_t>(dimensions)] += 1;
+      }
+      for (float x : vec) norm += x * x;
+    } else {
+      for (int d = 0; d < dimensions; ++d) {
+        uint64_t h = fnv1a(inputs[i], static_cast<uint64_t>(d) * 0x9E3779B97F4A7C15ull);
+        vec[d] = static_cast<float>((h % 20001) / 10000.0 - 1.0);
+        norm += vec[d] * vec[d];
+      }
     }
     norm = std::sqrt(norm);
     for (auto& x : vec) x = norm > 0 ? static_cast<float>(x / norm) : 0.0f;

@@ -36,10 +36,11 @@ std::string usage_event(const CompletionShape& shape, Usage usage);
 
 inline constexpr std::string_view kDoneEvent = "data: [DONE]\n\n";
 
-/// An embeddings list: `dimensions` floats per input derived from a hash of the input text;
+/// An embeddings list: `dimensions` floats per input derived from a hash of the input text
+/// (with `trigrams`, from its character trigrams, so similar spellings have a high cosine);
 /// base64 encodes the little-endian float32 array as the OpenAI API does.
 std::string embeddings_response(std::string_view model, const std::vector<std::string>& inputs,
-                                bool base64, int dimensions = 8);
+                                bool base64, int dimensions = 8, bool trigrams = false);
 
 /// Rough token count used where no tokenizer is available: ~4 bytes per token, at least 1.
 int64_t estimate_tokens(std::string_view text);

@@ -101,6 +101,31 @@ std::vector<std::string> tokenize(std::string_view text) {
   return out;
 }
 
+double cosine(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size() || a.empty()) return 0;
+  double dot = 0, na = 0, nb = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    dot += static_cast<double>(a[i]) * b[i];
+    na += static_cast<double>(a[i]) * a[i];
+    nb += static_cast<double>(b[i]) * b[i];
+  }
+  if (na <= 0 || nb <= 0) return 0;
+  return dot / std::sqrt(na * nb);
+}
+
+namespace {
+
+// The relevance of a document whose BM25 divided by the best is `lexical`.
+double relevance_of(double lexical, const MemoryDoc& doc, const ScoreParams& params,
+                    double& similarity) {
+  if (params.query_vector.empty()) return lexical;
+  similarity = cosine(params.query_vector, doc.embedding);
+  const double w = std::clamp(params.vector_weight, 0.0, 1.0);
+  return (1 - w) * lexical + w * std::max(0.0, similarity);
+}
+
+}  // namespace
+
 std::vector<Scored> score_memories(const std::vector<MemoryDoc>& docs, std::string_view query,
                                    size_t k, int64_t now_ms, const ScoreParams& params) {
   constexpr double k1 = 1.2, b = 0.75;
@@ -155,7 +180,7 @@ std::vector<Scored> score_memories(const std::vector<MemoryDoc>& docs, std::stri
   const double per_s = params.half_life_s > 0 ? 1.0 / params.half_life_s : 0;
   for (size_t i = 0; i < docs.size(); ++i) {
     Scored& s = scored[i];
-    s.relevance = best > 0 ? s.bm25 / best : 0;
+    s.relevance = relevance_of(best > 0 ? s.bm25 / best : 0, docs[i], params, s.similarity);
     const double age_s =
         std::max<double>(0, static_cast<double>(now_ms - docs[i].last_access_ms) / 1000.0);
     s.recency = per_s > 0 ? std::exp2(-age_s * per_s) : 0;
@@ -221,7 +246,7 @@ std::vector<Scored> MemoryIndex::search(std::string_view query, size_t k, int64_
     Scored s;
     s.index = i;
     s.bm25 = bm25[i];
-    s.relevance = best > 0 ? s.bm25 / best : 0;
+    s.relevance = relevance_of(best > 0 ? s.bm25 / best : 0, docs_[i], params, s.similarity);
     const double age_s =
         std::max<double>(0, static_cast<double>(now_ms - docs_[i].last_access_ms) / 1000.0);
     s.recency = per_s > 0 ? std::exp2(-age_s * per_s) : 0;
@@ -320,11 +345,19 @@ PackResult pack(canonical::Request& req, PackInput input) {
     b.text = "Relevant memories from this session:" + memory_text;
     req.system.push_back(std::move(b));
   }
+  // What summaries may take is set aside before the turns (else the turns always win it).
+  auto summary_tokens = [](const SummaryDoc& d) {
+    return static_cast<int64_t>((d.text.size() + 3) / 4) + 8;
+  };
+  int64_t reserve = 0;
+  for (const SummaryDoc& d : input.summaries) reserve = sat_add(reserve, summary_tokens(d));
+  reserve = std::clamp<int64_t>(std::min(reserve, input.memory_budget - memory_tokens), 0,
+                                std::max<int64_t>(0, input.budget - used));
   // Whole turns, newest first.
   size_t first = input.turns.size();  // index of the oldest turn kept
   while (first > 0) {
     const int64_t t = estimate_tokens(input.turns[first - 1]);
-    if (sat_add(used, t) > input.budget) break;
+    if (sat_add(sat_add(used, reserve), t) > input.budget) break;
     used = sat_add(used, t);
     --first;
   }
@@ -332,6 +365,33 @@ PackResult pack(canonical::Request& req, PackInput input) {
   while (first > 0 && first < input.turns.size() && starts_with_tool_result(input.turns[first])) {
     used -= estimate_tokens(input.turns[first]);
     ++first;
+  }
+  auto number = [&](size_t i) {
+    return i < input.turn_numbers.size() ? input.turn_numbers[i] : static_cast<int64_t>(i);
+  };
+  r.first_kept_turn = first < input.turns.size() ? number(first)
+                      : input.turns.empty()      ? 0
+                                                 : number(input.turns.size() - 1) + 1;
+  // Summaries of turns left out, newest first, in the reserve.
+  std::vector<const SummaryDoc*> chosen;
+  int64_t summary_used = 0;
+  for (auto it = input.summaries.rbegin(); it != input.summaries.rend(); ++it) {
+    if (it->to > r.first_kept_turn || it->text.empty()) continue;
+    const int64_t t = summary_tokens(*it);
+    if (sat_add(summary_used, t) > reserve) break;
+    summary_used = sat_add(summary_used, t);
+    chosen.push_back(&*it);
+  }
+  if (!chosen.empty()) {
+    used = sat_add(used, summary_used);
+    r.summaries_used = chosen.size();
+    Block b;
+    b.text = "Summary of earlier turns of this conversation:";
+    for (auto it = chosen.rbegin(); it != chosen.rend(); ++it) {
+      b.text += "\n- (turns " + std::to_string((*it)->from) + "-" +
+                std::to_string((*it)->to - 1) + ") " + (*it)->text;
+    }
+    req.system.push_back(std::move(b));
   }
   std::vector<Message> messages;
   for (size_t i = first; i < input.turns.size(); ++i) {

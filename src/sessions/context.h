@@ -30,6 +30,11 @@ struct ScoreParams {
   double beta = 0.2;               // recency
   double gamma = 0.3;              // weight
   double half_life_s = 7 * 86400;  // recency halves every week
+  // With a query vector (an embeddings route is configured), relevance is
+  // (1 − vector_weight)·BM25/best + vector_weight·max(0, cosine); a memory without a vector
+  // (or of another dimension) has cosine 0.
+  std::vector<float> query_vector;
+  double vector_weight = 0.5;
 };
 
 struct MemoryDoc {
@@ -37,12 +42,16 @@ struct MemoryDoc {
   std::string text;
   double weight = 0.5;
   int64_t last_access_ms = 0;
+  std::vector<float> embedding;  // empty: none
 };
 
 struct Scored {
   size_t index = 0;  // into the docs
-  double score = 0, relevance = 0, bm25 = 0, recency = 0, weight = 0;
+  double score = 0, relevance = 0, bm25 = 0, recency = 0, weight = 0, similarity = 0;
 };
+
+/// Cosine similarity of two vectors of one dimension (0 when they differ or either is zero).
+double cosine(const std::vector<float>& a, const std::vector<float>& b);
 
 /// The `k` best documents for `query`, best first (ties: the later document first).
 std::vector<Scored> score_memories(const std::vector<MemoryDoc>& docs, std::string_view query,
@@ -81,12 +90,24 @@ class MemoryIndex {
   std::unordered_map<std::string, std::vector<std::pair<uint32_t, uint32_t>>> postings_;
 };
 
+/// A summary of the stored turns numbered [from, to), made from those turns themselves.
+struct SummaryDoc {
+  int64_t from = 0, to = 0;
+  std::string text;
+};
+
 struct PackInput {
   int64_t budget = 0;                     // tokens for everything sent
-  int64_t memory_budget = 0;              // of which memories may take at most this
+  int64_t memory_budget = 0;              // of which memories and summaries may take at most this
   std::vector<std::string> memory_lines;  // in score order ("key: text")
-  // Stored turns, oldest first, each the messages it holds.
+  // Stored turns, oldest first, each the messages it holds, and their turn numbers (empty:
+  // 0, 1, 2, ...).
   std::vector<std::vector<canonical::Message>> turns;
+  std::vector<int64_t> turn_numbers;
+  // Summaries, oldest first. Those of turns all left out go in (newest first, in what the
+  // memories left of their sub-budget, which is set aside before turns are packed); one that
+  // overlaps a kept turn never does.
+  std::vector<SummaryDoc> summaries;
 };
 
 struct PackResult {
@@ -94,10 +115,13 @@ struct PackResult {
   size_t turns_used = 0;
   size_t turns_evicted = 0;
   size_t memories_used = 0;
+  size_t summaries_used = 0;
+  int64_t first_kept_turn = 0;  // number of the oldest turn kept (one past the newest if none)
 };
 
 /// Rewrites `req` (its system and messages are the new request's) into the packed request: the
-/// memories as a system block after the request's own, the turns kept before its messages.
+/// memories and the summaries as system blocks after the request's own, the turns kept before
+/// its messages.
 PackResult pack(canonical::Request& req, PackInput input);
 
 }  // namespace sluice::sessions
