@@ -346,10 +346,13 @@ PackResult pack(canonical::Request& req, PackInput input) {
     req.system.push_back(std::move(b));
   }
   // What summaries may take is set aside before the turns (else the turns always win it).
+  // A summary's line ("\n- (turns F-T) text") and, with the first, the block's heading and
+  // framing.
+  constexpr int64_t kSummaryHeading = 16;
   auto summary_tokens = [](const SummaryDoc& d) {
-    return static_cast<int64_t>((d.text.size() + 3) / 4) + 8;
+    return static_cast<int64_t>((d.text.size() + 30 + 3) / 4);
   };
-  int64_t reserve = 0;
+  int64_t reserve = input.summaries.empty() ? 0 : kSummaryHeading;
   for (const SummaryDoc& d : input.summaries) reserve = sat_add(reserve, summary_tokens(d));
   reserve = std::clamp<int64_t>(std::min(reserve, input.memory_budget - memory_tokens), 0,
                                 std::max<int64_t>(0, input.budget - used));
@@ -377,7 +380,7 @@ PackResult pack(canonical::Request& req, PackInput input) {
   int64_t summary_used = 0;
   for (auto it = input.summaries.rbegin(); it != input.summaries.rend(); ++it) {
     if (it->to > r.first_kept_turn || it->text.empty()) continue;
-    const int64_t t = summary_tokens(*it);
+    const int64_t t = summary_tokens(*it) + (chosen.empty() ? kSummaryHeading : 0);
     if (sat_add(summary_used, t) > reserve) break;
     summary_used = sat_add(summary_used, t);
     chosen.push_back(&*it);

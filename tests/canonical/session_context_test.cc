@@ -37,9 +37,9 @@ TEST(SessionScoring, TokenizeLowercasesAndStems) {
 TEST(SessionScoring, RelevanceRanksTheMatchingMemoryFirst) {
   const int64_t now = 1'000'000'000'000;
   std::vector<MemoryDoc> docs = {
-      {"name", "The user is called Ada", 0.5, now},
-      {"city", "Lives in Lyon", 0.5, now},
-      {"pet", "Has a cat named Tom", 0.5, now},
+      {"name", "The user is called Ada", 0.5, now, {}},
+      {"city", "Lives in Lyon", 0.5, now, {}},
+      {"pet", "Has a cat named Tom", 0.5, now, {}},
   };
   auto top = score_memories(docs, "where does she live", 2, now, ScoreParams{});
   ASSERT_EQ(top.size(), 2u);
@@ -56,9 +56,9 @@ TEST(SessionScoring, RecencyAndWeightBreakTies) {
   const int64_t now = 1'000'000'000'000;
   const int64_t week_ms = 7LL * 86400 * 1000;
   std::vector<MemoryDoc> docs = {
-      {"a", "same words", 0.5, now - week_ms},  // half as recent
-      {"b", "same words", 0.5, now},
-      {"c", "same words", 0.9, now - week_ms},
+      {"a", "same words", 0.5, now - week_ms, {}},  // half as recent
+      {"b", "same words", 0.5, now, {}},
+      {"c", "same words", 0.9, now - week_ms, {}},
   };
   auto top = score_memories(docs, "", 3, now, ScoreParams{});
   ASSERT_EQ(top.size(), 3u);
@@ -80,7 +80,7 @@ TEST(SessionScoring, TheIndexRanksExactlyAsTheOneOffScorer) {
       std::string text;
       for (int w = 0; w < static_cast<int>(rng() % 10); ++w) text += std::string(words[rng() % 15]) + " ";
       docs.push_back({"k" + std::to_string(i % 7), text, (rng() % 100) / 100.0,
-                      1'000'000'000'000 - static_cast<int64_t>(rng() % 1'000'000'000)});
+                      1'000'000'000'000 - static_cast<int64_t>(rng() % 1'000'000'000), {}});
     }
     std::string query;
     for (int w = 0; w < static_cast<int>(rng() % 5); ++w) query += std::string(words[rng() % 15]) + " ";
@@ -97,7 +97,7 @@ TEST(SessionScoring, TheIndexRanksExactlyAsTheOneOffScorer) {
 }
 
 TEST(SessionScoring, TheIndexLeavesExpiredMemoriesOut) {
-  std::vector<MemoryDoc> docs = {{"a", "lives in paris", 0.5, 0}, {"b", "lives in lyon", 0.5, 0}};
+  std::vector<MemoryDoc> docs = {{"a", "lives in paris", 0.5, 0, {}}, {"b", "lives in lyon", 0.5, 0, {}}};
   MemoryIndex index(docs, {1000, 0});
   auto before = index.search("lives", 5, 999, ScoreParams{});
   EXPECT_EQ(before.size(), 2u);
@@ -173,10 +173,75 @@ TEST(SessionPacking, AResultInTheRequestBringsItsEvictedCallAlong) {
   EXPECT_EQ(req.messages[1].content[0].kind, BlockKind::tool_result);
 }
 
+TEST(SessionPacking, SummariesOfEvictedTurnsGoInTheirReserveNeverOneOfAKeptTurn) {
+  Request req;
+  req.messages.push_back(text_message(Role::user, "next"));
+  PackInput in;
+  for (int i = 0; i < 8; ++i) {
+    in.turns.push_back({text_message(Role::user, std::string(400, 'u')),
+                        text_message(Role::assistant, std::string(400, 'a'))});
+    in.turn_numbers.push_back(i + 1);
+  }
+  in.summaries = {{1, 4, "first three turns"}, {4, 7, "the next three"}, {7, 9, "overlaps kept turns"}};
+  const int64_t turn_tokens = estimate_tokens(in.turns[0]);
+  in.budget = estimate_tokens(req.messages) + 2 * turn_tokens + 100;
+  in.memory_budget = 100;
+  PackResult r = pack(req, in);
+  EXPECT_EQ(r.turns_used, 2u);
+  EXPECT_EQ(r.first_kept_turn, 7);
+  EXPECT_EQ(r.summaries_used, 2u);
+  ASSERT_EQ(req.system.size(), 1u);
+  EXPECT_EQ(req.system[0].text,
+            "Summary of earlier turns of this conversation:\n- (turns 1-3) first three turns\n"
+            "- (turns 4-6) the next three");
+  EXPECT_LE(r.context_tokens, in.budget);
+  // A reserve too small for both keeps the newest summary.
+  Request again;
+  again.messages.push_back(text_message(Role::user, "next"));
+  in.memory_budget = 16 + 13;
+  PackResult r2 = pack(again, in);
+  EXPECT_EQ(r2.summaries_used, 1u);
+  ASSERT_EQ(again.system.size(), 1u);
+  EXPECT_NE(again.system[0].text.find("the next three"), std::string::npos);
+}
+
+TEST(SessionScoring, VectorsAddSimilarityToRelevance) {
+  std::vector<MemoryDoc> docs = {{"a", "alpha", 0.5, 0, {1, 0, 0}},
+                                 {"b", "beta", 0.5, 0, {0, 1, 0}},
+                                 {"c", "gamma", 0.5, 0, {}}};
+  EXPECT_DOUBLE_EQ(cosine({1, 0}, {1, 0}), 1.0);
+  EXPECT_DOUBLE_EQ(cosine({1, 0}, {0, 1}), 0.0);
+  EXPECT_DOUBLE_EQ(cosine({1, 0}, {1, 0, 0}), 0.0);  // dimensions differ
+  EXPECT_DOUBLE_EQ(cosine({0, 0}, {1, 0}), 0.0);
+  ScoreParams p;
+  p.beta = 0;
+  p.gamma = 0;
+  p.query_vector = {0, 1, 0};
+  p.vector_weight = 0.6;
+  // No word matches: the vector alone finds "b".
+  auto got = score_memories(docs, "zeta", 3, 0, p);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0].index, 1u);
+  EXPECT_DOUBLE_EQ(got[0].similarity, 1.0);
+  EXPECT_DOUBLE_EQ(got[0].relevance, 0.6);
+  // A word match counts (1 − w): "alpha" by words (0.4) against "b" by vector (0.6).
+  auto mixed = score_memories(docs, "alpha", 3, 0, p);
+  EXPECT_EQ(mixed[0].index, 1u);
+  EXPECT_DOUBLE_EQ(mixed[1].relevance, 0.4);
+  // The index ranks the same.
+  MemoryIndex index(docs);
+  auto indexed = index.search("alpha", 3, 0, p);
+  ASSERT_EQ(indexed.size(), mixed.size());
+  for (size_t i = 0; i < mixed.size(); ++i) {
+    EXPECT_EQ(indexed[i].index, mixed[i].index);
+    EXPECT_EQ(indexed[i].score, mixed[i].score);
+  }
+}
+
 TEST(SessionScoring, StopwordsDoNotCount) {
   const int64_t now = 1'000'000'000'000;
-  std::vector<MemoryDoc> docs = {{"a", "what is it that you do", 0.5, now},
-                                 {"b", "Marco's dog is called Rex", 0.5, now}};
+  std::vector<MemoryDoc> docs = {{"a", "what is it that you do", 0.5, now, {}},
+                                 {"b", "Marco's dog is called Rex", 0.5, now, {}}};
   auto top = score_memories(docs, "what is Marco's dog called", 2, now, ScoreParams{});
   ASSERT_EQ(top.size(), 2u);
   EXPECT_EQ(top[0].index, 1u);
@@ -222,6 +287,13 @@ TEST(SessionPacking, PropertyNeverOverBudgetNeverSplitsToolCalls) {
     for (int m = 0; m < static_cast<int>(rng() % 6); ++m) {
       in.memory_lines.push_back(std::string(rng() % 120 + 1, 'm'));
     }
+    // Turns numbered from 1; contiguous summaries of a prefix of them.
+    for (int t = 0; t < turns; ++t) in.turn_numbers.push_back(t + 1);
+    for (int64_t from = 1; from <= turns && rng() % 3 != 0;) {
+      const int64_t to = std::min<int64_t>(turns + 1, from + 1 + static_cast<int64_t>(rng() % 4));
+      in.summaries.push_back({from, to, std::string(rng() % 300 + 1, 's')});
+      from = to;
+    }
     const int64_t base = estimate_tokens(req.messages);
     in.budget = base + static_cast<int64_t>(rng() % 1500);
     in.memory_budget = static_cast<int64_t>(rng() % 200);
@@ -232,6 +304,16 @@ TEST(SessionPacking, PropertyNeverOverBudgetNeverSplitsToolCalls) {
     ASSERT_LE(estimate_tokens(req.system) + estimate_tokens(req.messages), in.budget + 10)
         << "round " << round;
     ASSERT_EQ(r.turns_used + r.turns_evicted, n_turns);
+    if (n_turns > 0) {
+      ASSERT_EQ(r.first_kept_turn, static_cast<int64_t>(r.turns_evicted) + 1) << "round " << round;
+    }
+    // A summary sent covers only turns left out.
+    for (const Block& b : req.system) {
+      for (size_t at = b.text.find("(turns "); at != std::string::npos; at = b.text.find("(turns ", at + 1)) {
+        const int64_t last = std::stoll(b.text.substr(b.text.find('-', at) + 1));
+        ASSERT_LT(last, r.first_kept_turn) << "round " << round;
+      }
+    }
     // Every tool result sent has its call sent before it.
     std::set<std::string> calls;
     for (const Message& m : req.messages) {
