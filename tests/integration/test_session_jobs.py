@@ -15,11 +15,13 @@ import json
 
 import pytest
 
-from conftest import ConfigStarter, http_call, poll
+from conftest import ConfigStarter, http_call, poll, sha
 from test_sessions import (CHAT, SESSIONS, add_memory, assistant, get, memories, new_session,
                            ok_json, search, user)
 
 ECHO = {"x-mock-echo-request": "1"}
+ROOMY = "sk-roomy-0123456789abcdef"
+TIGHT = "sk-tight-0123456789abcdef"
 
 
 def reply_target(reply: dict | str) -> str:
@@ -208,3 +210,62 @@ def test_vector_similarity_finds_a_misspelt_query(start):
     add_memory(gw2, sid2, key="restaurant", text="Favourite restaurant is Kagurazaka Ishikawa")
     hits2 = search(gw2, sid2, "kagurasaka ishikava restorant", explain=True)
     assert all(h["explain"]["relevance"] == 0 for h in hits2), hits2
+
+
+def test_demo_model_extracts_offline(start):
+    """The embedded default's demo model answers the extraction prompt by rule, so memories
+    work with no provider at all."""
+    gw = start(routes="""\
+  - model: demo-chat
+    sessions: {extract_model: demo}
+    targets: [{provider: demo}]
+""")
+    sid = new_session(gw)["id"]
+    r = chat(gw, sid, "Hi! My name is Ada. I live in Lyon. My favourite colour is green.",
+             model="demo-chat")
+    assert r.status == 200, r
+    mems = {m["key"]: m["text"] for m in open_facts(gw, sid, 3)}
+    assert mems == {"name": "The user's name is Ada", "home_city": "The user lives in Lyon",
+                    "favourite_colour": "The user's favourite colour is green"}, mems
+    # Moving closes the old city, keeps it in the history.
+    assert chat(gw, sid, "I moved to Nantes.", model="demo-chat").status == 200
+    assert poll(lambda: any(m["text"] == "The user lives in Nantes" for m in memories(gw, sid)), 10)
+    hist = [m for m in memories(gw, sid, history=True) if m["key"] == "home_city"]
+    assert sorted(m["text"] for m in hist) == ["The user lives in Lyon", "The user lives in Nantes"]
+
+
+def test_background_jobs_zero_drops_and_counts(start):
+    gw = start(top="state: {sessions: {background_jobs: 0}}\n")
+    sid = new_session(gw)["id"]
+    assert chat(gw, sid, "I live in Paris").status == 200
+    assert poll(lambda: metric(gw, "sluice_session_jobs_total", 'job="extract",outcome="dropped"') >= 1, 5)
+    assert memories(gw, sid) == []
+
+
+def test_extraction_runs_as_the_client_on_its_limits(start):
+    """The extraction call is a request of the client's key, through the whole pipeline: it is
+    counted on the extraction model, and a key whose rate limit the chat request used up gets
+    no extraction (the job fails, the client's answer does not)."""
+    keys = f"""\
+auth:
+  enabled: true
+  keys:
+    - {{name: roomy, key_sha256: "{sha(ROOMY)}"}}
+    - {{name: tight, key_sha256: "{sha(TIGHT)}", limits: {{requests_per_minute: 1}}}}
+"""
+    gw = start(top=keys)
+    for key, expect_facts in ((ROOMY, True), (TIGHT, False)):
+        h = {"Authorization": f"Bearer {key}"}
+        sid = ok_json(http_call(gw, "POST", SESSIONS, json_body={}, headers=h))["id"]
+        r = http_call(gw, "POST", CHAT, json_body={"model": "chat-a", "messages": [user("hi")]},
+                      headers={**h, "x-sluice-session": sid})
+        assert r.status == 200, r
+        if expect_facts:
+            got = poll(lambda: len(ok_json(get(gw, f"{SESSIONS}/{sid}/memories", h))["data"]) >= 2, 10)
+            assert got, "no facts for the roomy key"
+        else:
+            assert poll(lambda: metric(gw, "sluice_session_jobs_total",
+                                       'job="extract",outcome="failed"') >= 1, 5)
+            assert ok_json(get(gw, f"{SESSIONS}/{sid}/memories", h))["data"] == []
+    text = http_call(gw.admin, "GET", "/metrics").body.decode()
+    assert 'model="extractor-a"' in text, "the extraction call is not in the request metrics"
