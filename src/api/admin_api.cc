@@ -1,9 +1,7 @@
-// The operations API: the admin token check, /admin/usage, /admin/upstreams and the metrics
+// The operations API: the admin token check, /admin/usage, /admin/upstreams, /admin/cache and the metrics
 // scrape (/admin/keys: admin_keys.cc). Served on admin.listen (or on the public listener with
 // admin.on_public_listener: true); the gateway's endpoint table routes here.
 #include "api/admin_api.h"
-
-#include "common/query.h"
 
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
@@ -11,6 +9,8 @@
 #include <chrono>
 #include <cstdio>
 
+#include "canonical/json.h"
+#include "common/query.h"
 #include "observe/metrics.h"
 
 namespace sluice::api {
@@ -76,6 +76,47 @@ asio::awaitable<void> AdminApi::usage(http::Request& request, http::Responder& r
     }
   }
   std::string body = governance_->usage().query_json(key, from, to);
+  co_await responder.send(200, "application/json", body);
+}
+
+asio::awaitable<void> AdminApi::cache(http::Request& request, http::Responder& responder,
+                                      ResponseCache* cache) {
+  if (!co_await allowed(request, responder)) co_return;
+  const std::string_view method = request.method();
+  if (method != "GET" && method != "HEAD" && method != "DELETE") {
+    co_await responder.send(405, "application/json",
+                            R"({"error":{"message":"Use GET or DELETE on /admin/cache.","type":"invalid_request_error","param":null,"code":null}})",
+                            "Allow: GET, DELETE\r\n");
+    co_return;
+  }
+  if (cache == nullptr) {
+    const Error e = make_error(Errc::not_found, "No route has a response cache (routes[].cache).");
+    co_await responder.send_error(e);
+    co_return;
+  }
+  if (method != "DELETE") {
+    const std::string body = canonical::to_text(cache->stats());
+    co_await responder.send(200, "application/json", body);
+    co_return;
+  }
+  std::string key, route, owner;
+  bool all = false;
+  for_each_query_param(request.head->query, [&](std::string_view name, std::string_view value) {
+    const std::string v = percent_decode(value);
+    if (name == "key") key = v;
+    if (name == "model") route = v;
+    if (name == "tenant") owner = "t:" + v;
+    if (name == "api_key") owner = "k:" + v;
+    if (name == "all") all = v == "1" || v == "true";
+  });
+  if (key.empty() && route.empty() && owner.empty() && !all) {
+    const Error e = make_error(Errc::bad_request,
+                               "Say what to invalidate: ?key=, ?model=, ?tenant=, ?api_key= or ?all=1.");
+    co_await responder.send_error(e);
+    co_return;
+  }
+  const size_t n = co_await cache->invalidate(key, route, owner, all);
+  const std::string body = canonical::to_text(canonical::json::object{{"invalidated", static_cast<uint64_t>(n)}});
   co_await responder.send(200, "application/json", body);
 }
 

@@ -6,6 +6,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <memory>
 
+#include "api/cache_stage.h"
 #include "api/dispatcher.h"
 #include "api/governance.h"
 #include "http/server.h"
@@ -29,6 +30,11 @@ class AdminApi {
   boost::asio::awaitable<void> usage(http::Request& request, http::Responder& responder);
   /// GET /admin/upstreams: every route's targets (breaker, health, load, attempts).
   boost::asio::awaitable<void> upstreams(http::Request& request, http::Responder& responder);
+  /// GET /admin/cache: the response cache's sizes and hit ratios; DELETE /admin/cache with
+  /// ?key= (one entry), ?model= (a route's pattern), ?tenant= or ?api_key= (an owner's), or
+  /// ?all=1 (L1 only; L2 entries then expire by their TTL).
+  boost::asio::awaitable<void> cache(http::Request& request, http::Responder& responder,
+                                     ResponseCache* cache);
   /// The Prometheus scrape (metrics.path; the admin token when metrics.require_admin_token).
   boost::asio::awaitable<void> metrics(http::Request& request, http::Responder& responder);
 

@@ -2,6 +2,7 @@
 // the model endpoints (decode → route → stages → dispatcher).
 #include "api/gateway.h"
 
+#include <algorithm>
 #include <chrono>
 #include <stdexcept>
 
@@ -57,20 +58,32 @@ bool operations_endpoint(Endpoint e) {
 Gateway::Gateway(std::shared_ptr<const routing::Router> router, const std::atomic<bool>* draining,
                  std::shared_ptr<Governance> governance,
                  std::shared_ptr<observe::AccessLog> access_log,
-                 std::shared_ptr<store::StateService> state)
+                 std::shared_ptr<store::StateService> state,
+                 std::shared_ptr<ResponseCache> cache)
     : router_(std::move(router)),
       draining_(draining),
       governance_(std::move(governance)),
       telemetry_(router_->config(), std::move(access_log)),
       dispatcher_(router_, telemetry_),
-      admin_(router_, governance_, dispatcher_) {
+      admin_(router_, governance_, dispatcher_),
+      cache_(std::move(cache)) {
   // The stages, in the configured order (pipeline.stages; on_finish in reverse). By default:
   // the model permission, the budget (before anything is reserved), the rate limits (which
-  // reserve tokens), the usage record. Authentication ran earlier, on the head. A stage that
-  // cannot change anything under this config (no auth, no limits, ...) is left out.
-  if (governance_) {
-    const Governance& g = *governance_;
+  // reserve tokens), the usage record, the response cache. Authentication ran earlier, on the
+  // head. A stage that cannot change anything under this config (no auth, no limits, no route
+  // that caches, ...) is left out.
+  const config::Config& cfg = router_->config();
+  const bool caching = cache_ != nullptr && std::any_of(cfg.routes.begin(), cfg.routes.end(), [](const auto& r) {
+    return r.cache.enabled;
+  });
+  {
     for (const std::string& name : router_->config().pipeline.stages) {
+      if (name == "cache") {
+        if (caching) stages_.push_back(std::make_unique<CacheStage>(cache_, cfg.metrics.validate_streams));
+        continue;
+      }
+      if (!governance_) continue;
+      const Governance& g = *governance_;
       if (name == "authorize_model") {
         if (g.restricts_models()) stages_.push_back(std::make_unique<AuthorizeModelStage>(governance_));
       } else if (name == "budget") {
@@ -250,6 +263,8 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
   } else if (request.path() == "/admin/upstreams") {
     if (method != "GET" && method != "HEAD") co_return co_await method_not_allowed("GET");
     co_return co_await admin_.upstreams(request, responder);
+  } else if (request.path() == "/admin/cache") {
+    co_return co_await admin_.cache(request, responder, cache_.get());
   } else if (request.path().starts_with("/debug/pprof/")) {
     if (!co_await admin_.allowed(request, responder)) co_return;
     if (method != "GET") co_return co_await method_not_allowed("GET");
@@ -381,6 +396,7 @@ asio::awaitable<void> Gateway::proxy(Operation op, http::Request& request,
   RouteRuntime* primary = dispatcher_.runtime_for(router_->match(ctx.parsed.model));
   route_done();
   trace.route = primary;
+  if (primary != nullptr) ctx.route = primary->route;
   // Everything below fills the trace; its attempts and usage are read when the request ends.
   struct TraceAttempts {
     Trace& trace;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "api/admin_api.h"
+#include "api/cache_stage.h"
 #include "api/dispatcher.h"
 #include "api/governance.h"
 #include "api/local_call.h"
@@ -41,7 +42,8 @@ class Gateway : public std::enable_shared_from_this<Gateway>, public LocalCaller
   Gateway(std::shared_ptr<const routing::Router> router, const std::atomic<bool>* draining,
           std::shared_ptr<Governance> governance,
           std::shared_ptr<observe::AccessLog> access_log = nullptr,
-          std::shared_ptr<store::StateService> state = nullptr);
+          std::shared_ptr<store::StateService> state = nullptr,
+          std::shared_ptr<ResponseCache> cache = nullptr);
 
   /// Serves one request on the calling worker (`worker` lends its upstream pool). `keep` is
   /// held for the request's lifetime (the owner of this Gateway, across a reload). Paths the
@@ -109,6 +111,7 @@ class Gateway : public std::enable_shared_from_this<Gateway>, public LocalCaller
   Stages stages_;          // in the order they run (the table in the constructor)
   std::unique_ptr<ResponsesApi> responses_;  // null without a state store
   std::unique_ptr<SessionsApi> sessions_;    // null without a state store
+  std::shared_ptr<ResponseCache> cache_;     // null: no route caches
   std::atomic<bool> retired_{false};
 };
 

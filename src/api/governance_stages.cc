@@ -48,7 +48,7 @@ void AdmitStage::on_finish(RequestContext& ctx, const DispatchOutcome& outcome) 
   // answer without a usage report keeps its reservation (the conservative choice).
   if (!ctx.reservation.active()) return;
   std::optional<int64_t> actual;
-  if (!outcome.succeeded) {
+  if (!outcome.succeeded || outcome.cache_hit) {  // a cache hit cost the upstream nothing
     actual = 0;
   } else if (outcome.usage) {  // estimates do not replace a reservation
     actual = sat_add(outcome.usage->input, outcome.usage->output);
@@ -69,7 +69,7 @@ void UsageStage::on_finish(RequestContext& ctx, const DispatchOutcome& outcome) 
                   std::max<int64_t>(0, outcome.stream_events - 2)});
   const Identity& who = *ctx.who;
   governance_->usage().record(who.key_id, who.tenant, outcome.model, tokens,
-                              governance_->cost(outcome.model, tokens));
+                              governance_->cost(outcome.model, tokens) * outcome.cost_factor);
 }
 
 }  // namespace sluice::api

@@ -75,6 +75,14 @@ struct RequestContext {
   // Messages at the front of ctx.canon the gateway replayed from its store (a Responses
   // request's history): not part of the client's new turn.
   size_t replayed_messages = 0;
+  // The route the request was matched to (set once routed).
+  const config::RouteConfig* route = nullptr;
+  // The response cache: the answer came from it (cost_factor: the share of the normal cost
+  // charged), and what a miss holds until its answer is stored (the tee sink, the
+  // single-flight lead; api/cache_stage.h).
+  bool cache_hit = false;
+  double cost_factor = 1;
+  std::shared_ptr<void> cache_fill;
 
   /// Adds the time since `since` to the upstream phase (time not charged as overhead).
   void waited_since(Clock::time_point since) const {

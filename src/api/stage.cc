@@ -24,6 +24,8 @@ void StageChain::finish(RequestContext& ctx) {
   outcome.succeeded = ctx.succeeded;
   outcome.usage = ctx.usage;
   outcome.stream_events = ctx.stream_events;
+  outcome.cache_hit = ctx.cache_hit;
+  outcome.cost_factor = ctx.cost_factor;
   outcome.model = ctx.served_model.empty() ? std::string_view(ctx.parsed.model)
                                            : std::string_view(ctx.served_model);
   for (size_t i = entered_.size(); i-- > 0;) entered_[i]->on_finish(ctx, outcome);

@@ -52,6 +52,8 @@ struct DispatchOutcome {
   std::optional<UsageTokens> usage;  // as the upstream reported it
   int64_t stream_events = 0;         // content events relayed (an estimate when no usage)
   std::string_view model;            // the model that answered: a fallback's when one did
+  bool cache_hit = false;            // served by the response cache (no upstream call)
+  double cost_factor = 1;            // share of the normal cost to charge
 };
 
 /// One stage instance serves every request of every worker (a Gateway's lifetime): per-request

@@ -265,6 +265,7 @@ void Telemetry::finish(const http::Request& request, const http::Responder& resp
   }
   append_int(line, "attempts", trace.attempts);
   line += trace.stream ? ",\"stream\":true" : ",\"stream\":false";
+  if (!trace.cache.empty()) append_field(line, "cache", trace.cache);
   if (trace.usage) {
     append_int(line, "input_tokens", trace.usage->input);
     append_int(line, "output_tokens", trace.usage->output);

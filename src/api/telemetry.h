@@ -76,6 +76,7 @@ struct Trace {
   int attempts = 0;
   bool stream = false;
   bool stream_error = false;        // a begun stream ended with an error event
+  std::string_view cache;           // the response cache's verdict: hit, miss, bypass ("" = none)
   std::optional<UsageTokens> usage;
   std::chrono::steady_clock::time_point first_event{};  // first event relayed to the client
   std::chrono::steady_clock::time_point last_event{};

@@ -121,7 +121,8 @@ class App {
     if (config_->access_log.enabled) {
       access_log_ = std::make_shared<observe::AccessLog>(config_->access_log);
     }
-    gateway_ = build_gateway(config_, governance_, access_log_, state_);
+    cache_ = std::make_shared<api::ResponseCache>(*config_);
+    gateway_ = build_gateway(config_, governance_, access_log_, state_, cache_);
     stamp_ = stamp_of(config_->source_path);
     register_process_collector();
   }
@@ -207,10 +208,12 @@ class App {
   std::shared_ptr<api::Gateway> build_gateway(const std::shared_ptr<const config::Config>& config,
                                               std::shared_ptr<api::Governance> governance,
                                               std::shared_ptr<observe::AccessLog> access_log,
-                                              std::shared_ptr<store::StateService> state) {
+                                              std::shared_ptr<store::StateService> state,
+                                              std::shared_ptr<api::ResponseCache> cache) {
     auto router = std::make_shared<const routing::Router>(config);
     auto gateway = std::make_shared<api::Gateway>(router, &shared_.draining, std::move(governance),
-                                                  std::move(access_log), std::move(state));
+                                                  std::move(access_log), std::move(state),
+                                                  std::move(cache));
     gateway->register_collectors();
     return gateway;
   }
@@ -270,6 +273,7 @@ class App {
     std::shared_ptr<observe::AccessLog> access_log = access_log_;
     std::shared_ptr<store::StateService> state = state_;
     std::shared_ptr<const config::Config> state_config = state_config_;
+    std::shared_ptr<api::ResponseCache> cache = cache_;
     try {
       next = config::load_config(path);
       if (next->governance_fingerprint != governance_config_->governance_fingerprint) {
@@ -295,7 +299,11 @@ class App {
         state = make_state(*next);
         state_config = next;
       }
-      gateway = build_gateway(next, governance, access_log, state);
+      if (next->cache_fingerprint != config_->cache_fingerprint) {
+        spdlog::warn("cache (or redis) changed in {}: a new, empty response cache", path);
+        cache = std::make_shared<api::ResponseCache>(*next);
+      }
+      gateway = build_gateway(next, governance, access_log, state, cache);
     } catch (const std::exception& e) {
       observe::add(reload_failed_);
       last_reload_ok_ = false;
@@ -344,6 +352,7 @@ class App {
     governance_config_ = std::move(governance_config);
     state_ = std::move(state);
     state_config_ = std::move(state_config);
+    cache_ = std::move(cache);
     access_log_ = std::move(access_log);
     publish_weak();
     observe::add(reload_ok_);
@@ -417,6 +426,7 @@ class App {
   std::shared_ptr<api::Governance> governance_;
   std::shared_ptr<const config::Config> governance_config_;  // what governance_ was built from
   std::shared_ptr<store::StateService> state_;
+  std::shared_ptr<api::ResponseCache> cache_;  // kept across reloads that leave `cache` alone
   std::shared_ptr<const config::Config> state_config_;       // what state_ was built from
   std::shared_ptr<observe::AccessLog> access_log_;
   std::shared_ptr<api::Gateway> gateway_;

@@ -143,6 +143,16 @@ struct SessionTuning {
   int summary_max_turns = 32;               // turns one summary covers at most
 };
 
+/// A route's response cache (`routes[].cache`, docs/cache.md).
+struct RouteCacheConfig {
+  bool enabled = false;
+  enum class Mode { all, on_request } mode = Mode::all;  // on_request: x-sluice-cache: on
+  int64_t ttl_s = 3600;            // how long an answer is served
+  bool tool_calls = false;         // store answers that call tools
+  double hit_cost = 0;             // share of the normal cost a hit is charged
+  Millis flight_wait{30'000};      // identical misses wait this long for the first one's answer
+};
+
 struct RouteConfig {
   std::string model;          // exact name or glob (`*`, `?`), e.g. "gpt-4o*"
   bool is_glob = false;
@@ -157,6 +167,14 @@ struct RouteConfig {
   // max_tokens sent to an upstream that requires one (anthropic) when the client gave none.
   int64_t default_max_tokens = 4096;
   SessionTuning sessions;             // state.sessions' with this route's overrides
+  RouteCacheConfig cache;
+};
+
+/// The response cache's tiers (top-level `cache`, docs/cache.md).
+struct CacheConfig {
+  size_t l1_max_bytes = size_t{256} << 20;  // in-process tier
+  size_t max_entry_bytes = size_t{1} << 20; // an answer bigger than this is not stored
+  bool l2_redis = false;                    // second tier in the top-level `redis` server
 };
 
 /// Request and token rate limits; 0 = no limit for that dimension.
@@ -234,9 +252,9 @@ struct RateLimitConfig {
 /// `pipeline`: the stages every routed request passes through, in order (their on_finish runs
 /// in reverse). The names the gateway knows (api/gateway.cc builds them).
 inline constexpr std::string_view kStageNames[] = {"authorize_model", "budget", "rate_limit",
-                                                   "usage"};
+                                                   "usage", "cache"};
 struct PipelineConfig {
-  std::vector<std::string> stages{"authorize_model", "budget", "rate_limit", "usage"};
+  std::vector<std::string> stages{"authorize_model", "budget", "rate_limit", "usage", "cache"};
 };
 
 struct MetricsConfig {
@@ -320,12 +338,14 @@ struct Config {
   LoggingConfig logging;
   ReloadConfig reload;
   StateConfig state;
+  CacheConfig cache;
   // What a reload cannot apply in place: the YAML of server (listen address, threads, limits)
   // and of everything governance builds state from (auth, admin, rate_limits, prices, budgets,
   // usage). Compared between the old and the new config on reload.
   std::string server_fingerprint;
   std::string governance_fingerprint;
   std::string state_fingerprint;    // state + redis: a new store only when these change
+  std::string cache_fingerprint;  // the `cache` and `redis` sections: a new response cache when it changes
   std::string source_path;          // file it came from (empty when parsed from a string)
 };
 

@@ -111,6 +111,7 @@ Config build(const std::string& text, const std::string& source, const std::stri
   if (const auto* n = top.find("pipeline")) parse_pipeline(*n, config.pipeline);
   // Before routes: their `sessions` default to state.sessions'.
   if (const auto* n = top.find("state")) parse_state(*n, base_dir, config.state);
+  if (const auto* n = top.find("cache")) parse_cache(*n, config.cache);
   parse_routes(top.find("routes"), config);
   if (const auto* n = top.find("metrics")) parse_metrics(*n, config.metrics);
   if (const auto* n = top.find("errors")) parse_errors(*n, config);
@@ -131,6 +132,7 @@ Config build(const std::string& text, const std::string& source, const std::stri
   config.governance_fingerprint =
       dump({"admin", "auth", "rate_limits", "prices", "budgets", "usage", "redis"});
   config.state_fingerprint = dump({"state", "redis"});
+  config.cache_fingerprint = dump({"cache", "redis"});
   return config;
 }
 

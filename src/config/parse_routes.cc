@@ -164,6 +164,7 @@ ParsedRoute parse_route(const YAML::Node& node, const std::string& path,
   if (const auto* n = s.find("context_window")) {
     route.context_window = read_int_in(*n, s.path("context_window"), 1, 2147483647);
   }
+  if (const auto* n = s.find("cache")) parse_route_cache(*n, s.path("cache"), route.cache);
   if (const auto* n = s.find("default_max_tokens")) {
     route.default_max_tokens = read_int_in(*n, s.path("default_max_tokens"), 1, 2147483647);
   }

@@ -71,6 +71,44 @@ void parse_state(const YAML::Node& node, const std::string& base_dir, StateConfi
   }
 }
 
+void parse_cache(const YAML::Node& node, CacheConfig& cache) {
+  const Section s(node, "cache", "cache");
+  if (const auto* n = s.find("l1_max_bytes")) cache.l1_max_bytes = read_size(*n, s.path("l1_max_bytes"));
+  if (const auto* n = s.find("max_entry_bytes")) {
+    cache.max_entry_bytes = read_size(*n, s.path("max_entry_bytes"));
+  }
+  if (const auto* n = s.find("l2")) {
+    const std::string v = read_string(*n, s.path("l2"));
+    if (v == "redis") {
+      cache.l2_redis = true;
+    } else if (v == "none") {
+      cache.l2_redis = false;
+    } else {
+      fail(s.path("l2"), fmt::format("unknown tier {} (expected none, redis)", quote_value(v)));
+    }
+  }
+}
+
+void parse_route_cache(const YAML::Node& node, const std::string& path, RouteCacheConfig& c) {
+  const Section s(node, path, "routes[].cache");
+  c.enabled = true;  // a `cache:` map turns it on unless it says enabled: false
+  if (const auto* n = s.find("enabled")) c.enabled = read_bool(*n, s.path("enabled"));
+  if (const auto* n = s.find("mode")) {
+    const std::string v = read_string(*n, s.path("mode"));
+    if (v == "all") {
+      c.mode = RouteCacheConfig::Mode::all;
+    } else if (v == "on_request") {
+      c.mode = RouteCacheConfig::Mode::on_request;
+    } else {
+      fail(s.path("mode"), fmt::format("unknown mode {} (expected all, on_request)", quote_value(v)));
+    }
+  }
+  if (const auto* n = s.find("ttl_s")) c.ttl_s = read_int_in(*n, s.path("ttl_s"), 1, 10LL * 365 * 86'400);
+  if (const auto* n = s.find("tool_calls")) c.tool_calls = read_bool(*n, s.path("tool_calls"));
+  if (const auto* n = s.find("hit_cost")) c.hit_cost = read_double_in(*n, s.path("hit_cost"), 0, 1, false);
+  if (const auto* n = s.find("flight_wait_ms")) c.flight_wait = read_millis_or_zero(*n, s.path("flight_wait_ms"));
+}
+
 void parse_session_tuning(const Section& ss, SessionTuning& x) {
   if (const auto* v = ss.find("memories_k")) {
     x.memories_k = static_cast<int>(read_int_in(*v, ss.path("memories_k"), 0, 1000));

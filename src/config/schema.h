@@ -34,7 +34,7 @@ struct Entry {
 // clang-format off
 inline constexpr Entry kEntries[] = {
     {"", "server upstream admin auth redis rate_limits prices budgets usage pipeline routes "
-         "metrics errors access_log logging reload state"},
+         "metrics errors access_log logging reload state cache"},
     {"server", "listen threads max_header_bytes max_body_bytes header_timeout_ms body_timeout_ms "
                "idle_timeout_ms max_connections drain_timeout_ms max_buffered_body_bytes"},
     {"upstream", "max_idle_per_host idle_timeout_ms max_connections_per_host dns_ttl_ms ca_file "
@@ -66,7 +66,9 @@ inline constexpr Entry kEntries[] = {
                        "vector_weight background_jobs"},
     {"pipeline", "stages"},
     {"routes[]", "model description when_env targets balancer retry fallbacks context_fallback "
-                 "fail_fast context_window default_max_tokens sessions"},
+                 "fail_fast context_window default_max_tokens sessions cache"},
+    {"routes[].cache", "enabled mode ttl_s tool_calls hit_cost flight_wait_ms"},
+    {"cache", "l1_max_bytes max_entry_bytes l2"},
     {"routes[].sessions", "memories_k memory_share margin_tokens alpha beta gamma half_life_s "
                           "extract_model summary_model summary_min_turns summary_max_turns"},
     {"routes[].retry", "max_attempts backoff_base_ms backoff_cap_ms jitter deadline_ms "

@@ -60,6 +60,9 @@ void parse_access_log(const YAML::Node& node, const std::string& base_dir, Acces
 void parse_logging(const YAML::Node& node, LoggingConfig& l);
 void parse_reload(const YAML::Node& node, ReloadConfig& r);
 void parse_state(const YAML::Node& node, const std::string& base_dir, StateConfig& state);
+/// The top-level `cache` (the response cache's tiers) and a route's `cache`.
+void parse_cache(const YAML::Node& node, CacheConfig& cache);
+void parse_route_cache(const YAML::Node& node, const std::string& path, RouteCacheConfig& cache);
 /// The keys of `state.sessions` and `routes[].sessions` that tune packing and the work after
 /// a turn (present keys override `tuning`'s values).
 void parse_session_tuning(const Section& s, SessionTuning& tuning);

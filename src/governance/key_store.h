@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/sha256.h"
 #include "config/config.h"
 
 namespace sluice::governance {
@@ -36,8 +37,7 @@ struct KeyRecord {
   std::string key_prefix;            // first 12 characters of the secret, for display
 };
 
-/// Lower-case hex SHA-256 of `data` (OpenSSL EVP).
-std::string sha256_hex(std::string_view data);
+using sluice::sha256_hex;  // common/sha256.h
 
 class KeyStore {
  public:

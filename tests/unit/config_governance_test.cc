@@ -675,7 +675,7 @@ TEST(ConfigBudgets, RejectsBadBudgetsAndPricesWithTheirPaths) {
 TEST(ConfigPipeline, DefaultsToTheGovernanceStagesInOrder) {
   const auto config = parse_config(kDemoRoute);
   EXPECT_EQ(config->pipeline.stages,
-            (std::vector<std::string>{"authorize_model", "budget", "rate_limit", "usage"}));
+            (std::vector<std::string>{"authorize_model", "budget", "rate_limit", "usage", "cache"}));
 }
 
 TEST(ConfigPipeline, TakesAnOrderAndAStageLeftOut) {
@@ -690,9 +690,9 @@ TEST(ConfigPipeline, RefusesWhatCannotWork) {
   auto err = [](const std::string& stages) {
     return error_of("pipeline:\n  stages: " + stages + "\n" + kDemoRoute);
   };
-  EXPECT_EQ(err("[authorize_model, cache]"),
-            "pipeline.stages[1]: unknown stage \"cache\" (known: authorize_model, budget, "
-            "rate_limit, usage)");
+  EXPECT_EQ(err("[authorize_model, cachee]"),
+            "pipeline.stages[1]: unknown stage \"cachee\" (known: authorize_model, budget, "
+            "rate_limit, usage, cache)");
   EXPECT_EQ(err("[usage, usage]"), "pipeline.stages[1]: \"usage\" is listed twice");
   EXPECT_EQ(err("[rate_limit, budget, usage]"),
             "pipeline.stages: budget must come before rate_limit (a request over its budget "

@@ -1,0 +1,62 @@
+// `cache` (the response cache's tiers) and `routes[].cache`.
+#include <gtest/gtest.h>
+
+#include "config/config.h"
+#include "config_test_support.h"
+
+namespace sluice::config {
+namespace {
+
+TEST(ConfigCache, OffByDefaultOnWithAMap) {
+  const auto plain = parse_config(kDemoRoute);
+  EXPECT_FALSE(plain->routes[0].cache.enabled);
+  EXPECT_EQ(plain->cache.l1_max_bytes, size_t{256} << 20);
+  EXPECT_FALSE(plain->cache.l2_redis);
+  const auto c = parse_config(
+      "cache: {l1_max_bytes: 1MiB, max_entry_bytes: 64KiB, l2: redis}\n"
+      "routes:\n"
+      "  - model: a\n"
+      "    cache: {}\n"
+      "    targets: [{provider: demo}]\n"
+      "  - model: b\n"
+      "    cache: {mode: on_request, ttl_s: 5, tool_calls: true, hit_cost: 0.25, flight_wait_ms: 0}\n"
+      "    targets: [{provider: demo}]\n"
+      "  - model: c\n"
+      "    cache: {enabled: false}\n"
+      "    targets: [{provider: demo}]\n");
+  EXPECT_EQ(c->cache.l1_max_bytes, size_t{1} << 20);
+  EXPECT_EQ(c->cache.max_entry_bytes, size_t{64} << 10);
+  EXPECT_TRUE(c->cache.l2_redis);
+  const RouteCacheConfig& a = c->routes[0].cache;
+  EXPECT_TRUE(a.enabled);
+  EXPECT_EQ(a.mode, RouteCacheConfig::Mode::all);
+  EXPECT_EQ(a.ttl_s, 3600);
+  EXPECT_FALSE(a.tool_calls);
+  EXPECT_DOUBLE_EQ(a.hit_cost, 0);
+  EXPECT_EQ(a.flight_wait.count(), 30'000);
+  const RouteCacheConfig& b = c->routes[1].cache;
+  EXPECT_EQ(b.mode, RouteCacheConfig::Mode::on_request);
+  EXPECT_EQ(b.ttl_s, 5);
+  EXPECT_TRUE(b.tool_calls);
+  EXPECT_DOUBLE_EQ(b.hit_cost, 0.25);
+  EXPECT_EQ(b.flight_wait.count(), 0);
+  EXPECT_FALSE(c->routes[2].cache.enabled);
+}
+
+TEST(ConfigCache, BadValuesNameTheirPath) {
+  auto route = [](const std::string& cache) {
+    return error_of("routes:\n  - model: a\n    cache: " + cache + "\n    targets: [{provider: demo}]\n");
+  };
+  EXPECT_EQ(route("{mode: sometimes}"),
+            "routes[0].cache.mode: unknown mode \"sometimes\" (expected all, on_request)");
+  EXPECT_NE(route("{ttl_s: 0}").find("routes[0].cache.ttl_s"), std::string::npos);
+  EXPECT_NE(route("{hit_cost: 2}").find("routes[0].cache.hit_cost"), std::string::npos);
+  EXPECT_NE(route("{ttl: 5}").find("routes[0].cache.ttl: unknown key"), std::string::npos);
+  EXPECT_EQ(error_of(std::string("cache: {l2: memcached}\n") + kDemoRoute),
+            "cache.l2: unknown tier \"memcached\" (expected none, redis)");
+  EXPECT_EQ(error_of(std::string("cache: {max_entry_bytes: 0}\n") + kDemoRoute),
+            "cache.max_entry_bytes: must be > 0");
+}
+
+}  // namespace
+}  // namespace sluice::config
