@@ -363,6 +363,7 @@ class CacheFill final : public ResponseSink {
         lead_(std::move(lead)),
         started_(std::chrono::steady_clock::now()) {}
   ~CacheFill() override {
+    if (!done_) count_store(1);  // no answer came (an upstream error, a client gone)
     if (lead_) cache_->flights().finish(key_, lead_, nullptr);  // nothing to share
   }
   asio::awaitable<void> answer(const canonical::Response& r) override {

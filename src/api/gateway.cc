@@ -80,6 +80,7 @@ Gateway::Gateway(std::shared_ptr<const routing::Router> router, const std::atomi
     for (const std::string& name : router_->config().pipeline.stages) {
       if (name == "cache") {
         if (caching) stages_.push_back(std::make_unique<CacheStage>(cache_, cfg.metrics.validate_streams));
+        caching_ = caching;
         continue;
       }
       if (!governance_) continue;
@@ -264,7 +265,7 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
     if (method != "GET" && method != "HEAD") co_return co_await method_not_allowed("GET");
     co_return co_await admin_.upstreams(request, responder);
   } else if (request.path() == "/admin/cache") {
-    co_return co_await admin_.cache(request, responder, cache_.get());
+    co_return co_await admin_.cache(request, responder, caching_ ? cache_.get() : nullptr);
   } else if (request.path().starts_with("/debug/pprof/")) {
     if (!co_await admin_.allowed(request, responder)) co_return;
     if (method != "GET") co_return co_await method_not_allowed("GET");

@@ -111,7 +111,8 @@ class Gateway : public std::enable_shared_from_this<Gateway>, public LocalCaller
   Stages stages_;          // in the order they run (the table in the constructor)
   std::unique_ptr<ResponsesApi> responses_;  // null without a state store
   std::unique_ptr<SessionsApi> sessions_;    // null without a state store
-  std::shared_ptr<ResponseCache> cache_;     // null: no route caches
+  std::shared_ptr<ResponseCache> cache_;     // shared by the Gateways of one `cache` config
+  bool caching_ = false;                     // some route caches (and the stage runs)
   std::atomic<bool> retired_{false};
 };
 
