@@ -236,6 +236,9 @@ asio::awaitable<std::optional<ResponseCache::Found>> ResponseCache::lookup(const
   s.route = v.substr(l1 + 1, l2 - l1 - 1);
   s.value = std::make_shared<const std::string>(v.substr(l2 + 1));
   if (s.expires_ms != 0 && s.expires_ms <= now) co_return std::nullopt;
+  auto decoded = cache::decode_entry(*s.value);
+  if (!decoded) co_return std::nullopt;  // damaged: a miss (the answer will replace it)
+  s.decoded = std::make_shared<const cache::Entry>(std::move(*decoded));
   l1_.put(key, s);  // an L2 hit fills L1
   co_return Found{std::move(s), "l2"};
 }
@@ -420,6 +423,7 @@ class CacheFill final : public ResponseSink {
     e.model = r.model;
     auto value = std::make_shared<const std::string>(cache::encode_entry(e));
     meta_.value = value;
+    meta_.decoded = std::make_shared<const cache::Entry>(std::move(e));
     meta_.stored_ms = now;
     meta_.expires_ms = now + ttl_ms_;
     const auto ex = co_await asio::this_coro::executor;
@@ -529,7 +533,7 @@ asio::awaitable<Verdict> CacheStage::on_request(RequestContext& ctx) const {
   if (!cc.no_cache) {
     auto found = co_await cache_->lookup(key, now);
     if (found && (!cc.max_age || now - found->stored.stored_ms <= *cc.max_age * 1000)) {
-      co_await serve(ctx, *found->stored.value, found->tier, found->stored.stored_ms);
+      co_await serve(ctx, found->stored, found->tier);
       co_return Verdict::answered();
     }
   }
@@ -542,7 +546,10 @@ asio::awaitable<Verdict> CacheStage::on_request(RequestContext& ctx) const {
       entry = co_await Flights::wait(flight, wait);
     }
     if (entry != nullptr) {
-      co_await serve(ctx, *entry, "flight", now);
+      cache::Stored stored;
+      stored.value = std::move(entry);
+      stored.stored_ms = now;
+      co_await serve(ctx, stored, "flight");
       co_return Verdict::answered();
     }
     flight = nullptr;  // no answer in time: this one goes upstream too, leading nothing
@@ -576,26 +583,33 @@ asio::awaitable<Verdict> CacheStage::on_request(RequestContext& ctx) const {
   co_return Verdict::proceed();
 }
 
-asio::awaitable<void> CacheStage::serve(RequestContext& ctx, const std::string& text,
-                                        const char* tier, int64_t stored_ms) const {
+asio::awaitable<void> CacheStage::serve(RequestContext& ctx, const cache::Stored& stored,
+                                        const char* tier) const {
   http::Request& request = *ctx.request;
   http::Responder& responder = *ctx.responder;
-  auto entry = cache::decode_entry(text);
-  if (!ctx.canon) {
-    auto decoded = canonical::decode_request(canonical::Protocol::openai, request.body, {});
-    if (decoded) ctx.canon = std::move(decoded.value());
+  std::shared_ptr<const cache::Entry> entry = std::static_pointer_cast<const cache::Entry>(stored.decoded);
+  if (entry == nullptr && stored.value != nullptr) {
+    if (auto e = cache::decode_entry(*stored.value)) entry = std::make_shared<const cache::Entry>(std::move(*e));
   }
-  if (!entry || !ctx.canon) {  // unreadable: answered as an upstream failure would be
+  if (!ctx.canon) {
+    // An OpenAI chat client: its encoder needs only the model and the stream options.
+    canonical::Request minimal;
+    minimal.model = ctx.parsed.model;
+    minimal.stream = ctx.parsed.stream;
+    minimal.include_usage = ctx.parsed.include_usage;
+    ctx.canon = std::move(minimal);
+  }
+  if (entry == nullptr) {  // unreadable: answered as an upstream failure would be
     const Error e = make_error(Errc::internal, "A cached answer could not be read.");
     co_await responder.send_error(e);
     co_return;
   }
-  const int64_t age_s = std::max<int64_t>(0, (now_ms() - stored_ms) / 1000);
+  const int64_t age_s = std::max<int64_t>(0, (now_ms() - stored.stored_ms) / 1000);
   responder.add_header("x-sluice-cache", "hit");
   responder.add_header("age", std::to_string(age_s));
   ctx.trace->cache = "hit";
   cache_->note(tier, "hit");
-  canonical::Response r = std::move(entry->answer);
+  canonical::Response r = entry->answer;
   r.id = "cache-" + std::string(request.request_id);
   r.model = ctx.parsed.model;
   // Billing: the original answer's tokens, at the route's hit_cost share of the price.

@@ -101,8 +101,9 @@ class CacheStage final : public Stage {
   asio::awaitable<Verdict> on_request(RequestContext& ctx) const override;
 
  private:
-  asio::awaitable<void> serve(RequestContext& ctx, const std::string& entry, const char* tier,
-                              int64_t now_ms) const;
+  /// Answers from `stored` (its decoded entry when it has one, else its bytes).
+  asio::awaitable<void> serve(RequestContext& ctx, const cache::Stored& stored,
+                              const char* tier) const;
   std::shared_ptr<ResponseCache> cache_;
   bool validate_streams_;
 };

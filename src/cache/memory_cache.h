@@ -20,6 +20,9 @@ struct Stored {
   int64_t stored_ms = 0;   // when it was first stored (for Age and max-age)
   int64_t expires_ms = 0;  // 0 = never
   std::string owner, route;  // for invalidation by tenant or route
+  // The value decoded once by its user (the cache stage keeps its cache::Entry here, so a hit
+  // does not parse it again); not counted in the byte bound.
+  std::shared_ptr<const void> decoded;
 };
 
 struct MemoryStats {
