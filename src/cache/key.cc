@@ -5,149 +5,240 @@
 #include <cmath>
 #include <limits>
 
+#include <simdjson.h>
+
+#include <charconv>
+#include <utility>
+#include <vector>
+
 #include "canonical/json.h"
+#include "common/error.h"
 #include "common/sha256.h"
 
 namespace sluice::cache {
 
-namespace json = canonical::json;
 
 namespace {
 
-// Sorted keys at every depth; integral doubles as integers.
-json::value normalized(const json::value& v) {
-  switch (v.kind()) {
-    case json::kind::object: {
-      const json::object& o = v.as_object();
-      std::vector<const json::key_value_pair*> kv;
-      kv.reserve(o.size());
-      for (const auto& p : o) kv.push_back(&p);
-      std::sort(kv.begin(), kv.end(),
-                [](const auto* a, const auto* b) { return a->key() < b->key(); });
-      json::object out;
-      out.reserve(kv.size());
-      for (const auto* p : kv) out.emplace(p->key(), normalized(p->value()));
-      return out;
-    }
-    case json::kind::array: {
-      json::array out;
-      out.reserve(v.as_array().size());
-      for (const json::value& e : v.as_array()) out.push_back(normalized(e));
-      return out;
-    }
-    case json::kind::double_: {
-      const double d = v.as_double();
-      if (std::isfinite(d) && d == std::trunc(d) && std::fabs(d) < 9.0e15) {
-        return static_cast<int64_t>(d);
+using simdjson::dom::element;
+using simdjson::dom::element_type;
+
+// Numbers: an integral value below 2^53 as an integer (7.0 is 7, -0 is 0), any other double in
+// its shortest round-trip scientific form (simdjson parses exactly, so the form is a fixed point).
+void write_double(std::string& out, double d) {
+  if (std::isfinite(d) && d == std::trunc(d) && std::fabs(d) < 9.0e15) {
+    out += std::to_string(static_cast<int64_t>(d));
+    return;
+  }
+  char buf[64];
+  // Scientific: a big integral double written as plain digits would read back as an integer
+  // too big for JSON parsers.
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::scientific);
+  out.append(buf, ec == std::errc() ? end : buf);
+}
+
+void write(std::string& out, element e);
+
+// Typed views of an element already known to be of that type (copied out of the result, which
+// is a temporary: a reference into it would dangle).
+simdjson::dom::array array_of(element e) {
+  simdjson::dom::array a;
+  if (e.get(a) != simdjson::SUCCESS) return {};
+  return a;
+}
+simdjson::dom::object object_of(element e) {
+  simdjson::dom::object o;
+  if (e.get(o) != simdjson::SUCCESS) return {};
+  return o;
+}
+std::string_view string_of(element e) {
+  std::string_view s;
+  if (e.get(s) != simdjson::SUCCESS) return {};
+  return s;
+}
+
+void write_string(std::string& out, std::string_view s) {
+  out += '"';
+  append_json_escaped(out, s);
+  out += '"';
+}
+
+// An object's members sorted by key; of repeated keys the last one counts (as a JSON object
+// read into a map would keep it).
+std::vector<std::pair<std::string_view, element>> sorted_members(simdjson::dom::object o) {
+  std::vector<std::pair<std::string_view, element>> kv;
+  for (auto field : o) kv.emplace_back(field.key, field.value);
+  std::stable_sort(kv.begin(), kv.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<std::pair<std::string_view, element>> out;
+  for (size_t i = 0; i < kv.size(); ++i) {
+    if (i + 1 < kv.size() && kv[i + 1].first == kv[i].first) continue;
+    out.push_back(kv[i]);
+  }
+  return out;
+}
+
+void write_members(std::string& out, const std::vector<std::pair<std::string_view, element>>& kv) {
+  out += '{';
+  for (size_t i = 0; i < kv.size(); ++i) {
+    if (i) out += ',';
+    write_string(out, kv[i].first);
+    out += ':';
+    write(out, kv[i].second);
+  }
+  out += '}';
+}
+
+void write(std::string& out, element e) {
+  switch (e.type()) {
+    case element_type::OBJECT: write_members(out, sorted_members(object_of(e))); break;
+    case element_type::ARRAY: {
+      out += '[';
+      bool first = true;
+      for (element x : array_of(e)) {
+        if (!first) out += ',';
+        first = false;
+        write(out, x);
       }
-      return d;
+      out += ']';
+      break;
     }
-    case json::kind::uint64:
-      if (v.as_uint64() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-        return static_cast<int64_t>(v.as_uint64());
+    case element_type::STRING: write_string(out, string_of(e)); break;
+    case element_type::INT64: out += std::to_string(int64_t(e)); break;
+    case element_type::UINT64: out += std::to_string(uint64_t(e)); break;
+    case element_type::DOUBLE: write_double(out, double(e)); break;
+    case element_type::BOOL: out += bool(e) ? "true" : "false"; break;
+    case element_type::NULL_VALUE: out += "null"; break;
+  }
+}
+
+// The one-part array a string content stands for ({"text":..., "type":"text"}, keys sorted).
+void write_text_part(std::string& out, std::string_view text) {
+  out += R"([{"text":)";
+  write_string(out, text);
+  out += R"(,"type":"text"}])";
+}
+
+// Messages with every string content written as its one text part.
+void write_messages(std::string& out, element msgs) {
+  if (!msgs.is_array()) return write(out, msgs);
+  out += '[';
+  bool first = true;
+  for (element m : array_of(msgs)) {
+    if (!first) out += ',';
+    first = false;
+    if (!m.is_object()) {
+      write(out, m);
+      continue;
+    }
+    auto kv = sorted_members(object_of(m));
+    out += '{';
+    for (size_t i = 0; i < kv.size(); ++i) {
+      if (i) out += ',';
+      write_string(out, kv[i].first);
+      out += ':';
+      if (kv[i].first == "content" && kv[i].second.is_string()) {
+        write_text_part(out, string_of(kv[i].second));
+      } else {
+        write(out, kv[i].second);
       }
-      return v;
-    default:
-      return v;
-  }
-}
-
-bool equals_number(const json::value& v, double x) {
-  if (v.is_int64()) return static_cast<double>(v.as_int64()) == x;
-  if (v.is_uint64()) return static_cast<double>(v.as_uint64()) == x;
-  if (v.is_double()) return v.as_double() == x;
-  return false;
-}
-
-// "text" content as the one-part array it stands for, in every message.
-void content_as_parts(json::object& body, std::string_view messages_key, std::string_view part_type) {
-  json::value* msgs = body.if_contains(messages_key);
-  if (msgs == nullptr || !msgs->is_array()) return;
-  for (json::value& m : msgs->as_array()) {
-    if (!m.is_object()) continue;
-    json::value* c = m.as_object().if_contains("content");
-    if (c != nullptr && c->is_string()) {
-      json::string text = c->as_string();
-      *c = json::array{json::object{{"type", part_type}, {"text", std::move(text)}}};
     }
+    out += '}';
+  }
+  out += ']';
+}
+
+bool is_number(element e, double x) {
+  switch (e.type()) {
+    case element_type::INT64: return static_cast<double>(int64_t(e)) == x;
+    case element_type::UINT64: return static_cast<double>(uint64_t(e)) == x;
+    case element_type::DOUBLE: return double(e) == x;
+    default: return false;
   }
 }
 
-void drop_if_number(json::object& o, std::string_view key, double dflt) {
-  if (const json::value* v = o.if_contains(key); v && equals_number(*v, dflt)) o.erase(key);
-}
-
-void drop_if_bool(json::object& o, std::string_view key, bool dflt) {
-  if (const json::value* v = o.if_contains(key); v && v->is_bool() && v->as_bool() == dflt) {
-    o.erase(key);
-  }
-}
-
-void drop_if_empty_array(json::object& o, std::string_view key) {
-  if (const json::value* v = o.if_contains(key); v && v->is_array() && v->as_array().empty()) {
-    o.erase(key);
-  }
-}
+bool is_bool(element e, bool b) { return e.is_bool() && bool(e) == b; }
+bool is_empty_array(element e) { return e.is_array() && array_of(e).size() == 0; }
+bool is_string(element e, std::string_view s) { return e.is_string() && string_of(e) == s; }
 
 }  // namespace
 
 Result<std::string> canonical_form(Api api, std::string_view body) {
-  auto parsed = canonical::parse_json(body);
-  if (!parsed || !parsed->is_object()) {
+  thread_local simdjson::dom::parser parser;
+  element root;
+  if (parser.parse(body.data(), body.size(), true).get(root) || !root.is_object()) {
     return canonical::invalid("The request body must be a JSON object.");
   }
-  json::object& o = parsed->as_object();
-  // Not part of the question.
-  for (const char* k : {"user", "metadata", "stream", "stream_options", "store", "service_tier",
-                        "prompt_cache_key", "safety_identifier", "background"}) {
-    o.erase(k);
+  auto members = sorted_members(object_of(root));
+  auto find = [&](std::string_view k) -> const element* {
+    for (const auto& [key, v] : members) {
+      if (key == k) return &v;
+    }
+    return nullptr;
+  };
+  const bool tools = [&] {
+    const element* t = find("tools");
+    return t != nullptr && !t->is_null() && !is_empty_array(*t);
+  }();
+  const bool has_max_completion = find("max_completion_tokens") != nullptr;
+  std::vector<std::pair<std::string_view, element>> kept;
+  for (const auto& [key, v] : members) {
+    // Not part of the question, or unset.
+    if (v.is_null() || key == "user" || key == "metadata" || key == "stream" ||
+        key == "stream_options" || key == "store" || key == "service_tier" ||
+        key == "prompt_cache_key" || key == "safety_identifier" || key == "background") {
+      continue;
+    }
+    bool drop = false;
+    switch (api) {
+      case Api::chat:
+        drop = (key == "temperature" && is_number(v, 1)) || (key == "top_p" && is_number(v, 1)) ||
+               (key == "n" && is_number(v, 1)) ||
+               (key == "presence_penalty" && is_number(v, 0)) ||
+               (key == "frequency_penalty" && is_number(v, 0)) ||
+               (key == "logprobs" && is_bool(v, false)) ||
+               (key == "parallel_tool_calls" && is_bool(v, true)) ||
+               ((key == "tools" || key == "stop") && is_empty_array(v)) ||
+               (key == "tool_choice" && is_string(v, tools ? "auto" : "none")) ||
+               (key == "max_tokens" && has_max_completion);
+        break;
+      case Api::messages:
+        drop = (key == "temperature" && is_number(v, 1)) ||
+               ((key == "stop_sequences" || key == "tools") && is_empty_array(v));
+        break;
+      case Api::responses:
+        drop = (key == "temperature" && is_number(v, 1)) || (key == "top_p" && is_number(v, 1)) ||
+               (key == "parallel_tool_calls" && is_bool(v, true)) ||
+               (key == "tools" && is_empty_array(v));
+        break;
+      case Api::gemini: break;
+    }
+    if (!drop) kept.emplace_back(key, v);
   }
-  for (auto it = o.begin(); it != o.end();) {  // null = unset
-    it = it->value().is_null() ? o.erase(it) : std::next(it);
+  // max_tokens is max_completion_tokens in chat: renamed, then the order is the keys' again.
+  if (api == Api::chat) {
+    for (auto& [key, v] : kept) {
+      if (key == "max_tokens") key = "max_completion_tokens";
+    }
+    std::stable_sort(kept.begin(), kept.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   }
-  switch (api) {
-    case Api::chat:
-      if (o.contains("max_tokens") && !o.contains("max_completion_tokens")) {
-        json::value v = o.at("max_tokens");
-        o.erase("max_tokens");
-        o["max_completion_tokens"] = std::move(v);
-      }
-      drop_if_number(o, "temperature", 1);
-      drop_if_number(o, "top_p", 1);
-      drop_if_number(o, "n", 1);
-      drop_if_number(o, "presence_penalty", 0);
-      drop_if_number(o, "frequency_penalty", 0);
-      drop_if_bool(o, "logprobs", false);
-      drop_if_bool(o, "parallel_tool_calls", true);
-      drop_if_empty_array(o, "tools");
-      drop_if_empty_array(o, "stop");
-      if (const json::value* tc = o.if_contains("tool_choice"); tc && tc->is_string()) {
-        // "auto" with tools and "none" without are what an absent tool_choice means.
-        const bool tools = o.contains("tools");
-        if (tc->as_string() == (tools ? "auto" : "none")) o.erase("tool_choice");
-      }
-      content_as_parts(o, "messages", "text");
-      break;
-    case Api::messages:
-      drop_if_number(o, "temperature", 1);
-      drop_if_empty_array(o, "stop_sequences");
-      drop_if_empty_array(o, "tools");
-      if (const json::value* s = o.if_contains("system"); s && s->is_string()) {
-        json::string text = s->as_string();
-        o["system"] = json::array{json::object{{"type", "text"}, {"text", std::move(text)}}};
-      }
-      content_as_parts(o, "messages", "text");
-      break;
-    case Api::responses:
-      drop_if_number(o, "temperature", 1);
-      drop_if_number(o, "top_p", 1);
-      drop_if_bool(o, "parallel_tool_calls", true);
-      drop_if_empty_array(o, "tools");
-      break;
-    case Api::gemini:
-      break;
+  std::string out;
+  out.reserve(body.size() + 32);
+  out += '{';
+  for (size_t i = 0; i < kept.size(); ++i) {
+    const auto& [key, v] = kept[i];
+    if (i) out += ',';
+    write_string(out, key);
+    out += ':';
+    if (key == "messages" && api != Api::gemini && api != Api::responses) {
+      write_messages(out, v);
+    } else if (key == "system" && api == Api::messages && v.is_string()) {
+      write_text_part(out, string_of(v));
+    } else {
+      write(out, v);
+    }
   }
-  return canonical::to_text(normalized(*parsed));
+  out += '}';
+  return out;
 }
 
 std::string key_of(const Scope& scope, std::string_view canonical) {

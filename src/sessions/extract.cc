@@ -57,7 +57,9 @@ std::string fact_key(std::string_view raw) {
       gap = true;
     }
   }
-  return std::string(utf8_prefix(out, 64));
+  std::string key(utf8_prefix(out, 64));
+  while (!key.empty() && key.back() == '_') key.pop_back();  // a cut may end on a separator
+  return key;
 }
 
 }  // namespace
