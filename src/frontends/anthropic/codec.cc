@@ -17,6 +17,7 @@
 // - Assistant image blocks in an answer are dropped (Anthropic answers carry no images).
 #include "canonical/codec.h"
 
+#include <cmath>
 #include <exception>
 
 #include "canonical/json.h"
@@ -148,14 +149,17 @@ Result<void> decode_tool_choice(const json::value& v, Request& req) {
 }
 
 Result<void> decode_sampling(const json::object& o, Request& req) {
+  // A number too big for a double (1e400) reads as infinity: refused like any invalid number.
   if (const json::value* v = field(o, "temperature")) {
-    if (!v->is_number())
-      return invalid("temperature: Input should be a valid number", "temperature");
     req.temperature = number(o, "temperature");
+    if (!v->is_number() || !std::isfinite(*req.temperature))
+      return invalid("temperature: Input should be a valid number", "temperature");
   }
   if (const json::value* v = field(o, "top_p")) {
-    if (!v->is_number()) return invalid("top_p: Input should be a valid number", "top_p");
     req.top_p = number(o, "top_p");
+    if (!v->is_number() || !std::isfinite(*req.top_p)) {
+      return invalid("top_p: Input should be a valid number", "top_p");
+    }
   }
   if (field(o, "top_k")) {
     req.top_k = integer(o, "top_k");

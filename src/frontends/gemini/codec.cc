@@ -18,6 +18,7 @@
 // - Answers: redacted_thinking blocks dropped; tool calls stream as whole functionCall parts
 //   (Gemini's format has no partial arguments), so a call reaches the client at its block_stop.
 // - Answers: stop_sequence, pause_turn and error stop reasons all read as STOP/OTHER.
+#include <cmath>
 #include <random>
 
 #include "canonical/codec.h"
@@ -134,8 +135,8 @@ Result<void> read_generation_config(const json::object& body, Request& req) {
   if (!gv->is_object()) return invalid("'generationConfig' must be an object.", "generationConfig");
   const json::object& g = gv->get_object();
   auto check_number = [&](std::string_view key) -> Result<void> {
-    if (field(g, key) && !number(g, key)) {
-      return invalid("'" + std::string(key) + "' must be a number.",
+    if (field(g, key) && !(number(g, key) && std::isfinite(*number(g, key)))) {
+      return invalid("'" + std::string(key) + "' must be a (finite) number.",
                      "generationConfig." + std::string(key));
     }
     return {};
