@@ -48,21 +48,7 @@ const json::object* session_of(const json::object& record) {
 
 // A fact's text up to case, spacing and punctuation (not stemmed: "lives" and "lived" are
 // different facts).
-std::string normalized(std::string_view text) {
-  std::string out;
-  bool gap = false;
-  for (char c : text) {
-    const unsigned char u = static_cast<unsigned char>(c);
-    if (std::isalnum(u) || u >= 0x80) {
-      if (gap && !out.empty()) out += ' ';
-      gap = false;
-      out += static_cast<char>(u < 0x80 ? std::tolower(u) : u);
-    } else {
-      gap = true;
-    }
-  }
-  return out;
-}
+std::string normalized(std::string_view text) { return sessions::join_words(text, ' '); }
 
 bool memory_open(const json::object& m, int64_t now_s) {
   if (!m.contains("valid_to") || !m.at("valid_to").is_null()) return false;

@@ -279,6 +279,22 @@ std::vector<Scored> MemoryIndex::search(std::string_view query, size_t k, int64_
   return scored;
 }
 
+std::string join_words(std::string_view text, char sep) {
+  std::string out;
+  bool gap = false;
+  for (char c : text) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (std::isalnum(u) || u >= 0x80) {
+      if (gap && !out.empty()) out += sep;
+      gap = false;
+      out += static_cast<char>(u < 0x80 ? std::tolower(u) : u);
+    } else {
+      gap = true;
+    }
+  }
+  return out;
+}
+
 int64_t estimate_tokens(const std::vector<Block>& blocks) {
   int64_t bytes = 0, extra = 0;
   for (const Block& b : blocks) {

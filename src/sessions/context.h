@@ -61,6 +61,10 @@ std::vector<Scored> score_memories(const std::vector<MemoryDoc>& docs, std::stri
 /// plural, -ing and -ed endings and a final e stripped ("lives", "lived", "living" → "liv").
 std::vector<std::string> tokenize(std::string_view text);
 
+/// The words of `text` (ASCII letters and digits lower-cased, bytes ≥ 0x80 kept) joined by
+/// `sep`: "Home City!" → "home_city" with '_'. Not stemmed.
+std::string join_words(std::string_view text, char sep);
+
 /// Estimated tokens of messages / blocks (about 4 bytes a token; tool arguments and results
 /// included; an image counts 765).
 int64_t estimate_tokens(const std::vector<canonical::Message>& messages);

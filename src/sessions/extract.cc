@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "canonical/json.h"
+#include "sessions/context.h"
 
 namespace sluice::sessions {
 
@@ -45,18 +46,7 @@ const char* role_name(canonical::Role r) {
 }
 
 std::string fact_key(std::string_view raw) {
-  std::string out;
-  bool gap = false;
-  for (char c : raw) {
-    const unsigned char u = static_cast<unsigned char>(c);
-    if (std::isalnum(u) || u >= 0x80) {
-      if (gap && !out.empty()) out += '_';
-      gap = false;
-      out += static_cast<char>(u < 0x80 ? std::tolower(u) : u);
-    } else {
-      gap = true;
-    }
-  }
+  const std::string out = join_words(raw, '_');
   std::string key(utf8_prefix(out, 64));
   while (!key.empty() && key.back() == '_') key.pop_back();  // a cut may end on a separator
   return key;

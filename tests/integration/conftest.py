@@ -777,3 +777,13 @@ class ConfigStarter:
     def stop_all(self):
         for p in self.procs:
             p.stop()
+
+
+@pytest.fixture
+def redis(tmp_path):
+    """A real redis-server on an ephemeral port for one test (stopped by PID after it)."""
+    from test_redis_keys import Redis  # the Redis helper of the Redis suites
+    r = Redis(free_closed_port(), tmp_path / "redis-data")
+    r.start()
+    yield r
+    r.stop()

@@ -27,10 +27,9 @@ import time
 
 import pytest
 
-from conftest import (SLUICE_BIN, UPSTREAM_KEY, ConfigStarter, Gateway, Proc, free_closed_port,
+from conftest import (SLUICE_BIN, UPSTREAM_KEY, ConfigStarter, Gateway, Proc,
                       http_call, poll, render_config, require_binaries, sha,
                       stream_request)
-from test_redis_keys import Redis
 
 CHAT = "/v1/chat/completions"
 MESSAGES = "/v1/messages"
@@ -120,14 +119,6 @@ def start(mock, tmp_path):
 @pytest.fixture
 def gw(start):
     return start()
-
-
-@pytest.fixture
-def redis(tmp_path):
-    r = Redis(free_closed_port(), tmp_path / "redis-data")
-    r.start()
-    yield r
-    r.stop()
 
 
 def l2_top(redis) -> str:

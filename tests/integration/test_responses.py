@@ -22,9 +22,8 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import (ConfigStarter, SLUICE_BIN, UPSTREAM_KEY, Gateway, Proc, RawHttp, assert_error_shape,
-                      build_request, free_closed_port, http_call, parse_sse, render_config,
+                      build_request, http_call, parse_sse, render_config,
                       require_binaries, sha, stream_request)
-from test_redis_keys import Redis  # the redis-server fixture pattern of the Redis tests
 
 RESPONSES = "/v1/responses"
 CONVERSATIONS = "/v1/conversations"
@@ -67,14 +66,6 @@ def start(mock, tmp_path):
 @pytest.fixture
 def gw(start) -> Gateway:
     return start()
-
-
-@pytest.fixture
-def redis(tmp_path):
-    r = Redis(free_closed_port(), tmp_path / "redis-data")
-    r.start()
-    yield r
-    r.stop()
 
 
 # ---- requests --------------------------------------------------------------------------------

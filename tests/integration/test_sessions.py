@@ -25,9 +25,8 @@ from urllib.parse import quote
 import pytest
 
 from conftest import (ConfigStarter, SLUICE_BIN, UPSTREAM_KEY, Gateway, Proc, RawHttp, assert_error_shape,
-                      build_request, free_closed_port, http_call, parse_sse, poll,
+                      build_request, http_call, parse_sse, poll,
                       render_config, require_binaries, sha, stream_request)
-from test_redis_keys import Redis
 
 SESSIONS = "/v1/sessions"
 CHAT = "/v1/chat/completions"
@@ -61,14 +60,6 @@ def start(mock, tmp_path):
 @pytest.fixture
 def gw(start) -> Gateway:
     return start()
-
-
-@pytest.fixture
-def redis(tmp_path):
-    r = Redis(free_closed_port(), tmp_path / "redis-data")
-    r.start()
-    yield r
-    r.stop()
 
 
 def windowed_route(name: str, window: int, fmt: str = "openai") -> str:
