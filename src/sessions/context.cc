@@ -124,6 +124,18 @@ double relevance_of(double lexical, const MemoryDoc& doc, const ScoreParams& par
   return (1 - w) * lexical + w * std::max(0.0, similarity);
 }
 
+// The rest of a score once its BM25 and the best BM25 are known: relevance, recency, weight
+// and their weighted sum (one place, so the index and the one-off scorer agree to the bit).
+void complete(Scored& s, const MemoryDoc& doc, double best, int64_t now_ms,
+              const ScoreParams& params) {
+  s.relevance = relevance_of(best > 0 ? s.bm25 / best : 0, doc, params, s.similarity);
+  const double per_s = params.half_life_s > 0 ? 1.0 / params.half_life_s : 0;
+  const double age_s = std::max<double>(0, static_cast<double>(now_ms - doc.last_access_ms) / 1000.0);
+  s.recency = per_s > 0 ? std::exp2(-age_s * per_s) : 0;
+  s.weight = std::clamp(doc.weight, 0.0, 1.0);
+  s.score = params.alpha * s.relevance + params.beta * s.recency + params.gamma * s.weight;
+}
+
 }  // namespace
 
 std::vector<Scored> score_memories(const std::vector<MemoryDoc>& docs, std::string_view query,
@@ -177,16 +189,7 @@ std::vector<Scored> score_memories(const std::vector<MemoryDoc>& docs, std::stri
     scored[i].bm25 = s;
     best = std::max(best, s);
   }
-  const double per_s = params.half_life_s > 0 ? 1.0 / params.half_life_s : 0;
-  for (size_t i = 0; i < docs.size(); ++i) {
-    Scored& s = scored[i];
-    s.relevance = relevance_of(best > 0 ? s.bm25 / best : 0, docs[i], params, s.similarity);
-    const double age_s =
-        std::max<double>(0, static_cast<double>(now_ms - docs[i].last_access_ms) / 1000.0);
-    s.recency = per_s > 0 ? std::exp2(-age_s * per_s) : 0;
-    s.weight = std::clamp(docs[i].weight, 0.0, 1.0);
-    s.score = params.alpha * s.relevance + params.beta * s.recency + params.gamma * s.weight;
-  }
+  for (size_t i = 0; i < docs.size(); ++i) complete(scored[i], docs[i], best, now_ms, params);
   top_k(scored, k);
   return scored;
 }
@@ -241,17 +244,11 @@ std::vector<Scored> MemoryIndex::search(std::string_view query, size_t k, int64_
   for (size_t i = 0; i < docs_.size(); ++i) {
     if (bm25[i] > best && live(i)) best = bm25[i];
   }
-  const double per_s = params.half_life_s > 0 ? 1.0 / params.half_life_s : 0;
   auto make = [&](size_t i) {
     Scored s;
     s.index = i;
     s.bm25 = bm25[i];
-    s.relevance = relevance_of(best > 0 ? s.bm25 / best : 0, docs_[i], params, s.similarity);
-    const double age_s =
-        std::max<double>(0, static_cast<double>(now_ms - docs_[i].last_access_ms) / 1000.0);
-    s.recency = per_s > 0 ? std::exp2(-age_s * per_s) : 0;
-    s.weight = std::clamp(docs_[i].weight, 0.0, 1.0);
-    s.score = params.alpha * s.relevance + params.beta * s.recency + params.gamma * s.weight;
+    complete(s, docs_[i], best, now_ms, params);
     return s;
   };
   // The k best kept in a heap (worst on top): no Scored for every memory.

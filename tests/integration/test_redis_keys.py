@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import (SLUICE_BIN, Proc, assert_error_shape, chat_body, free_closed_port,
+from conftest import (SLUICE_BIN, Proc, assert_error_shape, chat_body,
                       http_call, poll, require_binaries)
 
 REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -86,14 +86,6 @@ def _read_resp(f):
         n = int(rest)
         return None if n < 0 else [_read_resp(f) for _ in range(n)]
     raise RuntimeError(f"bad RESP line {line!r}")
-
-
-@pytest.fixture
-def redis(tmp_path):
-    r = Redis(free_closed_port(), tmp_path / "redis-data")
-    r.start()
-    yield r
-    r.stop()
 
 
 def sha(s: str) -> str:
