@@ -9,6 +9,7 @@ PACKAGES=(
   # libraries
   libboost1.81-dev libboost-json1.81-dev libsimdjson-dev libyaml-cpp-dev libssl-dev
   libspdlog-dev libfmt-dev libcli11-dev libsqlite3-dev libjwt-dev libhiredis-dev libmimalloc-dev
+  libhnswlib-dev
   # profiling: libprofiler + libtcmalloc (/debug/pprof) and the google-pprof reader
   libgoogle-perftools-dev google-perftools
   # tests

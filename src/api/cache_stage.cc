@@ -19,6 +19,8 @@
 #include "api/sink.h"
 #include "cache/entry.h"
 #include "cache/key.h"
+#include "cache/semantic.h"
+#include "sessions/extract.h"
 #include "canonical/codec.h"
 #include "canonical/events.h"
 #include "observe/metrics.h"
@@ -32,46 +34,6 @@ namespace {
 constexpr int64_t kL2Cooldown_ms = 1000;  // after a Redis error, L2 is skipped this long
 
 int64_t now_ms() { return store::system_now_ms(); }
-
-// ---- metrics ----
-
-struct CacheCells {
-  static constexpr std::array<std::string_view, 4> kTiers = {"l1", "l2", "flight", "none"};
-  static constexpr std::array<std::string_view, 3> kResults = {"hit", "miss", "bypass"};
-  std::array<std::array<observe::Cell, 3>, 4> requests{};
-  std::array<observe::Cell, 3> stores{};  // stored, not_stored, too_big
-  observe::Cell l2_errors{};
-};
-
-const CacheCells& cells() {
-  static const CacheCells c = [] {
-    CacheCells c;
-    auto& r = observe::Registry::instance();
-    for (size_t t = 0; t < c.kTiers.size(); ++t) {
-      for (size_t x = 0; x < c.kResults.size(); ++x) {
-        c.requests[t][x] = r.counter(
-            "sluice_cache_requests_total",
-            "Requests on cached routes: hit (by the tier that had the answer: l1, l2, or "
-            "flight = another request's answer in flight), miss, or bypass (not looked up).",
-            observe::label("tier", c.kTiers[t]) + "," + observe::label("result", c.kResults[x]));
-      }
-    }
-    const char* stores[] = {"stored", "not_stored", "too_big"};
-    for (size_t i = 0; i < 3; ++i) {
-      c.stores[i] = r.counter("sluice_cache_stores_total",
-                              "Answers of misses: stored, not stored (an error, a cut stream, a "
-                              "refusal, a tool call), or too big for cache.max_entry_bytes.",
-                              observe::label("result", stores[i]));
-    }
-    c.l2_errors = r.counter("sluice_cache_l2_errors_total",
-                            "Redis (L2) operations that failed; the cache served from L1 or "
-                            "upstream instead.");
-    return c;
-  }();
-  return c;
-}
-
-void count_store(size_t which) { observe::add(cells().stores[which]); }
 
 // ---- request headers ----
 
@@ -131,219 +93,61 @@ std::vector<canonical::Event> fine_events(const canonical::Response& r, size_t p
 
 }  // namespace
 
-void count_cache(std::string_view tier, std::string_view result) {
-  const CacheCells& c = cells();
-  const size_t t = static_cast<size_t>(std::find(c.kTiers.begin(), c.kTiers.end(), tier) - c.kTiers.begin());
-  const size_t x =
-      static_cast<size_t>(std::find(c.kResults.begin(), c.kResults.end(), result) - c.kResults.begin());
-  if (t < c.kTiers.size() && x < c.kResults.size()) observe::add(c.requests[t][x]);
-}
 
-// ---- single flight ----
+// ---- the semantic tier ----
 
-std::pair<std::shared_ptr<Flights::Flight>, bool> Flights::join(const std::string& key) {
-  std::lock_guard lock(mu_);
-  auto [it, fresh] = flights_.try_emplace(key);
-  if (fresh) it->second = std::make_shared<Flight>();
-  return {it->second, fresh};
-}
+/// A single-turn question on its way through the semantic tier: its embedding is requested at
+/// once (a local call to the route's embeddings model, as the client), waited for at most the
+/// route's timeout, and used twice: to look for a similar question, and, on a miss, to index
+/// this one with its answer (if the embedding has come by the time the answer is stored).
+struct SemanticProbe {
+  std::string model;   // the embeddings model
+  std::string bucket;  // key_of(scope, the question without its text)
+  std::string text;
+  std::optional<std::vector<float>> vector;
+  bool done = false;   // the embedding call has returned (touched on one worker only)
+  std::weak_ptr<asio::steady_timer> waiter;
+  // The answer was stored before the embedding came: indexed when it does.
+  std::optional<cache::SemanticIndex::Item> pending;
+  std::shared_ptr<cache::SemanticIndex> index;
+};
 
-void Flights::finish(const std::string& key, const std::shared_ptr<Flight>& flight,
-                     std::shared_ptr<const std::string> entry) {
-  {
-    std::lock_guard lock(mu_);
-    if (auto it = flights_.find(key); it != flights_.end() && it->second == flight) flights_.erase(it);
+namespace {
+
+asio::awaitable<void> embed_question(std::shared_ptr<void> hold, LocalCaller* caller,
+                                     std::shared_ptr<SemanticProbe> probe, Identity who,
+                                     WorkerContext* worker) {
+  const std::string path = "/v1/embeddings";
+  const std::string purpose = "cache";
+  const std::string body = sessions::embeddings_request(probe->model, probe->text);
+  const LocalAnswer answer = co_await caller->call(path, body, who, *worker, purpose);
+  if (answer.status == 200) {
+    if (auto v = sessions::embedding_of(answer.body); v && !v->empty()) probe->vector = std::move(*v);
   }
-  std::vector<std::pair<asio::any_io_executor, std::weak_ptr<asio::steady_timer>>> waiters;
-  {
-    std::lock_guard lock(flight->mu);
-    if (flight->done) return;
-    flight->done = true;
-    flight->entry = std::move(entry);
-    waiters.swap(flight->waiters);
+  probe->done = true;
+  if (auto t = probe->waiter.lock()) t->cancel();
+  if (probe->pending && probe->vector && probe->index) {
+    probe->index->add(*probe->vector, std::move(*probe->pending), store::system_now_ms());
+    probe->pending.reset();
   }
-  // Each waiter's timer is cancelled on its own worker.
-  for (auto& [ex, weak] : waiters) {
-    asio::post(ex, [weak] {
-      if (auto t = weak.lock()) t->cancel();
-    });
+  (void)hold;
+}
+
+// x-sluice-cache-threshold: a request may ask for a closer match than the route's, never a
+// looser one (a lower value is the route's). Errors: not a number in [0, 1].
+Result<double> threshold_of(std::string_view header, double route) {
+  if (header.empty()) return route;
+  double v = -1;
+  const auto [end, ec] = std::from_chars(header.data(), header.data() + header.size(), v);
+  if (ec != std::errc() || end != header.data() + header.size() || !(v >= 0 && v <= 1)) {
+    return make_error(Errc::bad_request,
+                      "x-sluice-cache-threshold must be a number between 0 and 1 (a cosine "
+                      "similarity; values below the route's threshold have no effect).");
   }
+  return std::max(v, route);
 }
 
-asio::awaitable<std::shared_ptr<const std::string>> Flights::wait(
-    const std::shared_ptr<Flight>& flight, std::chrono::milliseconds wait) {
-  auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor);
-  timer->expires_after(wait);
-  {
-    std::lock_guard lock(flight->mu);
-    if (flight->done) co_return flight->entry;
-    flight->waiters.emplace_back(timer->get_executor(), timer);
-  }
-  co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
-  std::lock_guard lock(flight->mu);
-  co_return flight->done ? flight->entry : nullptr;
-}
-
-// ---- the tiers ----
-
-ResponseCache::ResponseCache(const config::Config& config)
-    : l1_(config.cache.l1_max_bytes), max_entry_(config.cache.max_entry_bytes) {
-  if (config.cache.l2_redis) {
-    const config::RateLimitConfig& r = config.rate_limits;
-    l2_ = std::make_shared<store::StateService>(
-        store::make_redis_store(r.redis_host, r.redis_port, r.redis_timeout, "sluice:cache:"),
-        std::chrono::milliseconds(60'000));
-  }
-}
-
-ResponseCache::~ResponseCache() = default;
-
-bool ResponseCache::l2_usable(int64_t now) const {
-  return l2_ != nullptr && now >= l2_retry_at_ms_.load(std::memory_order_relaxed);
-}
-
-void ResponseCache::l2_result(bool ok, const std::string& what) {
-  if (ok) {
-    if (l2_down_.exchange(false)) spdlog::info("cache: Redis (L2) answers again");
-    return;
-  }
-  observe::add(cells().l2_errors);
-  l2_retry_at_ms_.store(now_ms() + kL2Cooldown_ms, std::memory_order_relaxed);
-  if (!l2_down_.exchange(true)) {
-    spdlog::warn("cache: Redis (L2) failed ({}); serving from L1 and upstream until it answers", what);
-  }
-}
-
-asio::awaitable<std::optional<ResponseCache::Found>> ResponseCache::lookup(const std::string& key,
-                                                                          int64_t now) {
-  if (auto hit = l1_.get(key, now)) co_return Found{std::move(*hit), "l1"};
-  if (!l2_usable(now)) co_return std::nullopt;
-  const auto op = [key](store::StateStore& s) { return s.get(key); };
-  auto got = co_await l2_->run(op);
-  l2_result(got.ok(), got.ok() ? "" : got.error().message);
-  if (!got || !got->has_value()) co_return std::nullopt;
-  // L2 values are "<stored_ms> <expires_ms> <owner>\n<route>\n<entry>".
-  const std::string& v = **got;
-  cache::Stored s;
-  const size_t l1 = v.find('\n'), l2 = l1 == std::string::npos ? l1 : v.find('\n', l1 + 1);
-  if (l2 == std::string::npos) co_return std::nullopt;
-  std::string_view head(v.data(), l1);
-  const size_t sp1 = head.find(' '), sp2 = sp1 == std::string_view::npos ? sp1 : head.find(' ', sp1 + 1);
-  if (sp2 == std::string_view::npos) co_return std::nullopt;
-  std::from_chars(head.data(), head.data() + sp1, s.stored_ms);
-  std::from_chars(head.data() + sp1 + 1, head.data() + sp2, s.expires_ms);
-  s.owner = std::string(head.substr(sp2 + 1));
-  s.route = v.substr(l1 + 1, l2 - l1 - 1);
-  s.value = std::make_shared<const std::string>(v.substr(l2 + 1));
-  if (s.expires_ms != 0 && s.expires_ms <= now) co_return std::nullopt;
-  auto decoded = cache::decode_entry(*s.value);
-  if (!decoded) co_return std::nullopt;  // damaged: a miss (the answer will replace it)
-  s.decoded = std::make_shared<const cache::Entry>(std::move(*decoded));
-  l1_.put(key, s);  // an L2 hit fills L1
-  co_return Found{std::move(s), "l2"};
-}
-
-bool ResponseCache::store(asio::any_io_executor ex, const std::string& key, cache::Stored stored,
-                          int64_t ttl_ms) {
-  if (stored.value == nullptr || stored.value->size() > max_entry_) return false;
-  l1_.put(key, stored);
-  if (l2_ == nullptr || !l2_usable(now_ms())) return true;
-  std::string value = fmt::format("{} {} {}\n{}\n", stored.stored_ms, stored.expires_ms,
-                                  stored.owner, stored.route);
-  value += *stored.value;
-  auto self = shared_from_this();
-  const std::string route_index = "idx:r:" + stored.route;
-  const std::string owner_index = "idx:o:" + stored.owner;
-  const std::string item = key + ":" + std::to_string(stored.stored_ms);
-  auto write = [self, key, value = std::move(value), route_index, owner_index, item,
-                ttl_ms]() -> asio::awaitable<void> {
-    const std::chrono::milliseconds ttl(ttl_ms);
-    const auto op = [&](store::StateStore& s) -> Result<void> {
-      if (auto p = s.put(key, value, "", ttl); !p) return p;
-      // Indexes for invalidation by route and by owner (they live as long as their newest entry).
-      if (auto a = s.append(route_index, {store::ListItem{item, key}}, ttl); !a) return std::move(a.error());
-      if (auto a = s.append(owner_index, {store::ListItem{item, key}}, ttl); !a) return std::move(a.error());
-      return {};
-    };
-    auto done = co_await self->l2_->run(op);
-    self->l2_result(done.ok(), done.ok() ? "" : done.error().message);
-  };
-  asio::co_spawn(ex, std::move(write), asio::detached);
-  return true;
-}
-
-asio::awaitable<size_t> ResponseCache::invalidate(const std::string& key, const std::string& route,
-                                                  const std::string& owner, bool all) {
-  size_t n = 0;
-  if (all) {
-    n += l1_.erase_if([](const cache::Stored&) { return true; });
-  } else if (!key.empty()) {
-    n += l1_.erase(key) ? 1 : 0;
-  } else {
-    n += l1_.erase_if([&](const cache::Stored& s) {
-      return (route.empty() || s.route == route) && (owner.empty() || s.owner == owner);
-    });
-  }
-  if (l2_ == nullptr) co_return n;
-  const auto op = [&](store::StateStore& s) -> Result<size_t> {
-    size_t gone = 0;
-    if (!key.empty()) {
-      auto e = s.erase(key);
-      if (!e) return std::move(e.error());
-      return *e ? 1 : 0;
-    }
-    // The index lists name their keys; every key of the list goes, then the list.
-    const std::string index = !route.empty() ? "idx:r:" + route : "idx:o:" + owner;
-    std::string after;
-    for (;;) {
-      auto page = s.range(index, after, 1000, false);
-      if (!page) return std::move(page.error());
-      for (const store::ListItem& item : page->items) {
-        auto e = s.erase(item.value);
-        if (!e) return std::move(e.error());
-        gone += *e ? 1 : 0;
-        after = item.id;
-      }
-      if (!page->has_more) break;
-    }
-    if (auto e = s.erase_list(index); !e) return std::move(e.error());
-    return gone;
-  };
-  if (all) co_return n;  // L2 entries expire by their TTL (no SCAN on a shared Redis)
-  auto erased = co_await l2_->run(op);
-  l2_result(erased.ok(), erased.ok() ? "" : erased.error().message);
-  if (erased) n += *erased;
-  co_return n;
-}
-
-void ResponseCache::note(std::string_view tier, std::string_view result) {
-  count_cache(tier, result);
-  auto& c = result == "miss"     ? misses_
-            : result == "bypass" ? bypasses_
-            : tier == "l1"       ? hits_l1_
-            : tier == "l2"       ? hits_l2_
-                                 : hits_flight_;
-  c.fetch_add(1, std::memory_order_relaxed);
-}
-
-json::object ResponseCache::stats() const {
-  const cache::MemoryStats m = l1_.stats();
-  const uint64_t h1 = hits_l1_.load(), h2 = hits_l2_.load(), hf = hits_flight_.load();
-  const uint64_t miss = misses_.load();
-  const uint64_t looked = h1 + h2 + hf + miss;
-  return json::object{
-      {"l1", json::object{{"entries", static_cast<uint64_t>(m.entries)},
-                          {"bytes", static_cast<uint64_t>(m.bytes)},
-                          {"evictions", m.evictions}}},
-      {"l2", l2_ == nullptr ? json::value("none") : json::value("redis")},
-      {"l2_down", l2_down_.load()},
-      {"requests", json::object{{"hits_l1", h1},
-                                {"hits_l2", h2},
-                                {"hits_flight", hf},
-                                {"misses", miss},
-                                {"bypassed", bypasses_.load()}}},
-      {"hit_ratio", looked == 0 ? 0.0 : static_cast<double>(h1 + h2 + hf) / static_cast<double>(looked)}};
-}
+}  // namespace
 
 // ---- the tee of a miss ----
 
@@ -355,7 +159,8 @@ class CacheFill final : public ResponseSink {
  public:
   CacheFill(std::shared_ptr<ResponseCache> cache, std::string key, cache::Stored meta,
             int64_t ttl_ms, bool tool_calls, std::unique_ptr<HttpSink> own, ResponseSink* inner,
-            std::shared_ptr<Flights::Flight> lead)
+            std::shared_ptr<Flights::Flight> lead, std::shared_ptr<SemanticProbe> probe,
+            asio::any_io_executor remote_lock)
       : cache_(std::move(cache)),
         key_(std::move(key)),
         meta_(std::move(meta)),
@@ -364,10 +169,13 @@ class CacheFill final : public ResponseSink {
         own_(std::move(own)),
         inner_(inner != nullptr ? inner : own_.get()),
         lead_(std::move(lead)),
+        probe_(std::move(probe)),
+        remote_lock_(std::move(remote_lock)),
         started_(std::chrono::steady_clock::now()) {}
   ~CacheFill() override {
     if (!done_) count_store(1);  // no answer came (an upstream error, a client gone)
     if (lead_) cache_->flights().finish(key_, lead_, nullptr);  // nothing to share
+    if (remote_lock_) cache_->unlock_flight(remote_lock_, key_);
   }
   asio::awaitable<void> answer(const canonical::Response& r) override {
     co_await store(r);
@@ -404,6 +212,8 @@ class CacheFill final : public ResponseSink {
   void release(std::shared_ptr<const std::string> entry = nullptr) {
     if (lead_) cache_->flights().finish(key_, lead_, std::move(entry));
     lead_ = nullptr;
+    if (remote_lock_) cache_->unlock_flight(remote_lock_, key_);
+    remote_lock_ = {};
   }
   asio::awaitable<void> store(const canonical::Response& r) {
     if (done_) co_return;
@@ -427,8 +237,25 @@ class CacheFill final : public ResponseSink {
     meta_.stored_ms = now;
     meta_.expires_ms = now + ttl_ms_;
     const auto ex = co_await asio::this_coro::executor;
-    const bool kept = cache_->store(ex, key_, meta_, ttl_ms_);
+    // The lock across instances is released by store(), once the entry is in L2.
+    const bool kept = cache_->store(ex, key_, meta_, ttl_ms_, static_cast<bool>(remote_lock_));
+    remote_lock_ = {};
     count_store(kept ? 0 : 2);
+    if (kept && probe_ != nullptr && (probe_->vector || !probe_->done)) {
+      cache::SemanticIndex::Item item;
+      item.bucket = probe_->bucket;
+      item.text = probe_->text;
+      item.key = key_;
+      item.owner = meta_.owner;
+      item.route = meta_.route;
+      item.expires_ms = meta_.expires_ms;
+      if (probe_->vector) {
+        cache_->semantic(probe_->model)->add(*probe_->vector, std::move(item), now);
+      } else {  // its embedding is still on its way (the probe lives in that call too)
+        probe_->index = cache_->semantic(probe_->model);
+        probe_->pending = std::move(item);
+      }
+    }
     release(kept ? value : nullptr);
   }
 
@@ -440,6 +267,8 @@ class CacheFill final : public ResponseSink {
   std::unique_ptr<HttpSink> own_;
   ResponseSink* inner_;
   std::shared_ptr<Flights::Flight> lead_;
+  std::shared_ptr<SemanticProbe> probe_;  // null: not indexed
+  asio::any_io_executor remote_lock_;     // set: this request holds the key's lock in L2
   std::chrono::steady_clock::time_point started_;
   canonical::ResponseBuilder builder_;
   bool done_ = false;
@@ -530,11 +359,37 @@ asio::awaitable<Verdict> CacheStage::on_request(RequestContext& ctx) const {
   const std::string key = cache::key_of(scope, *canonical);
   const int64_t now = now_ms();
 
+  // A malformed threshold is refused whatever the cache holds.
+  Result<double> threshold = rc.semantic.enabled
+                                 ? threshold_of(request.header("x-sluice-cache-threshold"),
+                                                rc.semantic.threshold)
+                                 : Result<double>(1.0);
+  if (!threshold) co_return Verdict::refuse(std::move(threshold.error()));
+  auto young = [&](const cache::Stored& s) {
+    return !cc.max_age || now - s.stored_ms <= *cc.max_age * 1000;
+  };
   if (!cc.no_cache) {
     auto found = co_await cache_->lookup(key, now);
-    if (found && (!cc.max_age || now - found->stored.stored_ms <= *cc.max_age * 1000)) {
+    if (found && young(found->stored)) {
       co_await serve(ctx, found->stored, found->tier);
       co_return Verdict::answered();
+    }
+  }
+  // The semantic tier: a single-turn question may be answered by a similar earlier one.
+  std::shared_ptr<SemanticProbe> probe;
+  if (rc.semantic.enabled) {
+    const asio::any_io_executor ex = co_await asio::this_coro::executor;
+    probe = start_probe(ex, ctx, api, scope);
+    if (probe != nullptr && !cc.no_cache) {
+      const std::chrono::milliseconds timeout = rc.semantic.timeout;
+      const std::function<bool(const cache::Stored&)> is_young = young;
+      auto lookup = find_similar(*probe, *threshold, timeout, now, is_young);
+      std::optional<Similar> similar = co_await std::move(lookup);
+      if (similar) {
+        responder.add_header("x-sluice-cache-similarity", fmt::format("{:.4f}", similar->similarity));
+        co_await serve(ctx, similar->found.stored, "semantic");
+        co_return Verdict::answered();
+      }
     }
   }
   // Identical misses in flight: the first leads, later ones wait for its answer.
@@ -554,12 +409,30 @@ asio::awaitable<Verdict> CacheStage::on_request(RequestContext& ctx) const {
     }
     flight = nullptr;  // no answer in time: this one goes upstream too, leading nothing
   }
+  // Across instances (cache.flight_lock): the leader here also takes the key's lock in L2; when
+  // another instance holds it, its answer is awaited in L2 (bounded), then shared locally too.
+  bool remote_lock = false;
+  if (flight != nullptr && cache_->flight_lock() && rc.flight_wait.count() > 0) {
+    const std::chrono::milliseconds wait = rc.flight_wait;
+    const ResponseCache::Lock lock = co_await cache_->lock_flight(key, wait);
+    remote_lock = lock == ResponseCache::Lock::acquired;
+    if (lock == ResponseCache::Lock::elsewhere) {
+      std::optional<ResponseCache::Found> found = co_await cache_->wait_elsewhere(key, wait);
+      if (found && found->stored.value != nullptr) {
+        cache_->flights().finish(key, flight, found->stored.value);
+        co_await serve(ctx, found->stored, "flight");
+        co_return Verdict::answered();
+      }
+    }
+  }
+  const asio::any_io_executor fill_ex = co_await asio::this_coro::executor;
   // A miss: the answer is teed into the cache (through the canonical model, so one entry
   // serves every protocol and both shapes).
   if (!ctx.canon) {
     auto decoded = canonical::decode_request(canonical::Protocol::openai, request.body, {});
     if (!decoded) {
       if (flight) cache_->flights().finish(key, flight, nullptr);
+      if (remote_lock) cache_->unlock_flight(fill_ex, key);
       co_return bypass();
     }
     ctx.canon = std::move(decoded.value());
@@ -574,13 +447,69 @@ asio::awaitable<Verdict> CacheStage::on_request(RequestContext& ctx) const {
   meta.owner = scope.owner;
   meta.route = scope.route;
   auto fill = std::make_shared<CacheFill>(cache_, key, std::move(meta), rc.ttl_s * 1000,
-                                          rc.tool_calls, std::move(own), ctx.sink, flight);
+                                          rc.tool_calls, std::move(own), ctx.sink, flight,
+                                          std::move(probe), remote_lock ? fill_ex : asio::any_io_executor());
   ctx.sink = fill.get();
   ctx.cache_fill = std::move(fill);
   responder.add_header("x-sluice-cache", "miss");
   ctx.trace->cache = "miss";
   cache_->note("none", "miss");
   co_return Verdict::proceed();
+}
+
+std::shared_ptr<SemanticProbe> CacheStage::start_probe(const asio::any_io_executor& ex,
+                                                      RequestContext& ctx, cache::Api api,
+                                                      const cache::Scope& scope) const {
+  const config::RouteCacheConfig::Semantic& sc = ctx.route->cache.semantic;
+  auto question = cache::semantic_question(api, ctx.request->body);
+  if (!question || !question->has_value()) {
+    count_semantic("ineligible");
+    return nullptr;
+  }
+  std::shared_ptr<void> hold = caller_.hold();
+  if (hold == nullptr || ctx.worker == nullptr) return nullptr;  // the gateway is going away
+  auto probe = std::make_shared<SemanticProbe>();
+  probe->model = sc.embeddings_model;
+  probe->bucket = cache::key_of(scope, (*question)->rest);
+  probe->text = std::move((*question)->text);
+  asio::co_spawn(ex,
+                 embed_question(std::move(hold), &caller_, probe, *ctx.who, ctx.worker),
+                 asio::detached);
+  return probe;
+}
+
+asio::awaitable<std::optional<CacheStage::Similar>> CacheStage::find_similar(
+    SemanticProbe& probe, double threshold, std::chrono::milliseconds timeout, int64_t now,
+    const std::function<bool(const cache::Stored&)>& young) const {
+  if (!probe.done) {
+    auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor);
+    timer->expires_after(timeout);
+    probe.waiter = timer;
+    co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  if (!probe.vector) {
+    count_semantic("error");
+    co_return std::nullopt;
+  }
+  const auto started = std::chrono::steady_clock::now();
+  std::optional<Similar> out;
+  bool guarded = false;
+  const auto matches = cache_->semantic(probe.model)->search(probe.bucket, *probe.vector,
+                                                             static_cast<float>(threshold), 4, now);
+  for (const cache::SemanticIndex::Match& m : matches) {
+    if (cache::guard_refuses(probe.text, m.text) != nullptr) {
+      guarded = true;
+      continue;
+    }
+    auto found = co_await cache_->lookup(m.key, now);
+    if (found && young(found->stored)) {
+      out = Similar{std::move(*found), m.similarity};
+      break;
+    }
+  }
+  time_semantic(std::chrono::steady_clock::now() - started);
+  count_semantic(out ? "hit" : guarded ? "guarded" : "miss");
+  co_return out;
 }
 
 asio::awaitable<void> CacheStage::serve(RequestContext& ctx, const cache::Stored& stored,
@@ -605,9 +534,10 @@ asio::awaitable<void> CacheStage::serve(RequestContext& ctx, const cache::Stored
     co_return;
   }
   const int64_t age_s = std::max<int64_t>(0, (now_ms() - stored.stored_ms) / 1000);
-  responder.add_header("x-sluice-cache", "hit");
+  const bool semantic = std::string_view(tier) == "semantic";
+  responder.add_header("x-sluice-cache", semantic ? "semantic" : "hit");
   responder.add_header("age", std::to_string(age_s));
-  ctx.trace->cache = "hit";
+  ctx.trace->cache = semantic ? "semantic" : "hit";
   cache_->note(tier, "hit");
   canonical::Response r = entry->answer;
   r.id = "cache-" + std::string(request.request_id);

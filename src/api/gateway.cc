@@ -79,7 +79,7 @@ Gateway::Gateway(std::shared_ptr<const routing::Router> router, const std::atomi
   {
     for (const std::string& name : router_->config().pipeline.stages) {
       if (name == "cache") {
-        if (caching) stages_.push_back(std::make_unique<CacheStage>(cache_, cfg.metrics.validate_streams));
+        if (caching) stages_.push_back(std::make_unique<CacheStage>(cache_, cfg.metrics.validate_streams, *this));
         caching_ = caching;
         continue;
       }

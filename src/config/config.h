@@ -151,6 +151,13 @@ struct RouteCacheConfig {
   bool tool_calls = false;         // store answers that call tools
   double hit_cost = 0;             // share of the normal cost a hit is charged
   Millis flight_wait{30'000};      // identical misses wait this long for the first one's answer
+  // The semantic tier (single-turn questions answered by a similar earlier one).
+  struct Semantic {
+    bool enabled = false;
+    std::string embeddings_model;  // a routed embeddings model (required when enabled)
+    double threshold = 0.95;       // cosine similarity; a request may raise it, never lower it
+    Millis timeout{1'000};         // an embedding slower than this is a miss
+  } semantic;
 };
 
 struct RouteConfig {
@@ -175,6 +182,8 @@ struct CacheConfig {
   size_t l1_max_bytes = size_t{256} << 20;  // in-process tier
   size_t max_entry_bytes = size_t{1} << 20; // an answer bigger than this is not stored
   bool l2_redis = false;                    // second tier in the top-level `redis` server
+  size_t semantic_max_entries = 10'000;     // questions in each semantic index (per embeddings model)
+  bool flight_lock = false;                 // single flight across instances (a lock per key in L2)
 };
 
 /// Request and token rate limits; 0 = no limit for that dimension.

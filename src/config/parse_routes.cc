@@ -295,6 +295,10 @@ void parse_routes(const YAML::Node* node, Config& config) {
     if (!route.sessions.summary_model.empty()) {
       check_served(routes, route.sessions.summary_model, child_path(sessions, "summary_model"));
     }
+    if (route.cache.enabled && route.cache.semantic.enabled) {
+      check_served(routes, route.cache.semantic.embeddings_model,
+                   child_path(child_path(child_path(path, "cache"), "semantic"), "embeddings_model"));
+    }
   }
   // A session's embeddings model (state.sessions.embeddings_model) is routed too.
   if (const std::string& m = config.state.sessions.embeddings_model; !m.empty()) {

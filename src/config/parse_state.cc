@@ -77,6 +77,11 @@ void parse_cache(const YAML::Node& node, CacheConfig& cache) {
   if (const auto* n = s.find("max_entry_bytes")) {
     cache.max_entry_bytes = read_size(*n, s.path("max_entry_bytes"));
   }
+  if (const auto* n = s.find("flight_lock")) cache.flight_lock = read_bool(*n, s.path("flight_lock"));
+  if (const auto* n = s.find("semantic_max_entries")) {
+    cache.semantic_max_entries =
+        static_cast<size_t>(read_int_in(*n, s.path("semantic_max_entries"), 1, 10'000'000));
+  }
   if (const auto* n = s.find("l2")) {
     const std::string v = read_string(*n, s.path("l2"));
     if (v == "redis") {
@@ -86,6 +91,9 @@ void parse_cache(const YAML::Node& node, CacheConfig& cache) {
     } else {
       fail(s.path("l2"), fmt::format("unknown tier {} (expected none, redis)", quote_value(v)));
     }
+  }
+  if (cache.flight_lock && !cache.l2_redis) {
+    fail(s.path("flight_lock"), "needs the Redis tier (l2: redis): the lock lives there");
   }
 }
 
@@ -107,6 +115,22 @@ void parse_route_cache(const YAML::Node& node, const std::string& path, RouteCac
   if (const auto* n = s.find("tool_calls")) c.tool_calls = read_bool(*n, s.path("tool_calls"));
   if (const auto* n = s.find("hit_cost")) c.hit_cost = read_double_in(*n, s.path("hit_cost"), 0, 1, false);
   if (const auto* n = s.find("flight_wait_ms")) c.flight_wait = read_millis_or_zero(*n, s.path("flight_wait_ms"));
+  if (const auto* n = s.find("semantic")) {
+    const Section ss(*n, s.path("semantic"), "routes[].cache.semantic");
+    RouteCacheConfig::Semantic& x = c.semantic;
+    x.enabled = true;  // like `cache:`, a `semantic:` map turns it on
+    if (const auto* v = ss.find("enabled")) x.enabled = read_bool(*v, ss.path("enabled"));
+    if (const auto* v = ss.find("embeddings_model")) {
+      x.embeddings_model = read_string(*v, ss.path("embeddings_model"));
+    }
+    if (const auto* v = ss.find("threshold")) {
+      x.threshold = read_double_in(*v, ss.path("threshold"), 0.5, 1, false);
+    }
+    if (const auto* v = ss.find("timeout_ms")) x.timeout = read_millis(*v, ss.path("timeout_ms"));
+    if (x.enabled && x.embeddings_model.empty()) {
+      fail(ss.path("embeddings_model"), "required when the semantic tier is enabled");
+    }
+  }
 }
 
 void parse_session_tuning(const Section& ss, SessionTuning& x) {

@@ -67,8 +67,9 @@ inline constexpr Entry kEntries[] = {
     {"pipeline", "stages"},
     {"routes[]", "model description when_env targets balancer retry fallbacks context_fallback "
                  "fail_fast context_window default_max_tokens sessions cache"},
-    {"routes[].cache", "enabled mode ttl_s tool_calls hit_cost flight_wait_ms"},
-    {"cache", "l1_max_bytes max_entry_bytes l2"},
+    {"routes[].cache", "enabled mode ttl_s tool_calls hit_cost flight_wait_ms semantic"},
+    {"routes[].cache.semantic", "enabled embeddings_model threshold timeout_ms"},
+    {"cache", "l1_max_bytes max_entry_bytes l2 semantic_max_entries flight_lock"},
     {"routes[].sessions", "memories_k memory_share margin_tokens alpha beta gamma half_life_s "
                           "extract_model summary_model summary_min_turns summary_max_turns"},
     {"routes[].retry", "max_attempts backoff_base_ms backoff_cap_ms jitter deadline_ms "

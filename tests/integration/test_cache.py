@@ -830,9 +830,9 @@ def test_flight_wait_zero_does_not_wait(gw, mock):
 
 
 def redis_entries(redis) -> list[str]:
-    """The cache's entry keys in Redis (not its invalidation indexes)."""
+    """The cache's entry keys in Redis (not its invalidation indexes, log or flight locks)."""
     keys = redis.command("KEYS", "sluice:cache:*") or []
-    return [k for k in keys if "idx:" not in k]
+    return [k for k in keys if not any(m in k for m in ("idx:", "inv:", "lock:"))]
 
 
 def test_l2_is_shared_by_two_instances(start, mock, redis):

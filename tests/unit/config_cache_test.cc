@@ -58,5 +58,45 @@ TEST(ConfigCache, BadValuesNameTheirPath) {
             "cache.max_entry_bytes: must be > 0");
 }
 
+TEST(ConfigCache, SemanticTier) {
+  const auto c = parse_config(
+      "cache: {semantic_max_entries: 500}\n"
+      "routes:\n"
+      "  - model: a\n"
+      "    cache: {semantic: {embeddings_model: e, threshold: 0.97, timeout_ms: 250}}\n"
+      "    targets: [{provider: demo}]\n"
+      "  - model: b\n"
+      "    cache: {semantic: {enabled: false}}\n"
+      "    targets: [{provider: demo}]\n"
+      "  - model: e\n"
+      "    targets: [{provider: demo}]\n");
+  EXPECT_EQ(c->cache.semantic_max_entries, 500u);
+  const auto& a = c->routes[0].cache.semantic;
+  EXPECT_TRUE(a.enabled);
+  EXPECT_EQ(a.embeddings_model, "e");
+  EXPECT_DOUBLE_EQ(a.threshold, 0.97);
+  EXPECT_EQ(a.timeout.count(), 250);
+  EXPECT_FALSE(c->routes[1].cache.semantic.enabled);
+  const auto plain = parse_config(kDemoRoute);
+  EXPECT_FALSE(plain->routes[0].cache.semantic.enabled);
+  EXPECT_DOUBLE_EQ(plain->routes[0].cache.semantic.threshold, 0.95);
+  EXPECT_EQ(plain->cache.semantic_max_entries, 10'000u);
+
+  auto route = [](const std::string& semantic) {
+    return error_of("routes:\n  - model: a\n    cache: {semantic: " + semantic +
+                    "}\n    targets: [{provider: demo}]\n");
+  };
+  EXPECT_EQ(route("{}"), "routes[0].cache.semantic.embeddings_model: required when the semantic tier is enabled");
+  EXPECT_EQ(route("{embeddings_model: nowhere}"),
+            "routes[0].cache.semantic.embeddings_model: no route serves model \"nowhere\"");
+  EXPECT_NE(route("{embeddings_model: a, threshold: 0.2}").find("routes[0].cache.semantic.threshold"),
+            std::string::npos);
+  EXPECT_NE(route("{embeddings_model: a, k: 3}").find("routes[0].cache.semantic.k: unknown key"),
+            std::string::npos);
+  EXPECT_NE(error_of(std::string("cache: {semantic_max_entries: 0}\n") + kDemoRoute)
+                .find("cache.semantic_max_entries"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace sluice::config
