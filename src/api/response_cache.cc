@@ -76,8 +76,9 @@ const CacheCells& cells() {
           "(no embedding in time).",
           observe::label("result", c.kSemantic[i]));
     }
-    static constexpr std::array<uint64_t, 10> kBounds = {50, 100, 200, 500, 1000, 2000, 5000,
-                                                         10000, 50000, 100000};
+    static constexpr std::array<uint64_t, 16> kBounds = {25,   50,   75,   100,  150,   200,
+                                                         300,  500,  750,  1000, 1500,  2000,
+                                                         5000, 10000, 50000, 100000};
     c.semantic_time = r.histogram("sluice_cache_semantic_lookup_seconds",
                                   "Time a semantic lookup took, the embedding call excluded.", "",
                                   kBounds, 1e6);

@@ -258,12 +258,6 @@ constexpr auto kStopwords = std::to_array<std::string_view>({
     "ok", "well", "get", "got", "make", "use", "using", "one's", "s", "t", "describe",
     "define", "mean", "means", "meaning", "help", "question", "wondering", "curious", "possible"});
 
-// Words that give the other words a direction: with one of them, the same words in another
-// order ask another question ("convert PDF to Word" / "convert Word to PDF").
-constexpr auto kDirectional = std::to_array<std::string_view>({
-    "to", "into", "from", "than", "vs", "versus", "over", "under", "before", "after", "onto",
-    "toward", "towards", "between", "per", "by", "of"});
-
 template <size_t N>
 bool listed(const std::array<std::string_view, N>& list, std::string_view w) {
   return std::find(list.begin(), list.end(), w) != list.end();
@@ -282,7 +276,6 @@ struct Facts {
   std::vector<std::string> words;      // every word, sorted (for lookups)
   std::vector<std::string> content;    // the subject words (normalised), in text order
   std::vector<std::string> sequence;   // the subject words and the numbers, in text order
-  bool directional = false;            // has a word from kDirectional
 };
 
 // A word's spelling variants made one: contractions and possessives dropped, plurals made
@@ -344,7 +337,6 @@ Facts facts_of(std::string_view s) {
       f.names.push_back(t.lower);
     }
     if (listed(kOpposites, t.lower)) f.opposites.push_back(t.lower);
-    if (listed(kDirectional, t.lower)) f.directional = true;
     const bool number = (t.has_digit && !t.has_alpha) || listed(kNumberWords, t.lower);
     if (number) {
       f.sequence.push_back(t.lower);
@@ -391,9 +383,11 @@ const char* guard_refuses(std::string_view a, std::string_view b) {
   const bool a_only = !std::includes(cb.begin(), cb.end(), ca.begin(), ca.end());
   const bool b_only = !std::includes(ca.begin(), ca.end(), cb.begin(), cb.end());
   if (a_only && b_only) return "words";
-  // The shared subject words in another order, with a word that gives them a direction or
-  // numbers between them ("kilometers in 5 miles" / "miles in 5 kilometers").
-  if (fa.directional || fb.directional || !fa.numbers.empty()) {
+  // The shared subject words (and numbers) in another order: "convert PDF to Word" / "convert
+  // Word to PDF", "kilometers in 5 miles" / "miles in 5 kilometers", "how does A interact with
+  // B" / "how does B interact with A". A reordered paraphrase ("Which country is Paris in?" /
+  // "Paris is in which country?") is refused too: safe, if wasteful.
+  {
     const std::vector<std::string>& shared = a_only ? cb : ca;  // the smaller set
     auto order = [&](const std::vector<std::string>& words) {
       std::vector<std::string> out;
