@@ -956,16 +956,16 @@ def test_admin_cache_stats(gw, mock):
     st = admin_cache(gw)
     assert st == {"l1": {"entries": 0, "bytes": 0, "evictions": 0}, "l2": "none",
                   "l2_down": False, "requests": {"hits_l1": 0, "hits_l2": 0, "hits_flight": 0,
-                                                 "misses": 0, "bypassed": 0},
-                  "hit_ratio": 0}, st
+                                                 "hits_semantic": 0, "misses": 0, "bypassed": 0},
+                  "semantic": {}, "hit_ratio": 0}, st
     chat(gw, "q-stats")
     chat(gw, "q-stats")
     chat(gw, "q-stats", headers={"x-sluice-cache": "off"})
     chat(gw, "q-stats-2")
     st = admin_cache(gw)
     assert st["l1"]["entries"] == 2 and st["l1"]["bytes"] > 0, st
-    assert st["requests"] == {"hits_l1": 1, "hits_l2": 0, "hits_flight": 0, "misses": 2,
-                              "bypassed": 1}, st
+    assert st["requests"] == {"hits_l1": 1, "hits_l2": 0, "hits_flight": 0, "hits_semantic": 0,
+                              "misses": 2, "bypassed": 1}, st
     assert abs(st["hit_ratio"] - 1 / 3) < 1e-9, st
     # HEAD works like GET; the token is required; other methods are refused.
     assert http_call(gw.admin, "HEAD", "/admin/cache", headers=ADMIN_AUTH).status == 200
