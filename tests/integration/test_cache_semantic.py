@@ -37,8 +37,9 @@ import pytest
 from conftest import (REPO_ROOT, SLUICE_BIN, assert_error_shape, free_closed_port,
                       http_call, require_binaries, start_mock, stream_request)
 from test_cache import (ADMIN_AUTH, AUTH_TOP, KEY_A1, KEY_A2, KEY_B1, KEY_SOLO, CacheStarter,
-                        assert_chat_stream, assert_streams_valid, bearer, gemini_text, metric,
-                        responses_text)
+                        admin_cache, assert_chat_stream, assert_streams_valid, bearer,
+                        cache_header, gemini_text, metric, responses_text)
+from test_cache import message_text as text_of
 
 CHAT = "/v1/chat/completions"
 MESSAGES = "/v1/messages"
@@ -132,20 +133,6 @@ def chat(gw, text, model="chat", system=None, reply=None, headers=None, **extra)
         h["x-mock-reply"] = reply
     return http_call(gw, "POST", CHAT, json_body={"model": model, "messages": msgs, **extra},
                      headers=h)
-
-
-def text_of(r) -> str:
-    return r.json()["choices"][0]["message"]["content"]
-
-
-def cache_header(r) -> str | None:
-    return r.header("x-sluice-cache")
-
-
-def admin_cache(gw) -> dict:
-    r = http_call(gw.admin, "GET", "/admin/cache", headers=ADMIN_AUTH)
-    assert r.status == 200, r
-    return r.json()
 
 
 def entries(gw) -> int:
