@@ -104,7 +104,14 @@ timed "tsan build" bash -c "cmake -S . -B '$TSAN_DIR' -DCMAKE_BUILD_TYPE=Release
 
 step "unit tests under TSan"
 timed "unit (tsan)" env TSAN_OPTIONS="halt_on_error=1:exitcode=66:second_deadlock_stack=1" \
-  "$TSAN_DIR/sluice_unit_tests" --gtest_brief=1
+  "$TSAN_DIR/sluice_unit_tests" --gtest_brief=1 --gtest_filter='-SemanticIndex.*'
+# The semantic cache's index: data races checked, lock order not. hnswlib takes its per-node
+# locks in the order a graph walk meets the nodes (a cycle TSan reports inside one addPoint
+# call, with stacks it cannot keep, so no suppression can name it); Sluice never runs two
+# hnswlib calls on one graph at once (cache::SemanticIndex serialises them), so it cannot
+# deadlock.
+timed "unit (tsan, semantic index)" env TSAN_OPTIONS="halt_on_error=1:exitcode=66:detect_deadlocks=0" \
+  "$TSAN_DIR/sluice_unit_tests" --gtest_brief=1 --gtest_filter='SemanticIndex.*'
 
 step "timings"
 printf '%s\n' "${timings[@]}"
