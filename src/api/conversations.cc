@@ -138,9 +138,9 @@ asio::awaitable<void> send_error_value(http::Responder& responder, const Error& 
 
 void count_state_write(std::string_view what, bool ok) {
   static const auto cells = [] {
-    std::array<std::array<observe::Cell, 2>, 4> c{};
-    const char* whats[] = {"response", "conversation_items", "turn", "memory"};
-    for (size_t i = 0; i < 4; ++i) {
+    std::array<std::array<observe::Cell, 2>, 5> c{};
+    const char* whats[] = {"response", "conversation_items", "turn", "memory", "file"};
+    for (size_t i = 0; i < 5; ++i) {
       for (size_t r = 0; r < 2; ++r) {
         c[i][r] = observe::Registry::instance().counter(
             "sluice_state_writes_total",
@@ -150,7 +150,11 @@ void count_state_write(std::string_view what, bool ok) {
     }
     return c;
   }();
-  const size_t i = what == "response" ? 0 : what == "conversation_items" ? 1 : what == "turn" ? 2 : 3;
+  const size_t i = what == "response"             ? 0
+                   : what == "conversation_items" ? 1
+                   : what == "turn"               ? 2
+                   : what == "memory"             ? 3
+                                                  : 4;
   observe::add(cells[i][ok ? 1 : 0]);
 }
 

@@ -38,6 +38,7 @@ Endpoint endpoint_of(std::string_view api, std::string_view path,
   if (api == "/responses" || api.starts_with("/responses/")) return Endpoint::responses;
   if (api == "/conversations" || api.starts_with("/conversations/")) return Endpoint::conversations;
   if (api == "/sessions" || api.starts_with("/sessions/")) return Endpoint::sessions;
+  if (api == "/files" || api.starts_with("/files/")) return Endpoint::files;
   if (!gemini_target(path).model.empty()) return Endpoint::gemini_generate;
   if (api == "/models" || api.starts_with("/models/")) return Endpoint::models;
   if (path.starts_with("/admin/")) return Endpoint::admin;
@@ -102,6 +103,7 @@ Gateway::Gateway(std::shared_ptr<const routing::Router> router, const std::atomi
   if (state) {
     const config::Config& c = router_->config();
     sessions_ = std::make_unique<SessionsApi>(state, c.state, c.metrics.validate_streams, *this);
+    files_ = std::make_unique<FilesApi>(state, c.state);
     responses_ = std::make_unique<ResponsesApi>(std::move(state), c.state);
   }
 }
@@ -115,7 +117,7 @@ bool is_api_path(std::string_view path) {
          path.starts_with("/messages/") || path.starts_with("/v1beta/") ||
          path == "/responses" || path.starts_with("/responses/") || path == "/conversations" ||
          path.starts_with("/conversations/") || path == "/sessions" ||
-         path.starts_with("/sessions/");
+         path.starts_with("/sessions/") || path == "/files" || path.starts_with("/files/");
 }
 
 }  // namespace
@@ -229,7 +231,7 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
     co_return co_await proxy(g.method == "countTokens" ? Operation::count_tokens : Operation::chat,
                              request, responder, worker, who, trace, canonical::Protocol::gemini);
   } else if (trace.endpoint == Endpoint::responses || trace.endpoint == Endpoint::conversations ||
-             trace.endpoint == Endpoint::sessions) {
+             trace.endpoint == Endpoint::sessions || trace.endpoint == Endpoint::files) {
     if (!responses_) {
       co_await send_built_error(responder, [] {
         return make_error(Errc::unavailable, "No state store is configured for this gateway.");
@@ -241,6 +243,7 @@ asio::awaitable<void> Gateway::handle(http::Request& request, http::Responder& r
       co_return co_await create_response(request, responder, worker, who, trace);
     }
     const std::string owner = state_owner(who);
+    if (trace.endpoint == Endpoint::files) co_return co_await files_->serve(request, responder, path, owner);
     if (trace.endpoint == Endpoint::sessions) {
       co_return co_await sessions_->serve(request, responder, path, owner, who, worker);
     }

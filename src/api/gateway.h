@@ -17,6 +17,7 @@
 #include "api/governance.h"
 #include "api/local_call.h"
 #include "api/request_context.h"
+#include "api/files.h"
 #include "api/responses.h"
 #include "api/sessions.h"
 #include "api/stage.h"
@@ -110,6 +111,7 @@ class Gateway : public std::enable_shared_from_this<Gateway>, public LocalCaller
   AdminApi admin_;         // after dispatcher_, which it reads
   Stages stages_;          // in the order they run (the table in the constructor)
   std::unique_ptr<ResponsesApi> responses_;  // null without a state store
+  std::unique_ptr<FilesApi> files_;          // null without a state store
   std::unique_ptr<SessionsApi> sessions_;    // null without a state store
   std::shared_ptr<ResponseCache> cache_;     // shared by the Gateways of one `cache` config
   bool caching_ = false;                     // some route caches (and the stage runs)

@@ -107,6 +107,7 @@ std::string_view endpoint_label(Endpoint e) {
     case Endpoint::gemini_generate: return "/v1beta/models:generateContent";
     case Endpoint::responses: return "/v1/responses";
     case Endpoint::conversations: return "/v1/conversations";
+    case Endpoint::files: return "/v1/files";
     case Endpoint::sessions: return "/v1/sessions";
     case Endpoint::admin: return "/admin";
     case Endpoint::health: return "/healthz";

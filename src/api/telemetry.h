@@ -25,7 +25,7 @@ struct TargetRuntime;
 
 enum class Endpoint : uint8_t {
   chat, completions, embeddings, models, messages, count_tokens, gemini_generate, responses,
-  conversations, sessions, admin, health,
+  conversations, sessions, files, admin, health,
   metrics, debug, other, kCount
 };
 std::string_view endpoint_label(Endpoint e);

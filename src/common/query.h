@@ -19,7 +19,8 @@ void for_each_query_param(std::string_view query, F&& f) {
 }
 
 /// A query value with %XX escapes and '+' decoded (an invalid escape stays as it is).
-inline std::string percent_decode(std::string_view value) {
+/// `plus_is_space` false: '+' stays (RFC 5987 values, which are not form-encoded).
+inline std::string percent_decode(std::string_view value, bool plus_is_space = true) {
   auto hex = [](char c) -> int {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -28,7 +29,7 @@ inline std::string percent_decode(std::string_view value) {
   };
   std::string out;
   for (size_t i = 0; i < value.size(); ++i) {
-    if (value[i] == '+') {
+    if (value[i] == '+' && plus_is_space) {
       out += ' ';
     } else if (value[i] == '%' && i + 2 < value.size() && hex(value[i + 1]) >= 0 &&
                hex(value[i + 2]) >= 0) {

@@ -314,6 +314,8 @@ struct StateConfig {
   int64_t responses_ttl_s = 30 * 86'400;     // stored responses (OpenAI keeps them 30 days)
   int64_t conversations_ttl_s = 0;           // conversations and their items (0 = no expiry)
   int max_chain = 1000;                      // previous_response_id links replayed at most
+  size_t files_max_bytes = size_t{512} << 20;  // one uploaded file (/v1/files)
+  int64_t files_ttl_s = 0;                   // files expire after this (0 = kept until deleted)
   struct Sessions {
     int64_t idle_ttl_s = 86'400;             // default of a session's idle_ttl (0 = none)
     int64_t max_ttl_s = 0;                   // default of a session's max_ttl (0 = none)

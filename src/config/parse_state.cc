@@ -42,6 +42,10 @@ void parse_state(const YAML::Node& node, const std::string& base_dir, StateConfi
   if (const auto* n = s.find("responses_ttl_s")) {
     st.responses_ttl_s = read_int_in(*n, s.path("responses_ttl_s"), 0, 10LL * 365 * 86'400);
   }
+  if (const auto* n = s.find("files_max_bytes")) st.files_max_bytes = read_size(*n, s.path("files_max_bytes"));
+  if (const auto* n = s.find("files_ttl_s")) {
+    st.files_ttl_s = read_int_in(*n, s.path("files_ttl_s"), 0, 10LL * 365 * 86'400);
+  }
   if (const auto* n = s.find("conversations_ttl_s")) {
     st.conversations_ttl_s =
         read_int_in(*n, s.path("conversations_ttl_s"), 0, 10LL * 365 * 86'400);

@@ -59,7 +59,7 @@ inline constexpr Entry kEntries[] = {
     {"budgets.per_tenant.*", "usd period"},
     {"usage", "db"},
     {"state", "backend path max_entries max_bytes sweep_interval_ms responses_ttl_s "
-              "conversations_ttl_s max_chain sessions"},
+              "conversations_ttl_s max_chain files_max_bytes files_ttl_s sessions"},
     {"state.sessions", "idle_ttl_s max_ttl_s memories_k memory_share margin_tokens "
                        "default_context_window alpha beta gamma half_life_s extract_model "
                        "summary_model summary_min_turns summary_max_turns embeddings_model "
