@@ -871,6 +871,7 @@ def test_l2_invalidation_by_route_reaches_other_instances(start, mock, redis):
     assert not redis_entries(redis), redis.command("KEYS", "*")
     b = start(top=l2_top(redis), name="b")
     assert cache_header(chat(b, "q-l2-inv")) == "miss"
+    assert poll(lambda: redis_entries(redis), 5)  # b's L2 write is asynchronous
     assert cache_header(chat(a, "q-l2-inv")) == "hit"  # b stored it again
 
 
